@@ -1,0 +1,20 @@
+"""Gateware for the arithmetic of :mod:`spiketwin.fixedpoint`: same rounding constants, same saturation."""
+
+from amaranth.hdl import Mux, Value
+
+from spiketwin.fixedpoint import QFormat
+
+__all__ = ["saturate", "mul"]
+
+
+def saturate(value: Value, fmt: QFormat) -> Value:
+    """Clamp a wide signed value to the format's raw range (``fixedpoint.saturate``)."""
+    clamped = Mux(value > fmt.max_raw, fmt.max_raw, Mux(value < fmt.min_raw, fmt.min_raw, value))
+    return clamped[:fmt.width].as_signed()
+
+
+def mul(a: Value, b: Value, fmt: QFormat) -> Value:
+    """Fixed-point product (``fixedpoint.mul``): exact product, rounding bias by sign, shift, saturate."""
+    p = a.as_signed() * b.as_signed()
+    biased = p + Mux(p < 0, fmt.round_bias(True), fmt.round_bias(False))
+    return saturate(biased >> fmt.frac_bits, fmt)

@@ -1,0 +1,321 @@
+"""The time-multiplexed LIF spiking core, generated from a :class:`~spiketwin.config.CoreConfig`.
+
+Its behaviour is specified by :mod:`spiketwin.twin`; the co-simulation tests hold the two bit-exact.
+"""
+
+from amaranth.hdl import Cat, Const, Elaboratable, Module, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from spiketwin.config import PARAM_FIELDS, STATE_FIELDS, Control, CoreConfig, ErrorFlag, Region
+
+from . import arith
+
+__all__ = ["ConfigSignature", "Core", "emit_verilog"]
+
+
+class ConfigSignature(wiring.Signature):
+    """Configuration port, seen from the host side.
+
+    A request is taken when ``valid`` and ``ready`` are both high. A write stores ``wdata`` at
+    ``addr``; a read answers with ``rvalid`` high for one cycle and ``rdata``, one cycle or more
+    later, and no further request is taken until then.
+
+    Members
+    -------
+    valid, write, addr, wdata : Out
+    ready, rdata, rvalid : In
+    """
+
+    def __init__(self, *, addr_bits: int, data_bits: int):
+        for name, v in (("addr_bits", addr_bits), ("data_bits", data_bits)):
+            if not isinstance(v, int) or v < 1:
+                raise TypeError(f"{name} must be a positive integer, not {v!r}")
+        super().__init__({
+            "valid": Out(1), "write": Out(1), "addr": Out(addr_bits), "wdata": Out(data_bits),
+            "ready": In(1), "rdata": In(data_bits), "rvalid": In(1),
+        })
+
+
+def _layout(fields: dict) -> data.StructLayout:
+    return data.StructLayout({name: unsigned(bits) for name, bits in fields.items()})
+
+
+class Core(wiring.Component):
+    """A spiking core of ``config.n_neurons`` current-based LIF neurons.
+
+    One step: external axon events arrive on ``events`` and the previous step's spikes are
+    replayed from an internal list; each event adds its weight row to an exact accumulator,
+    ``lanes`` neurons per clock. An event with ``step=1`` closes the step: every neuron is updated
+    (DESIGN.md section 3), fired neuron addresses leave on ``spikes`` in increasing order,
+    followed by a beat with ``end=1``.
+
+    Parameters
+    ----------
+    config : CoreConfig
+
+    Members
+    -------
+    events : In(stream.Signature(StructLayout(config.event_fields)))
+        ``axon`` events and ``step`` markers.
+    spikes : Out(stream.Signature(StructLayout(config.spike_fields)))
+        Fired ``neuron`` addresses and ``end`` markers; ``ready`` may be held low at any time.
+    cfg : In(ConfigSignature)
+        Writes weights, parameters and state and reads them back (``config.memory_map()``);
+        served while the core waits for events.
+    errors : Out(len(ErrorFlag))
+        Sticky :class:`ErrorFlag` bits; cleared by writing ``Control.CLEAR_ERRORS``.
+    """
+
+    def __init__(self, config: CoreConfig):
+        if not isinstance(config, CoreConfig):
+            raise TypeError(f"config must be a CoreConfig, not {config!r}")
+        self.config = config
+        super().__init__({
+            "events": In(stream.Signature(_layout(config.event_fields))),
+            "spikes": Out(stream.Signature(_layout(config.spike_fields))),
+            "cfg": In(ConfigSignature(addr_bits=config.addr_bits, data_bits=config.data_bits)),
+            "errors": Out(len(ErrorFlag)),
+        })
+
+    def elaborate(self, platform):
+        c = self.config
+        fmt = c.fmt
+        m = Module()
+        lanes, groups = c.lanes, c.groups
+        lane_bits = (lanes - 1).bit_length()
+
+        def shape_of(region):
+            bits = c.field_bits(region)
+            return signed(bits) if c.field_signed(region) else unsigned(bits)
+
+        # --- memories: one set per lane --------------------------------------------------
+        per_neuron = {**{name: r for name, r in PARAM_FIELDS.items()}, **STATE_FIELDS}
+        mems = []  # per lane: {name: (read_port, write_port)}
+        for lane in range(lanes):
+            ports = {}
+            w = Memory(shape=signed(fmt.width), depth=c.n_sources * groups, init=[])
+            acc = Memory(shape=signed(c.acc_width), depth=groups, init=[])
+            m.submodules[f"weights_{lane}"] = w
+            m.submodules[f"acc_{lane}"] = acc
+            ports["weights"] = (w.read_port(), w.write_port())
+            ports["acc"] = (acc.read_port(), acc.write_port())
+            for name, region in per_neuron.items():
+                mem = Memory(shape=shape_of(region), depth=groups, init=[])
+                m.submodules[f"{name}_{lane}"] = mem
+                ports[name] = (mem.read_port(), mem.write_port())
+            mems.append(ports)
+        fired = Memory(shape=unsigned(c.neuron_bits), depth=c.n_neurons, init=[])
+        m.submodules.fired_list = fired
+        fl_rd, fl_wr = fired.read_port(), fired.write_port()
+
+        # --- registers ---------------------------------------------------------------------
+        errors = Signal(len(ErrorFlag))
+        m.d.comb += self.errors.eq(errors)
+        src = Signal(c.source_bits)
+        g = Signal(range(max(2, groups)))           # group counter (accumulate and update)
+        internal = Signal()                         # the running accumulation replays a spike
+        ev_count = Signal(c.event_count_bits)
+        n_fired = Signal(range(c.n_neurons + 1))
+        fl_idx = Signal(range(c.n_neurons + 1))
+        pend = Signal(lanes)                        # lanes that fired in the group being emitted
+        s_valid = Signal()                          # accumulate write stage
+        s_g = Signal.like(g)
+        isyn_new = [Signal(signed(fmt.width), name=f"isyn_new_{l}") for l in range(lanes)]
+        v_decay = [Signal(signed(fmt.width), name=f"v_decay_{l}") for l in range(lanes)]
+        rd_region = Signal(4)
+        rd_lane = Signal(max(1, lane_bits))
+
+        # --- configuration address decode ------------------------------------------------
+        region = self.cfg.addr[c.index_bits:]
+        index = self.cfg.addr[:c.index_bits]
+        cfg_lane = index[:lane_bits] if lane_bits else Const(0, 1)
+        cfg_group = index[lane_bits:]
+        addr_ok = Signal()
+        with m.Switch(region):
+            for r in Region:
+                with m.Case(int(r)):
+                    m.d.comb += addr_ok.eq(index < c.region_size(r))
+            with m.Default():
+                m.d.comb += addr_ok.eq(0)
+
+        # Read addresses: per-neuron memories follow the update counter or a configuration read.
+        nrn_addr = Signal(range(max(2, groups)))
+        w_addr = Signal(range(max(2, c.n_sources * groups)))
+        for lane in range(lanes):
+            for name, (rp, _) in mems[lane].items():
+                m.d.comb += rp.addr.eq(w_addr if name == "weights" else nrn_addr)
+        m.d.comb += fl_rd.addr.eq(fl_idx)
+
+        # Accumulate write stage: acc[s_g] += w, one cycle after the reads were issued.
+        m.d.sync += s_valid.eq(0)
+        with m.If(s_valid):
+            for lane in range(lanes):
+                acc_rp, acc_wp = mems[lane]["acc"]
+                w_rp, _ = mems[lane]["weights"]
+                m.d.comb += [acc_wp.addr.eq(s_g), acc_wp.data.eq(acc_rp.data + w_rp.data), acc_wp.en.eq(1)]
+
+        def start_event(source, is_internal):
+            m.d.sync += [src.eq(source), g.eq(0), internal.eq(is_internal)]
+            m.next = "ACC"
+
+        with m.FSM(init="IDLE"):
+            with m.State("IDLE"):
+                with m.If(self.cfg.valid):
+                    m.d.comb += self.cfg.ready.eq(1)
+                    with m.If(~addr_ok):
+                        m.d.sync += errors.eq(errors | ErrorFlag.BAD_ADDRESS)
+                    with m.Elif(self.cfg.write & (region == Region.CONTROL)):
+                        with m.If(self.cfg.wdata & Control.CLEAR_ERRORS):
+                            m.d.sync += errors.eq(0)
+                        with m.If(self.cfg.wdata & Control.CLEAR_STATE):
+                            m.d.sync += g.eq(0)
+                            m.next = "CLEAR"
+                    with m.Elif(self.cfg.write):
+                        self._config_write(m, mems, region, index, cfg_lane, cfg_group)
+                    with m.Else():
+                        m.d.comb += [nrn_addr.eq(cfg_group), w_addr.eq(index >> lane_bits)]
+                        m.d.sync += [rd_region.eq(region), rd_lane.eq(cfg_lane)]
+                        m.next = "CFG_READ"
+                with m.Elif(self.events.valid):
+                    m.d.comb += self.events.ready.eq(1)
+                    p = self.events.payload
+                    with m.If(p.step):
+                        m.d.sync += [g.eq(0), n_fired.eq(0), ev_count.eq(0)]
+                        m.next = "UPDATE_READ"
+                    with m.Elif(p.axon >= c.n_axons):
+                        m.d.sync += errors.eq(errors | ErrorFlag.BAD_AXON)
+                    with m.Elif(ev_count == c.max_axon_events):
+                        m.d.sync += errors.eq(errors | ErrorFlag.EVENT_OVERFLOW)
+                    with m.Else():
+                        m.d.sync += ev_count.eq(ev_count + 1)
+                        start_event(p.axon, 0)
+
+            with m.State("CFG_READ"):
+                m.d.comb += self.cfg.rvalid.eq(1)
+                with m.Switch(rd_region):
+                    with m.Case(Region.CONTROL):
+                        m.d.comb += self.cfg.rdata.eq(errors)
+                    for name, r in {"weights": Region.WEIGHT, **per_neuron}.items():
+                        with m.Case(r):
+                            for lane in range(lanes):
+                                with m.If(rd_lane == lane):
+                                    m.d.comb += self.cfg.rdata.eq(mems[lane][name][0].data)
+                m.next = "IDLE"
+
+            with m.State("ACC"):
+                m.d.comb += [w_addr.eq(src * groups + g), nrn_addr.eq(g)]
+                m.d.sync += [s_valid.eq(1), s_g.eq(g), g.eq(g + 1)]
+                with m.If(g == groups - 1):
+                    with m.If(internal & (fl_idx != n_fired)):
+                        m.next = "INT_FETCH"
+                    with m.Else():
+                        m.next = "IDLE"
+
+            with m.State("INT_FETCH"):          # fl_rd.addr = fl_idx; data next cycle
+                m.next = "INT_LOAD"
+            with m.State("INT_LOAD"):
+                m.d.sync += fl_idx.eq(fl_idx + 1)
+                start_event(c.n_axons + fl_rd.data, 1)
+
+            with m.State("UPDATE_READ"):
+                m.d.comb += nrn_addr.eq(g)
+                m.next = "UPDATE_A"
+            with m.State("UPDATE_A"):
+                m.d.comb += nrn_addr.eq(g)
+                for lane in range(lanes):
+                    r = {name: rp.data for name, (rp, _) in mems[lane].items()}
+                    m.d.sync += [
+                        isyn_new[lane].eq(arith.saturate(
+                            arith.mul(r["syn_decay"], r["i_syn"], fmt) + r["acc"], fmt)),
+                        v_decay[lane].eq(arith.mul(r["leak"], r["v"], fmt)),
+                    ]
+                m.next = "UPDATE_B"
+            with m.State("UPDATE_B"):
+                m.d.comb += nrn_addr.eq(g)
+                for lane in range(lanes):
+                    self._neuron_update(m, mems[lane], isyn_new[lane], v_decay[lane], pend[lane], g)
+                m.next = "EMIT"
+            with m.State("EMIT"):
+                sel = Signal(max(1, lane_bits))
+                for lane in reversed(range(lanes)):
+                    with m.If(pend[lane]):
+                        m.d.comb += sel.eq(lane)
+                neuron = Cat(sel[:lane_bits], g) if lane_bits else g
+                with m.If(pend.any()):
+                    m.d.comb += [self.spikes.valid.eq(1), self.spikes.payload.neuron.eq(neuron)]
+                    with m.If(self.spikes.ready):
+                        m.d.comb += [fl_wr.addr.eq(n_fired), fl_wr.data.eq(neuron), fl_wr.en.eq(1)]
+                        m.d.sync += [n_fired.eq(n_fired + 1), pend.eq(pend & ~(1 << sel))]
+                with m.Elif(g == groups - 1):
+                    m.next = "END"
+                with m.Else():
+                    m.d.sync += g.eq(g + 1)
+                    m.next = "UPDATE_READ"
+            with m.State("END"):
+                m.d.comb += [self.spikes.valid.eq(1), self.spikes.payload.end.eq(1)]
+                with m.If(self.spikes.ready):
+                    m.d.sync += fl_idx.eq(0)
+                    with m.If(n_fired != 0):
+                        m.next = "INT_FETCH"
+                    with m.Else():
+                        m.next = "IDLE"
+
+            with m.State("CLEAR"):
+                for lane in range(lanes):
+                    for name in ("v", "i_syn", "ref_count", "acc"):
+                        wp = mems[lane][name][1]
+                        m.d.comb += [wp.addr.eq(g), wp.data.eq(0), wp.en.eq(1)]
+                m.d.sync += g.eq(g + 1)
+                with m.If(g == groups - 1):
+                    m.d.sync += [n_fired.eq(0), fl_idx.eq(0), ev_count.eq(0), g.eq(0)]
+                    m.next = "IDLE"
+
+        return m
+
+    def _config_write(self, m, mems, region, index, lane_sel, group):
+        c = self.config
+        lane_bits = (c.lanes - 1).bit_length()
+        regions = {"weights": Region.WEIGHT, **PARAM_FIELDS, **STATE_FIELDS}
+        for lane in range(c.lanes):
+            for name, r in regions.items():
+                wp = mems[lane][name][1]
+                addr = index >> lane_bits if name == "weights" else group
+                with m.If((region == r) & (lane_sel == lane)):
+                    m.d.comb += [wp.addr.eq(addr), wp.data.eq(self.cfg.wdata), wp.en.eq(1)]
+
+    def _neuron_update(self, m, ports, isyn_new, v_decay, fired, g):
+        """DESIGN.md section 3, step 3, for one lane; state is written back at address ``g``."""
+        fmt = self.config.fmt
+        r = {name: rp.data for name, (rp, _) in ports.items()}
+        v_int = Signal(signed(fmt.width))
+        spike = Signal()
+        m.d.comb += v_int.eq(arith.saturate(v_decay + isyn_new + r["bias"], fmt))
+        refractory = r["ref_count"] != 0
+        m.d.comb += spike.eq(~refractory & (v_int >= r["threshold"]))
+        wr = {name: ports[name][1] for name in ("v", "i_syn", "ref_count", "acc")}
+        for wp in wr.values():
+            m.d.comb += [wp.addr.eq(g), wp.en.eq(1)]
+        m.d.comb += [wr["i_syn"].data.eq(isyn_new), wr["acc"].data.eq(0)]
+        with m.If(refractory):
+            m.d.comb += [wr["v"].data.eq(r["v"]), wr["ref_count"].data.eq(r["ref_count"] - 1)]
+        with m.Elif(spike):
+            with m.If(r["reset_mode"]):
+                m.d.comb += wr["v"].data.eq(r["v_reset"])
+            with m.Else():
+                m.d.comb += wr["v"].data.eq(arith.saturate(v_int - r["threshold"], fmt))
+            m.d.comb += wr["ref_count"].data.eq(r["refractory"])
+        with m.Else():
+            m.d.comb += [wr["v"].data.eq(v_int), wr["ref_count"].data.eq(0)]
+        m.d.sync += fired.eq(spike)
+
+
+def emit_verilog(config: CoreConfig, name: str = "spiketwin_core") -> str:
+    """The core's Verilog, converted with the project's Yosys."""
+    from amaranth.back import verilog
+
+    from spiketwin.tools import use_project_tools
+
+    use_project_tools()
+    return verilog.convert(Core(config), name=name, emit_src=False)

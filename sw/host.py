@@ -1,0 +1,66 @@
+"""Host-side view of the configuration port: the writes that load a network and the reads of its state.
+
+Every link to a core (co-simulation now, the UART later) sends these same address/value pairs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .config import PARAM_FIELDS, STATE_FIELDS, Control, CoreConfig, Region
+from .twin import Network, State
+
+__all__ = ["to_word", "from_word", "network_writes", "state_read_addresses", "decode_state",
+           "control_write"]
+
+
+def to_word(value: int, bits: int) -> int:
+    """Two's complement of ``value`` in ``bits`` bits."""
+    return int(value) & ((1 << bits) - 1)
+
+
+def from_word(word: int, bits: int, signed: bool) -> int:
+    word &= (1 << bits) - 1
+    return word - (1 << bits) if signed and word >> (bits - 1) else word
+
+
+def network_writes(net: Network, skip_zero_weights: bool = False) -> list[tuple[int, int]]:
+    """(address, data word) pairs that load every weight and parameter of ``net``."""
+    c = net.config
+    writes = []
+    w = net.weights.reshape(-1)
+    idx = np.flatnonzero(w) if skip_zero_weights else np.arange(w.size)
+    base = c.address(Region.WEIGHT)
+    writes += [(base + int(i), to_word(w[i], c.data_bits)) for i in idx]
+    for name, region in PARAM_FIELDS.items():
+        values = getattr(net, name)
+        base = c.address(region)
+        writes += [(base + j, to_word(v, c.data_bits)) for j, v in enumerate(values)]
+    return writes
+
+
+def control_write(config: CoreConfig, bits: Control) -> tuple[int, int]:
+    return config.address(Region.CONTROL), int(bits)
+
+
+def state_read_addresses(config: CoreConfig) -> list[int]:
+    """Addresses of v, i_syn and ref_count of every neuron, then the error flags."""
+    addrs = []
+    for region in STATE_FIELDS.values():
+        base = config.address(region)
+        addrs += [base + j for j in range(config.n_neurons)]
+    return addrs + [config.address(Region.CONTROL)]
+
+
+def decode_state(config: CoreConfig, words: list[int]) -> tuple[dict, int]:
+    """Inverse of :func:`state_read_addresses`: ({field: array}, error flags)."""
+    n = config.n_neurons
+    out = {}
+    for k, (name, region) in enumerate(STATE_FIELDS.items()):
+        bits, signed = config.field_bits(region), config.field_signed(region)
+        out[name] = np.array([from_word(x, bits, signed) for x in words[k * n:(k + 1) * n]], np.int64)
+    return out, int(words[-1])
+
+
+def state_of(result_state: State) -> dict:
+    return {name: np.asarray(getattr(result_state, name)) for name in STATE_FIELDS}

@@ -1,0 +1,316 @@
+"""The digital twin: the integer simulator of the LIF core, bit-exact with the RTL.
+
+It is the specification the gateware is tested against (DESIGN.md section 3), vectorised over
+neurons and over a batch of input samples.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from . import fixedpoint as fx
+from .config import PARAM_FIELDS, RESET_SUBTRACT, RESET_TO_VALUE, CoreConfig, Region
+
+__all__ = ["Network", "State", "SimResult", "simulate", "step", "NetworkFileError"]
+
+NETWORK_FILE_VERSION = 1
+
+
+class NetworkFileError(ValueError):
+    """A network file or array set that does not fit its core configuration."""
+
+
+def _first_bad(mask: np.ndarray) -> tuple:
+    return tuple(int(i) for i in np.argwhere(mask)[0])
+
+
+@dataclass
+class Network:
+    """Raw integer weights and per-neuron parameters of one core.
+
+    Attributes
+    ----------
+    config : CoreConfig
+    weights : int array [n_sources, n_neurons]
+        ``W[source, neuron]`` in raw format units; sources are axons then neurons; 0 = no synapse.
+    threshold, bias, v_reset : int arrays [n_neurons]
+        Raw format units.
+    leak, syn_decay : int arrays [n_neurons]
+        Membrane decay beta and synaptic decay alpha, raw, in ``[0, fmt.one]``.
+    reset_mode : int array [n_neurons]
+        0: subtract the threshold; 1: set v to v_reset.
+    refractory : int array [n_neurons]
+        Whole steps, ``[0, 2**refractory_bits)``.
+
+    The ``.npz`` file (``save``/``load``) holds one array per attribute above under the same
+    name (int64), plus ``config`` (a JSON string of ``CoreConfig.to_dict()``) and
+    ``format_version`` (currently 1).
+    """
+
+    config: CoreConfig
+    weights: np.ndarray
+    threshold: np.ndarray
+    leak: np.ndarray
+    syn_decay: np.ndarray
+    bias: np.ndarray
+    v_reset: np.ndarray
+    reset_mode: np.ndarray
+    refractory: np.ndarray
+
+    def __post_init__(self):
+        self.validate()
+
+    @property
+    def array_names(self) -> list[str]:
+        return [f.name for f in fields(self) if f.name != "config"]
+
+    def expected_shape(self, name: str) -> tuple:
+        c = self.config
+        return (c.n_sources, c.n_neurons) if name == "weights" else (c.n_neurons,)
+
+    def value_range(self, name: str) -> tuple[int, int]:
+        c = self.config
+        if name == "weights":
+            return c.fmt.min_raw, c.fmt.max_raw
+        region = PARAM_FIELDS[name]
+        if name in ("leak", "syn_decay"):
+            return 0, c.fmt.one
+        bits = c.field_bits(region)
+        if c.field_signed(region):
+            return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+        return 0, (1 << bits) - 1
+
+    def validate(self) -> None:
+        """Refuse wrong shapes, non-integers and values outside the format, naming field and index."""
+        for name in self.array_names:
+            raw = getattr(self, name)
+            if raw is None:
+                raise NetworkFileError(f"Network is missing the array {name!r}")
+            arr = np.asarray(raw)
+            if arr.shape != self.expected_shape(name):
+                raise NetworkFileError(f"{name}: shape {arr.shape} does not match the core, "
+                                       f"expected {self.expected_shape(name)}")
+            if arr.dtype.kind == "f":
+                bad = arr != np.round(arr)
+                if bad.any():
+                    raise NetworkFileError(f"{name}[{_first_bad(bad)}] = {arr[bad][0]!r} is not an "
+                                           f"integer raw value")
+            elif arr.dtype.kind not in "iub":
+                raise NetworkFileError(f"{name}: dtype {arr.dtype} is not an integer type")
+            arr = arr.astype(np.int64)
+            lo, hi = self.value_range(name)
+            bad = (arr < lo) | (arr > hi)
+            if bad.any():
+                raise NetworkFileError(f"{name}[{_first_bad(bad)}] = {int(arr[bad][0])} is outside "
+                                       f"[{lo}, {hi}]")
+            setattr(self, name, arr)
+
+    # --- construction --------------------------------------------------------------------
+    @classmethod
+    def zeros(cls, config: CoreConfig) -> "Network":
+        n = config.n_neurons
+        z = np.zeros(n, np.int64)
+        return cls(config, np.zeros((config.n_sources, n), np.int64), threshold=z + config.fmt.one,
+                   leak=z + config.fmt.one, syn_decay=z.copy(), bias=z.copy(), v_reset=z.copy(),
+                   reset_mode=z.copy(), refractory=z.copy())
+
+    @classmethod
+    def random(cls, config: CoreConfig, seed: int = 0, density: float = 0.25) -> "Network":
+        """A random network that exercises every corner of the arithmetic.
+
+        Weights are sparse with both signs and a heavy tail (so v and i_syn saturate at both
+        ends for some neurons), recurrent synapses are included, both reset modes and refractory
+        periods from 0 to 3 steps occur, and a few neurons have extreme bias or threshold.
+        """
+        rng = np.random.default_rng(seed)
+        fmt, n, s = config.fmt, config.n_neurons, config.n_sources
+        one = fmt.one
+        w = rng.normal(0.15, 0.6, size=(s, n)) * one
+        heavy = rng.random((s, n)) < 0.02
+        w[heavy] = rng.choice([-1, 1], size=heavy.sum()) * rng.uniform(20, 200, size=heavy.sum()) * one
+        w[rng.random((s, n)) >= density] = 0
+        weights = fx.saturate(np.round(w).astype(np.int64), fmt)
+        threshold = rng.integers(one // 4, 4 * one, size=n)
+        extreme = rng.random(n) < 0.1
+        threshold[extreme] = rng.choice([fmt.max_raw, fmt.min_raw // 2, 0], size=extreme.sum())
+        leak = rng.integers(0, one + 1, size=n)
+        leak[rng.random(n) < 0.1] = one
+        syn_decay = rng.integers(0, one + 1, size=n)
+        bias = rng.integers(-one // 4, one // 4, size=n)
+        big = rng.random(n) < 0.05
+        bias[big] = rng.choice([fmt.max_raw, fmt.min_raw], size=big.sum())
+        v_reset = rng.integers(-one, one // 2, size=n)
+        reset_mode = rng.integers(0, 2, size=n)
+        refractory = rng.integers(0, 4, size=n)
+        return cls(config, weights, threshold, leak, syn_decay, bias, v_reset, reset_mode, refractory)
+
+    # --- files ---------------------------------------------------------------------------
+    def save(self, path) -> Path:
+        path = Path(path)
+        np.savez(path, config=json.dumps(self.config.to_dict()), format_version=NETWORK_FILE_VERSION,
+                 **{name: getattr(self, name) for name in self.array_names})
+        return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+
+    @classmethod
+    def load(cls, path) -> "Network":
+        try:
+            data = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise NetworkFileError(f"{path}: not a readable network file ({e})") from e
+        with data:
+            for key in ("config", "format_version"):
+                if key not in data.files:
+                    raise NetworkFileError(f"{path}: missing the array {key!r}")
+            version = int(data["format_version"])
+            if version != NETWORK_FILE_VERSION:
+                raise NetworkFileError(f"{path}: format_version {version} is not supported "
+                                       f"(expected {NETWORK_FILE_VERSION})")
+            try:
+                config = CoreConfig.from_dict(json.loads(str(data["config"])))
+            except (TypeError, ValueError, KeyError) as e:
+                raise NetworkFileError(f"{path}: bad config: {e}") from e
+            arrays = {}
+            for name in ("weights", *PARAM_FIELDS):
+                if name not in data.files:
+                    raise NetworkFileError(f"{path}: missing the array {name!r}")
+                arrays[name] = data[name]
+        try:
+            return cls(config, **arrays)
+        except NetworkFileError as e:
+            raise NetworkFileError(f"{path}: {e}") from None
+
+    def param(self, region: Region) -> np.ndarray:
+        for name, r in PARAM_FIELDS.items():
+            if r == region:
+                return getattr(self, name)
+        raise KeyError(region)
+
+
+@dataclass
+class State:
+    """Neuron state, [n_neurons] or [batch, n_neurons]: v and i_syn raw, refractory counter,
+    and the spikes of the last step (the pending internal events)."""
+
+    v: np.ndarray
+    i_syn: np.ndarray
+    ref_count: np.ndarray
+    spikes: np.ndarray
+
+    @classmethod
+    def zeros(cls, config: CoreConfig, batch: tuple = ()) -> "State":
+        shape = (*batch, config.n_neurons)
+        return cls(np.zeros(shape, np.int64), np.zeros(shape, np.int64), np.zeros(shape, np.int64),
+                   np.zeros(shape, bool))
+
+
+@dataclass
+class SimResult:
+    spikes: np.ndarray        # bool [..., steps, n_neurons]
+    state: State              # state after the last step
+    v: np.ndarray | None = None      # raw v after each step [..., steps, n_neurons], if recorded
+    i_syn: np.ndarray | None = None
+
+
+def _check_events(config: CoreConfig, events: np.ndarray) -> np.ndarray:
+    ev = np.asarray(events)
+    if ev.dtype.kind not in "iub":
+        raise ValueError(f"events must be integer event counts, not {ev.dtype}")
+    if ev.ndim not in (2, 3) or ev.shape[-1] != config.n_axons:
+        raise ValueError(f"events must have shape [steps, {config.n_axons}] or "
+                         f"[batch, steps, {config.n_axons}], not {ev.shape}")
+    ev = ev.astype(np.int64)
+    if (ev < 0).any():
+        raise ValueError(f"events{_first_bad(ev < 0)} is negative")
+    per_step = ev.sum(axis=-1)
+    over = per_step > config.max_axon_events
+    if over.any():
+        raise ValueError(f"step {_first_bad(over)} has {int(per_step[over][0])} axon events, more "
+                         f"than max_axon_events={config.max_axon_events}")
+    return ev
+
+
+def step(config: CoreConfig, net: Network, state: State, acc: np.ndarray) -> tuple[np.ndarray, State]:
+    """One time step after accumulation (DESIGN.md section 3, steps 2-3).
+
+    ``i_syn' = sat(mul(alpha, i_syn) + acc)``; for a neuron not refractory
+    ``v' = sat(mul(beta, v) + i_syn' + bias)``, spiking when ``v' >= threshold`` and then reset
+    (``sat(v' - threshold)`` or ``v_reset``) with the counter loaded from ``refractory``; a
+    refractory neuron only decrements its counter.
+    """
+    fmt = config.fmt
+    i_syn = fx.add(fx.mul(net.syn_decay, state.i_syn, fmt), acc, fmt=fmt)
+    active = state.ref_count == 0
+    v_int = fx.add(fx.mul(net.leak, state.v, fmt), i_syn, net.bias, fmt=fmt)
+    fired = active & (v_int >= net.threshold)
+    v_after = np.where(net.reset_mode == RESET_SUBTRACT, fx.add(v_int, -net.threshold, fmt=fmt),
+                       net.v_reset)
+    v = np.where(fired, v_after, np.where(active, v_int, state.v))
+    ref = np.where(fired, net.refractory, np.where(active, 0, state.ref_count - 1))
+    return fired, State(v, i_syn, ref, fired)
+
+
+def _accumulate_exact(config: CoreConfig, sources: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``sources @ weights`` for integer operands, exactly, through BLAS when floats suffice."""
+    bound = config.max_events * (1 << (config.fmt.width - 1))
+    dtype = np.float32 if bound <= (1 << 24) else np.float64
+    if bound > (1 << 53):
+        return sources.astype(np.int64) @ weights
+    return np.rint(sources.astype(dtype) @ weights.astype(dtype)).astype(np.int64)
+
+
+def simulate(config: CoreConfig, network: Network, events, steps: int | None = None,
+             state: State | None = None, record: bool = False) -> SimResult:
+    """Run the core for ``steps`` steps.
+
+    Parameters
+    ----------
+    events : int array [steps, n_axons] or [batch, steps, n_axons]
+        Event counts per axon and step; an axon given k times in a step counts k times.
+        ``steps`` may exceed the events' length (later steps get no input).
+    state : State, optional
+        Start state (zeros by default), e.g. the ``state`` of an earlier result.
+    record : bool
+        Also return v and i_syn after every step (for membrane traces).
+    """
+    if network.config != config:
+        raise ValueError("The network was built for another core configuration")
+    ev = _check_events(config, events)
+    batched = ev.ndim == 3
+    if not batched:
+        ev = ev[None]
+    batch, given = ev.shape[:2]
+    steps = given if steps is None else steps
+    if steps < given:
+        raise ValueError(f"steps={steps} is shorter than the {given} steps of events given")
+    if state is None:
+        state = State.zeros(config, (batch,))
+    elif not batched:
+        state = State(*(np.asarray(a)[None] for a in (state.v, state.i_syn, state.ref_count, state.spikes)))
+    n_ax = config.n_axons
+    w_ax, w_rec = network.weights[:n_ax], network.weights[n_ax:]
+    spikes = np.zeros((batch, steps, config.n_neurons), bool)
+    vs = np.zeros((batch, steps, config.n_neurons), np.int64) if record else None
+    isyns = np.zeros_like(vs) if record else None
+    ext = np.zeros((batch, config.n_axons), np.int64)
+    for t in range(steps):
+        if t < given:
+            ext = ev[:, t]
+        elif t == given:
+            ext = np.zeros_like(ext)
+        acc = _accumulate_exact(config, ext, w_ax)
+        if state.spikes.any():
+            acc += _accumulate_exact(config, state.spikes, w_rec)
+        fired, state = step(config, network, state, acc)
+        spikes[:, t] = fired
+        if record:
+            vs[:, t], isyns[:, t] = state.v, state.i_syn
+    if not batched:
+        spikes = spikes[0]
+        state = State(state.v[0], state.i_syn[0], state.ref_count[0], state.spikes[0])
+        if record:
+            vs, isyns = vs[0], isyns[0]
+    return SimResult(spikes, state, vs, isyns)
