@@ -140,12 +140,16 @@ class Core(wiring.Component):
             with m.Default():
                 m.d.comb += addr_ok.eq(0)
 
-        # Read addresses: per-neuron memories follow the update counter or a configuration read.
+        # Read addresses: per-neuron memories follow the update counter or a configuration read;
+        # only the accumulators follow the accumulation, so the update datapath stays quiet then.
         nrn_addr = Signal(range(max(2, groups)))
+        acc_addr = Signal.like(nrn_addr)
         w_addr = Signal(range(max(2, c.n_sources * groups)))
+        m.d.comb += acc_addr.eq(nrn_addr)
         for lane in range(lanes):
             for name, (rp, _) in mems[lane].items():
-                m.d.comb += rp.addr.eq(w_addr if name == "weights" else nrn_addr)
+                addr = {"weights": w_addr, "acc": acc_addr}.get(name, nrn_addr)
+                m.d.comb += rp.addr.eq(addr)
         m.d.comb += fl_rd.addr.eq(fl_idx)
 
         # Accumulate write stage: acc[s_g] += w, one cycle after the reads were issued.
@@ -205,7 +209,7 @@ class Core(wiring.Component):
                 m.next = "IDLE"
 
             with m.State("ACC"):
-                m.d.comb += [w_addr.eq(src * groups + g), nrn_addr.eq(g)]
+                m.d.comb += [w_addr.eq(src * groups + g), acc_addr.eq(g)]
                 m.d.sync += [s_valid.eq(1), s_g.eq(g), g.eq(g + 1)]
                 with m.If(g == groups - 1):
                     with m.If(internal & (fl_idx != n_fired)):

@@ -190,6 +190,13 @@ class CoreConfig:
     def address(self, region: Region, index: int = 0) -> int:
         return (int(region) << self.index_bits) | index
 
+    def address_valid(self, addr: int) -> bool:
+        """Whether the configuration port maps ``addr`` (else it raises ``BAD_ADDRESS``)."""
+        region, index = addr >> self.index_bits, addr & ((1 << self.index_bits) - 1)
+        if addr < 0 or region not in {int(r) for r in Region}:
+            return False
+        return index < self.region_size(Region(region))
+
     def region_size(self, region: Region) -> int:
         if region == Region.WEIGHT:
             return self.n_sources * self.n_neurons

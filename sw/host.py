@@ -11,7 +11,7 @@ from .config import PARAM_FIELDS, STATE_FIELDS, Control, CoreConfig, Region
 from .twin import Network, State
 
 __all__ = ["to_word", "from_word", "network_writes", "state_read_addresses", "decode_state",
-           "control_write"]
+           "control_write", "state_writes"]
 
 
 def to_word(value: int, bits: int) -> int:
@@ -39,6 +39,15 @@ def network_writes(net: Network, skip_zero_weights: bool = False) -> list[tuple[
     return writes
 
 
+def state_writes(config: CoreConfig, state: State) -> list[tuple[int, int]]:
+    """(address, data word) pairs that set v, i_syn and ref_count (unbatched ``state``)."""
+    writes = []
+    for name, region in STATE_FIELDS.items():
+        base = config.address(region)
+        writes += [(base + j, to_word(x, config.data_bits)) for j, x in enumerate(getattr(state, name))]
+    return writes
+
+
 def control_write(config: CoreConfig, bits: Control) -> tuple[int, int]:
     return config.address(Region.CONTROL), int(bits)
 
@@ -62,5 +71,3 @@ def decode_state(config: CoreConfig, words: list[int]) -> tuple[dict, int]:
     return out, int(words[-1])
 
 
-def state_of(result_state: State) -> dict:
-    return {name: np.asarray(getattr(result_state, name)) for name in STATE_FIELDS}

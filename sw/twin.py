@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from . import fixedpoint as fx
-from .config import PARAM_FIELDS, RESET_SUBTRACT, RESET_TO_VALUE, CoreConfig, Region
+from .config import PARAM_FIELDS, RESET_SUBTRACT, CoreConfig, ErrorFlag, Region
 
-__all__ = ["Network", "State", "SimResult", "simulate", "step", "NetworkFileError"]
+__all__ = ["Network", "State", "SimResult", "simulate", "step", "admit_events", "NetworkFileError"]
 
 NETWORK_FILE_VERSION = 1
 
@@ -97,7 +97,7 @@ class Network:
             if arr.dtype.kind == "f":
                 bad = arr != np.round(arr)
                 if bad.any():
-                    raise NetworkFileError(f"{name}[{_first_bad(bad)}] = {arr[bad][0]!r} is not an "
+                    raise NetworkFileError(f"{name}[{_first_bad(bad)}] = {float(arr[bad][0])!r} is not an "
                                            f"integer raw value")
             elif arr.dtype.kind not in "iub":
                 raise NetworkFileError(f"{name}: dtype {arr.dtype} is not an integer type")
@@ -231,6 +231,31 @@ def _check_events(config: CoreConfig, events: np.ndarray) -> np.ndarray:
         raise ValueError(f"step {_first_bad(over)} has {int(per_step[over][0])} axon events, more "
                          f"than max_axon_events={config.max_axon_events}")
     return ev
+
+
+def admit_events(config: CoreConfig, sequences) -> tuple[np.ndarray, ErrorFlag]:
+    """What the core keeps of events given in order: (counts [steps, n_axons], error flags).
+
+    ``sequences[t]`` lists the axon indices sent in step t, in order. As in the RTL, an index
+    ``>= n_axons`` is dropped with ``BAD_AXON``, and events after the first ``max_axon_events``
+    of a step are dropped with ``EVENT_OVERFLOW``.
+    """
+    counts = np.zeros((len(sequences), config.n_axons), np.int64)
+    flags = ErrorFlag(0)
+    for t, seq in enumerate(sequences):
+        kept = 0
+        for axon in seq:
+            axon = int(axon)
+            if axon < 0:
+                raise ValueError(f"step {t}: negative axon index {axon}")
+            if axon >= config.n_axons:
+                flags |= ErrorFlag.BAD_AXON
+            elif kept == config.max_axon_events:
+                flags |= ErrorFlag.EVENT_OVERFLOW
+            else:
+                counts[t, axon] += 1
+                kept += 1
+    return counts, flags
 
 
 def step(config: CoreConfig, net: Network, state: State, acc: np.ndarray) -> tuple[np.ndarray, State]:

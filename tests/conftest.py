@@ -1,0 +1,20 @@
+import pytest
+
+from spiketwin.tools import use_project_tools
+
+use_project_tools()
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory):
+    """Build the core and harness once per (configuration, simulator) and session."""
+    from spiketwin.sim.cosim import build
+
+    cache = {}
+
+    def get(config, sim):
+        if (config, sim) not in cache:
+            cache[config, sim] = build(config, sim, tmp_path_factory.mktemp(f"{sim}-build"))
+        return cache[config, sim]
+
+    return get
