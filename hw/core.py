@@ -3,11 +3,10 @@
 Its behaviour is specified by :mod:`spiketwin.twin`; the co-simulation tests hold the two bit-exact.
 """
 
-from amaranth.hdl import Cat, Const, Elaboratable, Module, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-
 from spiketwin.config import PARAM_FIELDS, STATE_FIELDS, Control, CoreConfig, ErrorFlag, Region
 
 from . import arith
@@ -318,7 +317,6 @@ class Core(wiring.Component):
 def emit_verilog(config: CoreConfig, name: str = "spiketwin_core") -> str:
     """The core's Verilog, converted with the project's Yosys."""
     from amaranth.back import verilog
-
     from spiketwin.tools import use_project_tools
 
     use_project_tools()

@@ -12,7 +12,6 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge, Timer
-
 from spiketwin.config import ErrorFlag
 from spiketwin.sim.cosim import compare, parse_trace, write_stimulus
 from spiketwin.sim.harness import HARNESS_CLOCK

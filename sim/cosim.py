@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
 from spiketwin.config import Control, CoreConfig
 from spiketwin.host import control_write, decode_state, network_writes, state_read_addresses, state_writes
 from spiketwin.twin import Network, State, simulate
@@ -162,7 +161,6 @@ def _core_name(config: CoreConfig) -> str:
 def build(config: CoreConfig, sim: str, build_dir: Path, verilog: str | None = None):
     """Emit the core (unless given) and the harness, and build them for ``sim``; returns the runner."""
     from cocotb_tools.runner import get_runner
-
     from spiketwin.tools import use_project_tools
 
     if sim not in SIMULATORS:

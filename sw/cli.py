@@ -75,9 +75,8 @@ def _describe_mismatch(rep: dict) -> str:
 def verify(config: CoreConfig, network: Network | None, sims: list[str], seeds: list[int], steps: int,
            activity: float, work: Path, quiet: bool = False) -> list[dict]:
     """Build the core once per simulator and compare it with the twin for every seed."""
-    from tqdm import tqdm
-
     from spiketwin.sim.cosim import Job, build, random_events, run_cosim
+    from tqdm import tqdm
 
     reports = []
     for sim in sims:

@@ -211,7 +211,7 @@ class CoreConfig:
                 "refractory_bits": self.refractory_bits}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "CoreConfig":
+    def from_dict(cls, d: dict) -> CoreConfig:
         d = dict(d)
         d["fmt"] = QFormat(**d["fmt"])
         return cls(**d)

@@ -147,8 +147,9 @@ def quantize(values, fmt: QFormat = Q8_8) -> np.ndarray:
 def shift_round(wide, fmt: QFormat = Q8_8) -> np.ndarray:
     """Divide a wide integer by ``2**frac_bits`` with the format's rounding (no saturation)."""
     p = _as_int64(wide)
-    bias = np.where(p < 0, fmt.round_bias(True), fmt.round_bias(False))
-    return (p + bias) >> fmt.frac_bits
+    pos, neg = fmt.round_bias(False), fmt.round_bias(True)
+    # (p >> 63) is -1 for negative p and 0 otherwise, so this adds neg or pos without a branch.
+    return (p + (pos + ((neg - pos) & (p >> 63)))) >> fmt.frac_bits
 
 
 def mul(a_raw, b_raw, fmt: QFormat = Q8_8) -> np.ndarray:

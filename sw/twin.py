@@ -111,7 +111,7 @@ class Network:
 
     # --- construction --------------------------------------------------------------------
     @classmethod
-    def zeros(cls, config: CoreConfig) -> "Network":
+    def zeros(cls, config: CoreConfig) -> Network:
         n = config.n_neurons
         z = np.zeros(n, np.int64)
         return cls(config, np.zeros((config.n_sources, n), np.int64), threshold=z + config.fmt.one,
@@ -119,7 +119,7 @@ class Network:
                    reset_mode=z.copy(), refractory=z.copy())
 
     @classmethod
-    def random(cls, config: CoreConfig, seed: int = 0, density: float = 0.25) -> "Network":
+    def random(cls, config: CoreConfig, seed: int = 0, density: float = 0.25) -> Network:
         """A random network that exercises every corner of the arithmetic.
 
         Weights are sparse with both signs and a heavy tail (so v and i_syn saturate at both
@@ -156,7 +156,7 @@ class Network:
         return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
 
     @classmethod
-    def load(cls, path) -> "Network":
+    def load(cls, path) -> Network:
         try:
             data = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as e:
@@ -201,7 +201,7 @@ class State:
     spikes: np.ndarray
 
     @classmethod
-    def zeros(cls, config: CoreConfig, batch: tuple = ()) -> "State":
+    def zeros(cls, config: CoreConfig, batch: tuple = ()) -> State:
         shape = (*batch, config.n_neurons)
         return cls(np.zeros(shape, np.int64), np.zeros(shape, np.int64), np.zeros(shape, np.int64),
                    np.zeros(shape, bool))
@@ -278,13 +278,22 @@ def step(config: CoreConfig, net: Network, state: State, acc: np.ndarray) -> tup
     return fired, State(v, i_syn, ref, fired)
 
 
-def _accumulate_exact(config: CoreConfig, sources: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """``sources @ weights`` for integer operands, exactly, through BLAS when floats suffice."""
-    bound = config.max_events * (1 << (config.fmt.width - 1))
-    dtype = np.float32 if bound <= (1 << 24) else np.float64
-    if bound > (1 << 53):
-        return sources.astype(np.int64) @ weights
-    return np.rint(sources.astype(dtype) @ weights.astype(dtype)).astype(np.int64)
+class _Accumulator:
+    """``sources @ weights`` for integer operands, exactly, through BLAS when floats suffice.
+
+    Every partial sum is bounded by ``max_events * 2**(width-1)``; float32 holds integers up to
+    2**24 exactly and float64 up to 2**53, so the cheapest exact type is chosen once.
+    """
+
+    def __init__(self, config: CoreConfig, weights: np.ndarray):
+        bound = config.max_events * (1 << (config.fmt.width - 1))
+        self.dtype = np.float32 if bound <= (1 << 24) else np.float64 if bound <= (1 << 53) else None
+        self.weights = weights if self.dtype is None else weights.astype(self.dtype)
+
+    def __call__(self, sources: np.ndarray) -> np.ndarray:
+        if self.dtype is None:
+            return sources.astype(np.int64) @ self.weights
+        return np.rint(sources.astype(self.dtype) @ self.weights).astype(np.int64)
 
 
 def simulate(config: CoreConfig, network: Network, events, steps: int | None = None,
@@ -316,7 +325,8 @@ def simulate(config: CoreConfig, network: Network, events, steps: int | None = N
     elif not batched:
         state = State(*(np.asarray(a)[None] for a in (state.v, state.i_syn, state.ref_count, state.spikes)))
     n_ax = config.n_axons
-    w_ax, w_rec = network.weights[:n_ax], network.weights[n_ax:]
+    from_axons = _Accumulator(config, network.weights[:n_ax])
+    from_neurons = _Accumulator(config, network.weights[n_ax:])
     spikes = np.zeros((batch, steps, config.n_neurons), bool)
     vs = np.zeros((batch, steps, config.n_neurons), np.int64) if record else None
     isyns = np.zeros_like(vs) if record else None
@@ -326,9 +336,9 @@ def simulate(config: CoreConfig, network: Network, events, steps: int | None = N
             ext = ev[:, t]
         elif t == given:
             ext = np.zeros_like(ext)
-        acc = _accumulate_exact(config, ext, w_ax)
+        acc = from_axons(ext)
         if state.spikes.any():
-            acc += _accumulate_exact(config, state.spikes, w_rec)
+            acc += from_neurons(state.spikes)
         fired, state = step(config, network, state, acc)
         spikes[:, t] = fired
         if record:

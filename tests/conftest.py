@@ -1,5 +1,4 @@
 import pytest
-
 from spiketwin.tools import use_project_tools
 
 use_project_tools()

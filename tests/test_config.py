@@ -1,5 +1,4 @@
 import pytest
-
 from spiketwin.config import CoreConfig, Region
 
 
@@ -35,7 +34,7 @@ def test_memory_map_regions_do_not_overlap_and_addresses_validate():
         if r != Region.WEIGHT:
             assert not c.address_valid(base + c.region_size(r))
     spans.sort()
-    assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
+    assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:], strict=False))
     assert not c.address_valid(c.address(Region.CONTROL) - (1 << c.index_bits))  # region 14 unmapped
 
 

@@ -2,12 +2,11 @@
 
 import numpy as np
 import pytest
-
 from spiketwin import CoreConfig, Network
 from spiketwin.config import ErrorFlag, Region
-from spiketwin.twin import State
 from spiketwin.fixedpoint import QFormat
 from spiketwin.sim.cosim import Job, random_events, run_cosim
+from spiketwin.twin import State
 
 pytestmark = pytest.mark.sim
 

@@ -4,9 +4,17 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from spiketwin.fixedpoint import (Q8_8, ROUNDING_MODES, QFormat, mul, quantize, saturate, shift_round,
-                                  to_float, to_raw)
+from spiketwin.fixedpoint import (
+    Q8_8,
+    ROUNDING_MODES,
+    QFormat,
+    mul,
+    quantize,
+    saturate,
+    shift_round,
+    to_float,
+    to_raw,
+)
 
 FORMATS = [QFormat(8, 8, rounding=r) for r in ROUNDING_MODES]
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
