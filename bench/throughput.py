@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from spiketwin import CoreConfig, Network, simulate
 from spiketwin.sim.cosim import random_events
 

@@ -1,6 +1,7 @@
 """Gateware for the arithmetic of :mod:`spiketwin.fixedpoint`: same rounding constants, same saturation."""
 
 from amaranth.hdl import Mux, Value
+
 from spiketwin.fixedpoint import QFormat
 
 __all__ = ["saturate", "mul"]

@@ -7,7 +7,9 @@ from amaranth.hdl import Cat, Const, Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+
 from spiketwin.config import PARAM_FIELDS, STATE_FIELDS, Control, CoreConfig, ErrorFlag, Region
+from spiketwin.twin import Network
 
 from . import arith
 
@@ -53,6 +55,9 @@ class Core(wiring.Component):
     Parameters
     ----------
     config : CoreConfig
+    network : Network, optional
+        Weights and parameters baked into the memories' initial contents, so the core runs the
+        network from reset without configuration writes (they can still overwrite it).
 
     Members
     -------
@@ -67,10 +72,13 @@ class Core(wiring.Component):
         Sticky :class:`ErrorFlag` bits; cleared by writing ``Control.CLEAR_ERRORS``.
     """
 
-    def __init__(self, config: CoreConfig):
+    def __init__(self, config: CoreConfig, network: Network | None = None):
         if not isinstance(config, CoreConfig):
             raise TypeError(f"config must be a CoreConfig, not {config!r}")
+        if network is not None and network.config != config:
+            raise ValueError("The network was built for another core configuration")
         self.config = config
+        self.network = network
         super().__init__({
             "events": In(stream.Signature(_layout(config.event_fields))),
             "spikes": Out(stream.Signature(_layout(config.spike_fields))),
@@ -91,17 +99,27 @@ class Core(wiring.Component):
 
         # --- memories: one set per lane --------------------------------------------------
         per_neuron = {**{name: r for name, r in PARAM_FIELDS.items()}, **STATE_FIELDS}
+        net = self.network
+
+        def lane_init(name, lane):
+            """Initial contents of one lane's memory: neuron j = g * lanes + lane at address g."""
+            if net is None or name not in ("weights", *PARAM_FIELDS):
+                return []
+            values = getattr(net, name)
+            # weights[source, neuron] -> address source * groups + g
+            return [int(x) for x in values[..., lane::lanes].reshape(-1)]
+
         mems = []  # per lane: {name: (read_port, write_port)}
         for lane in range(lanes):
             ports = {}
-            w = Memory(shape=signed(fmt.width), depth=c.n_sources * groups, init=[])
+            w = Memory(shape=signed(fmt.width), depth=c.n_sources * groups, init=lane_init("weights", lane))
             acc = Memory(shape=signed(c.acc_width), depth=groups, init=[])
             m.submodules[f"weights_{lane}"] = w
             m.submodules[f"acc_{lane}"] = acc
             ports["weights"] = (w.read_port(), w.write_port())
             ports["acc"] = (acc.read_port(), acc.write_port())
             for name, region in per_neuron.items():
-                mem = Memory(shape=shape_of(region), depth=groups, init=[])
+                mem = Memory(shape=shape_of(region), depth=groups, init=lane_init(name, lane))
                 m.submodules[f"{name}_{lane}"] = mem
                 ports[name] = (mem.read_port(), mem.write_port())
             mems.append(ports)
@@ -314,10 +332,11 @@ class Core(wiring.Component):
         m.d.sync += fired.eq(spike)
 
 
-def emit_verilog(config: CoreConfig, name: str = "spiketwin_core") -> str:
-    """The core's Verilog, converted with the project's Yosys."""
+def emit_verilog(config: CoreConfig, name: str = "spiketwin_core", network: Network | None = None) -> str:
+    """The core's Verilog (with ``network`` baked in, if given), converted with the project's Yosys."""
     from amaranth.back import verilog
+
     from spiketwin.tools import use_project_tools
 
     use_project_tools()
-    return verilog.convert(Core(config), name=name, emit_src=False)
+    return verilog.convert(Core(config, network), name=name, emit_src=False)

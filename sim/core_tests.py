@@ -12,6 +12,7 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge, Timer
+
 from spiketwin.config import ErrorFlag
 from spiketwin.sim.cosim import compare, parse_trace, write_stimulus
 from spiketwin.sim.harness import HARNESS_CLOCK
@@ -30,8 +31,8 @@ async def core_matches_twin(dut):
     if (work / "initial_state.npz").exists():
         with np.load(work / "initial_state.npz") as f:
             initial = State(f["v"], f["i_syn"], f["ref_count"], np.zeros(config.n_neurons, bool))
-    write_stimulus(work / "stim.txt", config, net, sequences, [tuple(w) for w in job["extra_writes"]],
-                   initial)
+    write_stimulus(work / "stim.txt", config, net if job["load_network"] else None, sequences,
+                   [tuple(w) for w in job["extra_writes"]], initial)
     rng = np.random.default_rng(job["seed"])
 
     dut.start.value = 0

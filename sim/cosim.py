@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from spiketwin.config import Control, CoreConfig
 from spiketwin.host import control_write, decode_state, network_writes, state_read_addresses, state_writes
 from spiketwin.twin import Network, State, simulate
@@ -24,6 +25,7 @@ __all__ = ["SIMULATORS", "Job", "write_stimulus", "parse_trace", "compare", "bui
            "random_events", "shuffled_sequences"]
 
 SIMULATORS = ("icarus", "verilator")
+CORE_NAME = "spiketwin_core"
 VERILATOR_ARGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-PROCASSINIT"]
 
 
@@ -47,10 +49,11 @@ def shuffled_sequences(events: np.ndarray, rng: np.random.Generator) -> list[lis
             for t in range(events.shape[0])]
 
 
-def write_stimulus(path: Path, config: CoreConfig, net: Network, sequences: list[list[int]],
+def write_stimulus(path: Path, config: CoreConfig, net: Network | None, sequences: list[list[int]],
                    extra_writes: list[tuple[int, int]] = (), initial_state: State | None = None) -> None:
-    """Clear, load the network (then ``initial_state`` and ``extra_writes``), send each step's
-    events in the given order and the step marker, then read the state and error flags back."""
+    """Clear, load the network unless it is None (baked in), then ``initial_state`` and
+    ``extra_writes``; send each step's events in the given order and the step marker; read the
+    state and error flags back."""
     lines = []
 
     def cmd(op, a=0, d=0):
@@ -59,7 +62,8 @@ def write_stimulus(path: Path, config: CoreConfig, net: Network, sequences: list
     a, d = control_write(config, Control.CLEAR_STATE | Control.CLEAR_ERRORS)
     cmd(Op.CFG_WRITE, a, d)
     start = state_writes(config, initial_state) if initial_state is not None else []
-    for a, d in [*network_writes(net), *start, *extra_writes]:
+    load = network_writes(net) if net is not None else []
+    for a, d in [*load, *start, *extra_writes]:
         cmd(Op.CFG_WRITE, a, d)
     for seq in sequences:
         for axon in seq:
@@ -154,13 +158,11 @@ def compare(config: CoreConfig, net: Network, events: np.ndarray, trace: Trace,
     return report
 
 
-def _core_name(config: CoreConfig) -> str:
-    return "spiketwin_core"
-
-
-def build(config: CoreConfig, sim: str, build_dir: Path, verilog: str | None = None):
-    """Emit the core (unless given) and the harness, and build them for ``sim``; returns the runner."""
+def build(config: CoreConfig, sim: str, build_dir: Path, network: Network | None = None):
+    """Emit the core (with ``network`` baked in, if given) and the harness, and build them for
+    ``sim``; returns the runner."""
     from cocotb_tools.runner import get_runner
+
     from spiketwin.tools import use_project_tools
 
     if sim not in SIMULATORS:
@@ -170,14 +172,12 @@ def build(config: CoreConfig, sim: str, build_dir: Path, verilog: str | None = N
         raise RuntimeError("Icarus Verilog is not installed (apt-get install -y iverilog)")
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
-    if verilog is None:
-        from spiketwin.hw.core import emit_verilog
+    from spiketwin.hw.core import emit_verilog
 
-        verilog = emit_verilog(config, name=_core_name(config))
     core_v = build_dir / "core.v"
-    core_v.write_text(verilog)
+    core_v.write_text(emit_verilog(config, name=CORE_NAME, network=network))
     harness_v = build_dir / "harness.v"
-    harness_v.write_text(harness_verilog(config, _core_name(config)))
+    harness_v.write_text(harness_verilog(config, CORE_NAME))
     runner = get_runner(sim)
     kwargs = {"timescale": ("1ns", "1ps")}
     if sim == "verilator":
@@ -208,6 +208,7 @@ class Job:
     replaces ``events`` when given; the twin then sees what :func:`admit_events` keeps.
     ``initial_state`` (v, i_syn, ref_count; no pending spikes) is written before the first step.
     ``extra_writes`` are configuration writes sent after the network (e.g. to bad addresses).
+    ``load_network=False`` sends no network writes: the core must have it baked in.
     """
 
     config: CoreConfig
@@ -219,6 +220,7 @@ class Job:
     sequences: list | None = None
     extra_writes: list = field(default_factory=list)
     initial_state: State | None = None
+    load_network: bool = True
 
 
 def run_cosim(runner, job: Job, sim: str, work_dir: Path) -> dict:
@@ -237,7 +239,8 @@ def run_cosim(runner, job: Job, sim: str, work_dir: Path) -> dict:
     (work_dir / "job.json").write_text(json.dumps({
         "seed": job.seed, "in_gap_pct": job.in_gap_pct, "out_stall_pct": job.out_stall_pct,
         "sequences": [[int(a) for a in seq] for seq in sequences],
-        "extra_writes": [[int(a), int(d)] for a, d in job.extra_writes]}))
+        "extra_writes": [[int(a), int(d)] for a, d in job.extra_writes],
+        "load_network": job.load_network}))
     report_path = work_dir / "report.json"
     report_path.unlink(missing_ok=True)
     env = {"SPIKETWIN_COSIM_DIR": str(work_dir.resolve())}

@@ -75,8 +75,9 @@ def _describe_mismatch(rep: dict) -> str:
 def verify(config: CoreConfig, network: Network | None, sims: list[str], seeds: list[int], steps: int,
            activity: float, work: Path, quiet: bool = False) -> list[dict]:
     """Build the core once per simulator and compare it with the twin for every seed."""
-    from spiketwin.sim.cosim import Job, build, random_events, run_cosim
     from tqdm import tqdm
+
+    from spiketwin.sim.cosim import Job, build, random_events, run_cosim
 
     reports = []
     for sim in sims:
@@ -110,8 +111,18 @@ def cmd_verify(args) -> int:
     return 0 if ok else 1
 
 
+def build_demo(out: Path, seed: int = 0) -> dict:
+    """The iCEBreaker demo bitstream: a small core with a random network baked in (boards.demo)."""
+    from spiketwin.boards.build import build_bitstream
+    from spiketwin.boards.demo import DemoTop
+
+    net = Network.random(CoreConfig(16, 32, lanes=1), seed)
+    return build_bitstream(DemoTop(net), "icebreaker", out)
+
+
 def cmd_flow(args) -> int:
-    """The main job on built-in defaults: emit and lint the Verilog, then verify it on both simulators."""
+    """The main job on built-in defaults: emit and lint the Verilog, verify it on both simulators,
+    then build the iCEBreaker demo bitstream."""
     out = Path(args.out)
     vargs = argparse.Namespace(axons=args.axons, neurons=args.neurons, lanes=args.lanes, rounding="trunc",
                                network=None, out=out, name="spiketwin_core", lint=True)
@@ -124,7 +135,17 @@ def cmd_flow(args) -> int:
     (out / "verify.json").write_text(json.dumps(reports, indent=1))
     print(f"co-simulation: {sum(r['match'] for r in reports)}/{len(reports)} runs bit-exact -> "
           f"{'PASS' if ok else 'FAIL'}; reports in {out / 'verify.json'}")
-    return 0 if ok else 1
+    if not ok:
+        return 1
+    if args.no_bitstream:
+        return 0
+    print("building the iCEBreaker demo bitstream (Yosys + nextpnr) ...", flush=True)
+    rep = build_demo(out / "icebreaker")
+    lc = rep["utilisation"].get("ICESTORM_LC", {})
+    fmax = ", ".join(f"{c} {f['mhz']:.1f} MHz" for c, f in rep["fmax"].items())
+    print(f"bitstream: {rep['bitstream']} ({lc.get('used')}/{lc.get('available')} logic cells, "
+          f"post-route fmax {fmax}); program an iCEBreaker with: iceprog {rep['bitstream']}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     fl.add_argument("--steps", type=int, default=DEFAULTS["steps"])
     fl.add_argument("--seeds", type=int, default=3)
     fl.add_argument("--out", type=Path, default=Path("build"))
+    fl.add_argument("--no-bitstream", action="store_true", help="skip the demo bitstream build")
     fl.set_defaults(func=cmd_flow)
     return p
 

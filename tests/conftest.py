@@ -1,4 +1,5 @@
 import pytest
+
 from spiketwin.tools import use_project_tools
 
 use_project_tools()

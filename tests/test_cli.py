@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+
 from spiketwin import CoreConfig, Network
 from spiketwin.cli import main
 from spiketwin.config import Region

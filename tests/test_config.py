@@ -1,4 +1,5 @@
 import pytest
+
 from spiketwin.config import CoreConfig, Region
 
 

@@ -1,4 +1,5 @@
 import pytest
+
 from spiketwin import CoreConfig
 from spiketwin.hw.core import ConfigSignature, Core
 

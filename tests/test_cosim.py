@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from spiketwin import CoreConfig, Network
 from spiketwin.config import ErrorFlag, Region
 from spiketwin.fixedpoint import QFormat
@@ -82,3 +83,17 @@ def test_written_state_is_the_start_state(built, tmp_path, sim):
                   rng.integers(0, 5, 16), np.zeros(16, bool))
     job = Job(config, Network.random(config, 2), random_events(config, 30, rng), seed=2, initial_state=start)
     check(built, config, sim, tmp_path, job)
+
+
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_baked_network_runs_without_configuration(tmp_path, sim):
+    from spiketwin.sim.cosim import build
+
+    config = CoreConfig(16, 32, lanes=4)
+    net = Network.random(config, 9)
+    runner = build(config, sim, tmp_path / "build", network=net)
+    rng = np.random.default_rng(9)
+    job = Job(config, net, random_events(config, 60, rng), seed=9, load_network=False)
+    report = run_cosim(runner, job, sim, tmp_path / "run")
+    assert report["match"], report
+    assert report["spikes"] > 0

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from spiketwin.fixedpoint import (
     Q8_8,
     ROUNDING_MODES,

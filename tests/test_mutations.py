@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from amaranth.hdl import Mux
+
 from spiketwin import CoreConfig, Network
 from spiketwin.hw import arith
 from spiketwin.sim.cosim import Job, build, random_events, run_cosim

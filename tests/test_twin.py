@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+
 from spiketwin import CoreConfig, Network, simulate
 from spiketwin.config import ErrorFlag
 from spiketwin.fixedpoint import Q8_8, QFormat
