@@ -8,7 +8,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from spiketwin.config import PARAM_FIELDS, STATE_FIELDS, Control, CoreConfig, ErrorFlag, Region
+from spiketwin.config import PARAM_FIELDS, REGION_BITS, STATE_FIELDS, Control, CoreConfig, ErrorFlag, Region
 from spiketwin.twin import Network
 
 from . import arith
@@ -98,7 +98,7 @@ class Core(wiring.Component):
             return signed(bits) if c.field_signed(region) else unsigned(bits)
 
         # --- memories: one set per lane --------------------------------------------------
-        per_neuron = {**{name: r for name, r in PARAM_FIELDS.items()}, **STATE_FIELDS}
+        per_neuron = {**PARAM_FIELDS, **STATE_FIELDS}
         net = self.network
 
         def lane_init(name, lane):
@@ -141,7 +141,7 @@ class Core(wiring.Component):
         s_g = Signal.like(g)
         isyn_new = [Signal(signed(fmt.width), name=f"isyn_new_{l}") for l in range(lanes)]
         v_decay = [Signal(signed(fmt.width), name=f"v_decay_{l}") for l in range(lanes)]
-        rd_region = Signal(4)
+        rd_region = Signal(REGION_BITS)
         rd_lane = Signal(max(1, lane_bits))
 
         # --- configuration address decode ------------------------------------------------

@@ -14,6 +14,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge, Timer
 
 from spiketwin.config import ErrorFlag
+from spiketwin.host import readback_sample
 from spiketwin.sim.cosim import compare, parse_trace, write_stimulus
 from spiketwin.sim.harness import HARNESS_CLOCK
 from spiketwin.twin import Network, State, admit_events
@@ -31,8 +32,12 @@ async def core_matches_twin(dut):
     if (work / "initial_state.npz").exists():
         with np.load(work / "initial_state.npz") as f:
             initial = State(f["v"], f["i_syn"], f["ref_count"], np.zeros(config.n_neurons, bool))
-    write_stimulus(work / "stim.txt", config, net if job["load_network"] else None, sequences,
-                   [tuple(w) for w in job["extra_writes"]], initial)
+    extra = [tuple(w) for w in job["extra_writes"]]
+    written = {a for a, _ in extra}
+    # Read back every parameter and a sample of weights, except what extra writes changed.
+    readback = [(a, d) for a, d in readback_sample(net, seed=job["seed"]) if a not in written]
+    write_stimulus(work / "stim.txt", config, net if job["load_network"] else None, sequences, extra, initial,
+                   [a for a, _ in readback])
     rng = np.random.default_rng(job["seed"])
 
     dut.start.value = 0
@@ -46,10 +51,10 @@ async def core_matches_twin(dut):
     await RisingEdge(dut.done)
     await Timer(1, unit="ns")
 
-    trace = parse_trace(work / "trace.txt", config, events.shape[0])
+    trace = parse_trace(work / "trace.txt", config, events.shape[0], len(readback))
     expected = admit_flags
     if any(not config.address_valid(a) for a, _ in job["extra_writes"]):
         expected |= ErrorFlag.BAD_ADDRESS
-    report = compare(config, net, events, trace, int(expected), initial)
+    report = compare(config, net, events, trace, int(expected), initial, readback)
     (work / "report.json").write_text(json.dumps(report, indent=1))
     assert report["match"], json.dumps({k: v for k, v in report.items() if k != "coverage"})

@@ -16,7 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from spiketwin.config import Control, CoreConfig
-from spiketwin.host import control_write, decode_state, network_writes, state_read_addresses, state_writes
+from spiketwin.host import (
+    control_write,
+    decode_state,
+    network_writes,
+    state_read_addresses,
+    state_writes,
+)
 from spiketwin.twin import Network, State, simulate
 
 from .harness import HARNESS_CLOCK, HARNESS_TOP, Op, harness_verilog
@@ -50,10 +56,11 @@ def shuffled_sequences(events: np.ndarray, rng: np.random.Generator) -> list[lis
 
 
 def write_stimulus(path: Path, config: CoreConfig, net: Network | None, sequences: list[list[int]],
-                   extra_writes: list[tuple[int, int]] = (), initial_state: State | None = None) -> None:
+                   extra_writes: list[tuple[int, int]] = (), initial_state: State | None = None,
+                   readback: list[int] = ()) -> None:
     """Clear, load the network unless it is None (baked in), then ``initial_state`` and
     ``extra_writes``; send each step's events in the given order and the step marker; read the
-    state and error flags back."""
+    state and error flags back, then the ``readback`` addresses."""
     lines = []
 
     def cmd(op, a=0, d=0):
@@ -69,7 +76,7 @@ def write_stimulus(path: Path, config: CoreConfig, net: Network | None, sequence
         for axon in seq:
             cmd(Op.EVENT, axon)
         cmd(Op.STEP)
-    for a in state_read_addresses(config):
+    for a in [*state_read_addresses(config), *readback]:
         cmd(Op.CFG_READ, a)
     cmd(Op.END)
     path.write_text("\n".join(lines) + "\n")
@@ -81,11 +88,11 @@ class Trace:
     state: dict
     errors: int
     cycles: int
-    order_ok: bool = True
+    readback: list = field(default_factory=list)
     problems: list = field(default_factory=list)
 
 
-def parse_trace(path: Path, config: CoreConfig, steps: int) -> Trace:
+def parse_trace(path: Path, config: CoreConfig, steps: int, n_readback: int = 0) -> Trace:
     spikes = np.zeros((steps, config.n_neurons), bool)
     neuron_bits = config.spike_fields["neuron"]
     t, reads, cycles, problems = 0, [], 0, []
@@ -111,17 +118,20 @@ def parse_trace(path: Path, config: CoreConfig, steps: int) -> Trace:
             cycles = value
     if t != steps:
         problems.append(f"{t} end-of-step markers for {steps} steps")
-    expected_reads = len(state_read_addresses(config))
+    n_state = len(state_read_addresses(config))
+    expected_reads = n_state + n_readback
     if len(reads) != expected_reads:
         problems.append(f"{len(reads)} read-back words, expected {expected_reads}")
         reads = (reads + [0] * expected_reads)[:expected_reads]
-    state, errors = decode_state(config, reads)
-    return Trace(spikes, state, errors, cycles, problems=problems)
+    state, errors = decode_state(config, reads[:n_state])
+    return Trace(spikes, state, errors, cycles, readback=reads[n_state:], problems=problems)
 
 
 def compare(config: CoreConfig, net: Network, events: np.ndarray, trace: Trace,
-            expected_errors: int = 0, initial_state: State | None = None) -> dict:
-    """Bit-for-bit comparison; the report names the first differing step and neuron."""
+            expected_errors: int = 0, initial_state: State | None = None,
+            readback: list[tuple[int, int]] = ()) -> dict:
+    """Bit-for-bit comparison; the report names the first differing step and neuron, and the
+    first ``readback`` (address, expected word) that the core did not hold."""
     steps = events.shape[0]
     ref = simulate(config, net, events, steps, state=initial_state)
     report = {"match": True, "steps": steps, "cycles": trace.cycles, "spikes": int(ref.spikes.sum()),
@@ -140,6 +150,12 @@ def compare(config: CoreConfig, net: Network, events: np.ndarray, trace: Trace,
             report["match"] = False
             report.setdefault("state_mismatches", {})[name] = {
                 "neuron": j, "twin": int(twin[j]), "rtl": int(rtl[j]), "count": int(bad.size)}
+    report["readback_checked"] = min(len(readback), len(trace.readback))
+    for (addr, want), got in zip(readback, trace.readback, strict=False):
+        if want != got:
+            report["match"] = False
+            report["readback_mismatch"] = {"address": addr, "expected": want, "read": got}
+            break
     report["error_flags"] = trace.errors
     if trace.errors != expected_errors:
         report.update(match=False, expected_error_flags=expected_errors)

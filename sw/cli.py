@@ -66,8 +66,11 @@ def _describe_mismatch(rep: dict) -> str:
     for name, m in rep.get("state_mismatches", {}).items():
         parts.append(f"final {name} of neuron {m['neuron']}: twin {m['twin']}, rtl {m['rtl']} "
                      f"({m['count']} neurons differ)")
-    if rep.get("error_flags"):
-        parts.append(f"error flags raised: {rep['error_flags']:#x}")
+    if "expected_error_flags" in rep:
+        parts.append(f"error flags {rep['error_flags']:#x}, expected {rep['expected_error_flags']:#x}")
+    if "readback_mismatch" in rep:
+        m = rep["readback_mismatch"]
+        parts.append(f"address {m['address']:#x} read back {m['read']:#x}, expected {m['expected']:#x}")
     parts += rep.get("problems", [])
     return "; ".join(parts)
 

@@ -109,9 +109,15 @@ def _as_int64(raw) -> np.ndarray:
     return np.asarray(raw, dtype=np.int64)
 
 
+def _saturate_inplace(x: np.ndarray, fmt: QFormat) -> np.ndarray:
+    np.minimum(x, fmt.max_raw, out=x)
+    np.maximum(x, fmt.min_raw, out=x)
+    return x
+
+
 def saturate(raw, fmt: QFormat = Q8_8) -> np.ndarray:
     """Clamp integers to the format's raw range (never wraps)."""
-    return np.clip(_as_int64(raw), fmt.min_raw, fmt.max_raw)
+    return _saturate_inplace(np.array(raw, dtype=np.int64), fmt)
 
 
 def to_raw(values, fmt: QFormat = Q8_8) -> np.ndarray:
@@ -144,25 +150,36 @@ def quantize(values, fmt: QFormat = Q8_8) -> np.ndarray:
     return to_float(to_raw(values, fmt), fmt)
 
 
-def shift_round(wide, fmt: QFormat = Q8_8) -> np.ndarray:
-    """Divide a wide integer by ``2**frac_bits`` with the format's rounding (no saturation)."""
-    p = _as_int64(wide)
+def _shift_round_inplace(p: np.ndarray, fmt: QFormat) -> np.ndarray:
     pos, neg = fmt.round_bias(False), fmt.round_bias(True)
     # (p >> 63) is -1 for negative p and 0 otherwise, so this adds neg or pos without a branch.
-    return (p + (pos + ((neg - pos) & (p >> 63)))) >> fmt.frac_bits
+    bias = p >> 63
+    bias &= neg - pos
+    p += bias
+    p += pos
+    p >>= fmt.frac_bits
+    return p
+
+
+def shift_round(wide, fmt: QFormat = Q8_8) -> np.ndarray:
+    """Divide a wide integer by ``2**frac_bits`` with the format's rounding (no saturation)."""
+    return _shift_round_inplace(np.array(wide, dtype=np.int64), fmt)
 
 
 def mul(a_raw, b_raw, fmt: QFormat = Q8_8) -> np.ndarray:
     """Fixed-point product: exact integer product, rounded shift, then saturation."""
-    return saturate(shift_round(_as_int64(a_raw) * _as_int64(b_raw), fmt), fmt)
+    p = np.asarray(np.multiply(_as_int64(a_raw), _as_int64(b_raw)))
+    if p.ndim == 0:
+        p = p.copy()
+    return _saturate_inplace(_shift_round_inplace(p, fmt), fmt)
 
 
 def add(*terms, fmt: QFormat = Q8_8) -> np.ndarray:
     """Exact sum of any number of terms, saturated once."""
-    total = _as_int64(terms[0])
+    total = np.array(terms[0], dtype=np.int64)
     for t in terms[1:]:
         total = total + _as_int64(t)
-    return saturate(total, fmt)
+    return _saturate_inplace(total, fmt)
 
 
 def accumulator_width(fmt: QFormat, max_terms: int) -> int:

@@ -11,7 +11,7 @@ from .config import PARAM_FIELDS, STATE_FIELDS, Control, CoreConfig, Region
 from .twin import Network, State
 
 __all__ = ["to_word", "from_word", "network_writes", "state_read_addresses", "decode_state",
-           "control_write", "state_writes"]
+           "control_write", "state_writes", "readback_sample"]
 
 
 def to_word(value: int, bits: int) -> int:
@@ -46,6 +46,18 @@ def state_writes(config: CoreConfig, state: State) -> list[tuple[int, int]]:
         base = config.address(region)
         writes += [(base + j, to_word(x, config.data_bits)) for j, x in enumerate(getattr(state, name))]
     return writes
+
+
+def readback_sample(net: Network, max_weights: int = 256, seed: int = 0) -> list[tuple[int, int]]:
+    """(address, expected word) for every parameter and a sample of the weights of ``net``,
+    non-zero ones included, to check what a core holds."""
+    writes = network_writes(net)
+    n_w = net.weights.size
+    rng = np.random.default_rng(seed)
+    nonzero = np.flatnonzero(net.weights.reshape(-1))
+    pick = np.union1d(rng.choice(n_w, size=min(n_w, max_weights // 2), replace=False),
+                      rng.choice(nonzero, size=min(nonzero.size, max_weights // 2), replace=False))
+    return [writes[int(i)] for i in pick] + writes[n_w:]
 
 
 def control_write(config: CoreConfig, bits: Control) -> tuple[int, int]:

@@ -97,3 +97,5 @@ def test_baked_network_runs_without_configuration(tmp_path, sim):
     report = run_cosim(runner, job, sim, tmp_path / "run")
     assert report["match"], report
     assert report["spikes"] > 0
+    # Every parameter and a sample of the weights were read back and matched the baked network.
+    assert report["readback_checked"] >= 7 * config.n_neurons + 128
