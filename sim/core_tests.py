@@ -52,6 +52,8 @@ async def core_matches_twin(dut):
     await Timer(1, unit="ns")
 
     trace = parse_trace(work / "trace.txt", config, events.shape[0], len(readback))
+    np.save(work / "rtl_spikes.npy", trace.spikes)
+    np.save(work / "events.npy", events)
     expected = admit_flags
     if any(not config.address_valid(a) for a, _ in job["extra_writes"]):
         expected |= ErrorFlag.BAD_ADDRESS

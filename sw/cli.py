@@ -75,9 +75,22 @@ def _describe_mismatch(rep: dict) -> str:
     return "; ".join(parts)
 
 
+def plot_cosim(config: CoreConfig, net: Network, run_dir: Path, path: Path, title: str) -> Path:
+    """Draw one co-simulation run: the twin's and the RTL's spikes, and the twin's v."""
+    from .plots import plot_run
+    from .twin import simulate
+
+    events = np.load(run_dir / "events.npy")
+    ref = simulate(config, net, events, record=True)
+    return plot_run(config, ref.spikes, path, rtl_spikes=np.load(run_dir / "rtl_spikes.npy"), v=ref.v,
+                    threshold=net.threshold, title=title)
+
+
 def verify(config: CoreConfig, network: Network | None, sims: list[str], seeds: list[int], steps: int,
-           activity: float, work: Path, quiet: bool = False) -> list[dict]:
-    """Build the core once per simulator and compare it with the twin for every seed."""
+           activity: float, work: Path, quiet: bool = False, plot_dir: Path | None = None) -> list[dict]:
+    """Build the core once per simulator and compare it with the twin for every seed.
+
+    With ``plot_dir``, each run is drawn there as ``<sim>-seed<N>.png``."""
     from tqdm import tqdm
 
     from spiketwin.sim.cosim import Job, build, random_events, run_cosim
@@ -89,8 +102,13 @@ def verify(config: CoreConfig, network: Network | None, sims: list[str], seeds: 
             rng = np.random.default_rng(seed)
             net = network if network is not None else Network.random(config, seed)
             events = random_events(config, steps, rng, activity)
-            rep = run_cosim(runner, Job(config, net, events, seed=seed), sim, work / sim / f"seed{seed}")
+            run_dir = work / sim / f"seed{seed}"
+            rep = run_cosim(runner, Job(config, net, events, seed=seed), sim, run_dir)
             rep["seed"] = seed
+            if plot_dir is not None:
+                verdict = "bit-exact" if rep["match"] else "MISMATCH"
+                rep["plot"] = str(plot_cosim(config, net, run_dir, Path(plot_dir) / f"{sim}-seed{seed}.png",
+                                             f"{sim}, seed {seed}: {verdict}"))
             reports.append(rep)
             if not quiet:
                 verdict = "bit-exact" if rep["match"] else "MISMATCH: " + _describe_mismatch(rep)
@@ -105,7 +123,7 @@ def cmd_verify(args) -> int:
     seeds = list(range(args.seed, args.seed + args.seeds))
     with tempfile.TemporaryDirectory(prefix="spiketwin-verify-") as tmp:
         work = Path(args.work) if args.work else Path(tmp)
-        reports = verify(config, net, sims, seeds, args.steps, args.activity, work)
+        reports = verify(config, net, sims, seeds, args.steps, args.activity, work, plot_dir=args.plot)
     ok = all(r["match"] for r in reports)
     print(f"{sum(r['match'] for r in reports)}/{len(reports)} runs bit-exact "
           f"({config.n_axons} axons x {config.n_neurons} neurons, {config.lanes} lane(s), {args.steps} steps)")
@@ -133,7 +151,7 @@ def cmd_flow(args) -> int:
         return 1
     config, _ = _config_and_network(vargs, 0)
     reports = verify(config, None, ["icarus", "verilator"], list(range(args.seeds)), args.steps,
-                     0.1, out / "verify")
+                     0.1, out / "verify", plot_dir=out / "plots")
     ok = all(r["match"] for r in reports)
     (out / "verify.json").write_text(json.dumps(reports, indent=1))
     print(f"co-simulation: {sum(r['match'] for r in reports)}/{len(reports)} runs bit-exact -> "
@@ -171,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--activity", type=float, default=0.1, help="mean events per axon and step")
     f.add_argument("--work", type=Path, help="keep build and traces here")
     f.add_argument("--json", type=Path, help="write the reports as JSON")
+    f.add_argument("--plot", type=Path, metavar="DIR", help="draw each run (raster, membrane traces) into DIR")
     f.set_defaults(func=cmd_verify)
 
     fl = sub.add_parser("flow", help="the main job: emit, lint and verify a default core")
