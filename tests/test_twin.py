@@ -196,3 +196,15 @@ def test_state_zeros_shape():
     s = State.zeros(CoreConfig(2, 6), (3,))
     assert s.v.shape == (3, 6) and s.spikes.dtype == bool
     assert Q8_8.one == 256
+
+
+def test_random_networks_cover_the_corners_the_cosimulation_needs():
+    config = CoreConfig(64, 64)
+    net = Network.random(config, 0)
+    fmt = config.fmt
+    assert (net.weights < 0).any() and (net.weights > 0).any()
+    assert (net.weights[config.n_axons:] != 0).any()                  # recurrent synapses
+    assert set(net.reset_mode.tolist()) == {0, 1}
+    assert net.refractory.max() > 0 and net.refractory.min() == 0
+    r = simulate(config, net, np.random.default_rng(0).poisson(0.1, (200, 64)), record=True)
+    assert {fmt.max_raw, fmt.min_raw} <= set(np.unique(r.v)) and {fmt.max_raw, fmt.min_raw} <= set(np.unique(r.i_syn))
