@@ -1,0 +1,116 @@
+"""Hardware mismatch for training and evaluation: the tutorial's ``FPGAMismatchModel`` API.
+
+Weight and threshold variation are multiplicative Gaussian (a coefficient of variation per
+parameter); quantisation is the core's own quantiser (:mod:`spiketwin.fixedpoint`), not a copy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import fixedpoint as fx
+from .fixedpoint import Q8_8, QFormat
+
+__all__ = ["FPGAMismatchModel"]
+
+MAX_CV = 1.0          # a CV at or above 1 flips signs routinely: not a mismatch model any more
+MAX_JITTER = 0.5      # half a step period
+
+
+def _check_fraction(name: str, value, limit: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a number, not {value!r}")
+    value = float(value)
+    if not np.isfinite(value) or value < 0 or value >= limit:
+        raise ValueError(f"{name} must be in [0, {limit}), not {value!r}")
+    return value
+
+
+class FPGAMismatchModel:
+    """Device mismatch of an FPGA spiking core, drawn fresh (and reproducibly) on each call.
+
+    Parameters
+    ----------
+    weight_cv : float
+        Coefficient of variation of each weight: ``w' = w * (1 + weight_cv * N(0, 1))``.
+    threshold_cv : float
+        Coefficient of variation of each neuron's threshold, likewise.
+    clock_jitter_pct : float
+        Relative standard deviation of the time-step period, as a fraction (0.01 is 1%).
+    fmt : QFormat
+        The core's number format; :meth:`quantize` rounds onto it.
+    seed : int or None
+        Seed of the draws; the same seed gives the same sequence of perturbations.
+    """
+
+    def __init__(self, weight_cv: float = 0.03, threshold_cv: float = 0.05, clock_jitter_pct: float = 0.01,
+                 fmt: QFormat = Q8_8, seed: int | None = 0):
+        self.weight_cv = _check_fraction("weight_cv", weight_cv, MAX_CV)
+        self.threshold_cv = _check_fraction("threshold_cv", threshold_cv, MAX_CV)
+        self.clock_jitter_pct = _check_fraction("clock_jitter_pct", clock_jitter_pct, MAX_JITTER)
+        if not isinstance(fmt, QFormat):
+            raise TypeError(f"fmt must be a QFormat, not {fmt!r}")
+        self.fmt = fmt
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+
+    def __repr__(self):
+        return (f"FPGAMismatchModel(weight_cv={self.weight_cv}, threshold_cv={self.threshold_cv}, "
+                f"clock_jitter_pct={self.clock_jitter_pct}, fmt={self.fmt}, seed={self.seed})")
+
+    # --- the tutorial's API ----------------------------------------------------------------
+    def quantize(self, values) -> np.ndarray:
+        """Round onto the core's format (saturating), returned as floats."""
+        return fx.quantize(values, self.fmt)
+
+    def _scale(self, shape, cv: float) -> np.ndarray:
+        return 1.0 + cv * self.rng.standard_normal(shape)
+
+    def apply_to_network_weights(self, weights) -> list[np.ndarray]:
+        """A fresh perturbed copy of each weight array (dtype kept); the inputs are not changed."""
+        arrays = self._as_arrays(weights)
+        return [(w * self._scale(w.shape, self.weight_cv)).astype(w.dtype, copy=False) for w in arrays]
+
+    def apply_to_thresholds(self, thresholds) -> np.ndarray:
+        """A fresh perturbed copy of per-neuron thresholds."""
+        th = np.asarray(thresholds, dtype=np.float64)
+        return th * self._scale(th.shape, self.threshold_cv)
+
+    def step_periods(self, steps: int, batch: tuple = ()) -> np.ndarray:
+        """Relative length of each time step, ``1 + clock_jitter_pct * N(0, 1)``, kept positive."""
+        if not isinstance(steps, (int, np.integer)) or steps < 0:
+            raise ValueError(f"steps must be a non-negative integer, not {steps!r}")
+        return np.maximum(self._scale((*batch, steps), self.clock_jitter_pct), 0.05)
+
+    def mismatch_report(self, weights) -> dict:
+        """Statistics of one fresh draw of weight mismatch followed by quantisation.
+
+        ``mean_absolute_error`` and ``max_perturbation`` compare the perturbed weights with the
+        originals; ``affected_fraction`` is the share of weights whose quantised value on the
+        core changes because of the perturbation; ``quantisation_mae`` is the error of
+        quantising the originals alone.
+        """
+        arrays = self._as_arrays(weights)
+        perturbed = self.apply_to_network_weights(arrays)
+        w = np.concatenate([a.reshape(-1).astype(np.float64) for a in arrays])
+        p = np.concatenate([a.reshape(-1).astype(np.float64) for a in perturbed])
+        if w.size == 0:
+            raise ValueError("mismatch_report needs at least one weight")
+        diff = np.abs(p - w)
+        changed = fx.to_raw(p, self.fmt) != fx.to_raw(w, self.fmt)
+        return {"mean_absolute_error": float(diff.mean()), "max_perturbation": float(diff.max()),
+                "affected_fraction": float(changed.mean()),
+                "quantisation_mae": float(np.abs(fx.quantize(w, self.fmt) - w).mean()),
+                "n_weights": int(w.size), "weight_cv": self.weight_cv}
+
+    @staticmethod
+    def _as_arrays(weights) -> list[np.ndarray]:
+        if isinstance(weights, np.ndarray):
+            raise TypeError("weights must be a list of arrays (one per layer), not a single array")
+        arrays = [np.asarray(w) for w in weights]
+        for i, a in enumerate(arrays):
+            if a.dtype.kind != "f":
+                raise TypeError(f"weights[{i}] must be a float array, not {a.dtype}")
+            if not np.isfinite(a).all():
+                raise ValueError(f"weights[{i}] holds NaN or infinity")
+        return arrays

@@ -1,0 +1,79 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from spiketwin.digital_twin import FPGAMismatchModel
+
+TUTORIAL = """
+from spiketwin.digital_twin import FPGAMismatchModel
+import numpy as np
+twin = FPGAMismatchModel(
+weight_cv=0.03, # 3% weight coefficient of variation
+threshold_cv=0.05, # 5% threshold mismatch
+clock_jitter_pct=0.01, # 1% clock jitter
+)
+rng = np.random.default_rng(42)
+weights = [rng.standard_normal((64, 32)).astype(np.float32) * 0.5]
+# Apply hardware-realistic perturbation
+perturbed = twin.apply_to_network_weights(weights)
+report = twin.mismatch_report(weights)
+print(f"Weight MAE: {report['mean_absolute_error']:.6f}")
+print(f"Max perturbation: {report['max_perturbation']:.6f}")
+print(f"Affected weights: {report['affected_fraction']:.1%}")
+values = np.array([0.123456789, 0.5, 1.0, -0.333])
+quantised = twin.quantize(values)
+print(f"Original: {values}")
+print(f"Quantised: {quantised}")
+error = np.abs(values - quantised)
+print(f"Quantisation error: max={error.max():.6f}, mean={error.mean():.6f}")
+"""
+
+
+def test_tutorial_code_runs_as_written_and_prints_sensible_numbers():
+    out = subprocess.run([sys.executable, "-c", TUTORIAL], capture_output=True, text=True, check=True).stdout
+    lines = dict(line.split(": ", 1) for line in out.strip().splitlines())
+    assert 0.007 < float(lines["Weight MAE"]) < 0.012      # 3% of E|w| * sqrt(2/pi) ~ 0.0095
+    assert 0.03 < float(lines["Max perturbation"]) < 0.3
+    assert 50 < float(lines["Affected weights"].rstrip("%")) < 100
+    assert lines["Quantised"] == "[ 0.12109375  0.5         1.         -0.33203125]"
+
+
+def test_draws_are_fresh_per_call_and_reproducible_from_the_seed():
+    w = [np.ones((10, 10), np.float32)]
+    a = FPGAMismatchModel(seed=1).apply_to_network_weights(w)[0]
+    twin = FPGAMismatchModel(seed=1)
+    b, c = twin.apply_to_network_weights(w)[0], twin.apply_to_network_weights(w)[0]
+    assert (a == b).all() and not (b == c).all()
+    assert a.dtype == np.float32 and (w[0] == 1).all()
+
+
+def test_perturbations_have_the_stated_spread():
+    twin = FPGAMismatchModel(weight_cv=0.1, threshold_cv=0.2, clock_jitter_pct=0.05, seed=3)
+    w = twin.apply_to_network_weights([np.ones(200_000)])[0]
+    th = twin.apply_to_thresholds(np.full(200_000, 2.0))
+    per = twin.step_periods(200_000)
+    assert abs(w.std() - 0.1) < 0.002 and abs(w.mean() - 1) < 0.002
+    assert abs(th.std() / 2.0 - 0.2) < 0.003
+    assert abs(per.std() - 0.05) < 0.001 and per.min() > 0
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"weight_cv": -0.1}, ValueError, r"weight_cv must be in \[0, 1.0\), not -0.1"),
+    ({"threshold_cv": 3.0}, ValueError, r"threshold_cv must be in \[0, 1.0\), not 3.0"),
+    ({"clock_jitter_pct": float("nan")}, ValueError, "clock_jitter_pct must be in"),
+    ({"weight_cv": "3%"}, TypeError, "weight_cv must be a number, not '3%'"),
+    ({"fmt": "Q8.8"}, TypeError, "fmt must be a QFormat"),
+])
+def test_absurd_parameters_refused(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        FPGAMismatchModel(**kwargs)
+
+
+def test_bad_weights_refused():
+    twin = FPGAMismatchModel()
+    with pytest.raises(TypeError, match="list of arrays"):
+        twin.apply_to_network_weights(np.ones(3))
+    with pytest.raises(ValueError, match=r"weights\[1\] holds NaN"):
+        twin.mismatch_report([np.ones(3), np.array([np.nan])])
