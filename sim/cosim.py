@@ -250,6 +250,8 @@ def run_cosim(runner, job: Job, sim: str, work_dir: Path) -> dict:
         st = job.initial_state
         np.savez(state_file, v=st.v, i_syn=st.i_syn, ref_count=st.ref_count)
     sequences = job.sequences
+    if sequences is None and job.events is None:
+        raise ValueError("A co-simulation job needs events or sequences")
     if sequences is None:
         sequences = shuffled_sequences(job.events, np.random.default_rng(job.seed))
     (work_dir / "job.json").write_text(json.dumps({
@@ -276,15 +278,6 @@ def run_cosim(runner, job: Job, sim: str, work_dir: Path) -> dict:
     report = json.loads(report_path.read_text())
     report["simulator"] = sim
     return report
-
-
-def cosim_env_ok() -> dict:
-    """Which simulators can run here."""
-    from spiketwin.tools import use_project_tools
-
-    tools = use_project_tools()
-    return {"icarus": tools["iverilog"] is not None, "verilator": tools["verilator"] is not None,
-            "pid": os.getpid()}
 
 
 def lint(verilog_path: Path) -> tuple[bool, str]:

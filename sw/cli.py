@@ -26,7 +26,7 @@ def _add_core_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--network", type=Path, help="a network .npz (its configuration is used)")
 
 
-def _config_and_network(args, seed: int) -> tuple[CoreConfig, Network | None]:
+def _config_and_network(args) -> tuple[CoreConfig, Network | None]:
     if args.network is not None:
         net = Network.load(args.network)
         return net.config, net
@@ -37,7 +37,7 @@ def _config_and_network(args, seed: int) -> tuple[CoreConfig, Network | None]:
 def cmd_verilog(args) -> int:
     from spiketwin.hw.core import emit_verilog
 
-    config, _ = _config_and_network(args, 0)
+    config, _ = _config_and_network(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     v_path = out / f"{args.name}.v"
@@ -118,7 +118,7 @@ def verify(config: CoreConfig, network: Network | None, sims: list[str], seeds: 
 
 
 def cmd_verify(args) -> int:
-    config, net = _config_and_network(args, args.seed)
+    config, net = _config_and_network(args)
     sims = ["icarus", "verilator"] if args.sim == "both" else [args.sim]
     seeds = list(range(args.seed, args.seed + args.seeds))
     with tempfile.TemporaryDirectory(prefix="spiketwin-verify-") as tmp:
@@ -149,7 +149,7 @@ def cmd_flow(args) -> int:
                                network=None, out=out, name="spiketwin_core", lint=True)
     if cmd_verilog(vargs):
         return 1
-    config, _ = _config_and_network(vargs, 0)
+    config, _ = _config_and_network(vargs)
     reports = verify(config, None, ["icarus", "verilator"], list(range(args.seeds)), args.steps,
                      0.1, out / "verify", plot_dir=out / "plots")
     ok = all(r["match"] for r in reports)
@@ -207,9 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     for name in ("steps", "seeds"):
-        if getattr(args, name, 1) is not None and getattr(args, name, 1) < 1:
+        if getattr(args, name, 1) < 1:
             print(f"spiketwin: error: --{name} must be at least 1", file=sys.stderr)
             return 2
+    if not 0 <= getattr(args, "activity", 0) <= 100:
+        print("spiketwin: error: --activity must be between 0 and 100 events per axon and step", file=sys.stderr)
+        return 2
     try:
         return args.func(args)
     except (NetworkFileError, ValueError, TypeError, RuntimeError, FileNotFoundError) as e:
