@@ -1,8 +1,12 @@
 import pytest
+from hypothesis import settings
 
 from spiketwin.tools import use_project_tools
 
 use_project_tools()
+# Simulators share the two cores with the property tests; wall-clock deadlines would only add flakes.
+settings.register_profile("spiketwin", deadline=None, print_blob=True)
+settings.load_profile("spiketwin")
 
 
 @pytest.fixture(scope="session")
