@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["QFormat", "Q8_8", "ROUNDING_MODES", "quantize", "to_raw", "to_float", "saturate",
-           "shift_round", "mul", "add"]
+           "shift_round", "mul", "mac", "add"]
 
 ROUNDING_MODES = ("trunc", "floor", "nearest")
 
@@ -172,6 +172,14 @@ def mul(a_raw, b_raw, fmt: QFormat = Q8_8) -> np.ndarray:
     if p.ndim == 0:
         p = p.copy()
     return _saturate_inplace(_shift_round_inplace(p, fmt), fmt)
+
+
+def mac(a_raw, b_raw, *addends, fmt: QFormat = Q8_8) -> np.ndarray:
+    """``sat(mul(a, b) + sum(addends))``: the product saturated, then the exact sum saturated once."""
+    p = mul(a_raw, b_raw, fmt)
+    for t in addends:
+        p += _as_int64(t)
+    return _saturate_inplace(p, fmt)
 
 
 def add(*terms, fmt: QFormat = Q8_8) -> np.ndarray:

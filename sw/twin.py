@@ -267,9 +267,9 @@ def step(config: CoreConfig, net: Network, state: State, acc: np.ndarray) -> tup
     refractory neuron only decrements its counter.
     """
     fmt = config.fmt
-    i_syn = fx.add(fx.mul(net.syn_decay, state.i_syn, fmt), acc, fmt=fmt)
+    i_syn = fx.mac(net.syn_decay, state.i_syn, acc, fmt=fmt)
     active = state.ref_count == 0
-    v_int = fx.add(fx.mul(net.leak, state.v, fmt), i_syn, net.bias, fmt=fmt)
+    v_int = fx.mac(net.leak, state.v, i_syn, net.bias, fmt=fmt)
     fired = active & (v_int >= net.threshold)
     v_after = np.where(net.reset_mode == RESET_SUBTRACT, fx.add(v_int, -net.threshold, fmt=fmt),
                        net.v_reset)

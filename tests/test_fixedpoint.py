@@ -9,6 +9,7 @@ from spiketwin.fixedpoint import (
     Q8_8,
     ROUNDING_MODES,
     QFormat,
+    mac,
     mul,
     quantize,
     saturate,
@@ -104,3 +105,9 @@ def test_saturate_and_to_float_roundtrip():
     raw = np.array([-40000, -32768, 0, 255, 32767, 50000])
     assert saturate(raw).tolist() == [-32768, -32768, 0, 255, 32767, 32767]
     assert to_raw(to_float(saturate(raw))).tolist() == saturate(raw).tolist()
+
+
+@given(a=st.integers(-32768, 32767), b=st.integers(-32768, 32767), c=st.integers(-(2**24), 2**24),
+       d=st.integers(-32768, 32767))
+def test_mac_saturates_the_product_then_the_sum(a, b, c, d):
+    assert int(mac(a, b, c, d)) == int(saturate(int(mul(a, b)) + c + d))
