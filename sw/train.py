@@ -1,0 +1,291 @@
+"""Surrogate-gradient training of a layered LIF network that maps onto one core (NumPy only).
+
+The float model follows DESIGN.md section 3 exactly: ``i = alpha*i + acc``, ``v = beta*v + i + bias``,
+a spike when ``v >= threshold``, reset by subtraction; a layer's spikes at step t are the next
+layer's input at step t+1, as in the core's crossbar. With ``qat=True`` the forward pass *is* the
+core's arithmetic (weights, parameters and every product rounded and saturated by
+:mod:`spiketwin.fixedpoint`) and gradients pass straight through the rounding. With a
+:class:`~spiketwin.digital_twin.FPGAMismatchModel`, every forward pass draws fresh weight and
+threshold mismatch while Adam updates the clean weights (the tutorial's technique).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import fixedpoint as fx
+from .config import CoreConfig
+from .digital_twin import FPGAMismatchModel
+from .fixedpoint import Q8_8, QFormat
+from .twin import Network
+
+__all__ = ["TrainConfig", "LayeredModel", "train", "to_network", "output_neurons"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters; every default is what ``spiketwin train`` uses.
+
+    ``alpha`` and ``beta`` are the synaptic and membrane decay per step, ``threshold`` the firing
+    threshold (format units), ``fan_in`` the most non-zero synapses a neuron may have.
+    """
+
+    hidden: tuple[int, ...] = (96,)
+    steps: int = 20
+    max_rate: float = 0.6
+    encoding: str = "poisson"
+    epochs: int = 40
+    batch: int = 64
+    lr: float = 3e-3
+    alpha: float = 0.5
+    beta: float = 0.875
+    threshold: float = 1.0
+    fan_in: int = 64
+    readout_scale: float = 0.5
+    surrogate_slope: float = 4.0
+    qat: bool = False
+    seed: int = 0
+    fmt: QFormat = field(default=Q8_8)
+
+    def __post_init__(self):
+        if self.fan_in < 1:
+            raise ValueError(f"fan_in must be at least 1, not {self.fan_in}")
+        if not (0 <= self.alpha <= 1 and 0 <= self.beta <= 1):
+            raise ValueError(f"alpha and beta must lie in [0, 1], not {self.alpha} and {self.beta}")
+        if self.steps < 2:
+            raise ValueError(f"steps must be at least 2, not {self.steps}")
+
+
+def _adam(params, grads, state, lr, t, b1=0.9, b2=0.999, eps=1e-8):
+    for k, g in grads.items():
+        m, v = state.setdefault(k, (np.zeros_like(g), np.zeros_like(g)))
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        state[k] = (m, v)
+        params[k] -= lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+
+
+@dataclass
+class LayeredModel:
+    """Weights ``W{l}`` [n_in, n_out] and biases ``b{l}`` per layer, in format units."""
+
+    sizes: list[int]
+    params: dict
+    masks: dict
+
+    @classmethod
+    def init(cls, sizes: list[int], cfg: TrainConfig, rng: np.random.Generator) -> LayeredModel:
+        params, masks = {}, {}
+        for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+            params[f"W{l}"] = rng.normal(0, 1.5 * cfg.threshold / math.sqrt(n_in), (n_in, n_out))
+            params[f"b{l}"] = np.zeros(n_out)
+            masks[f"W{l}"] = np.ones((n_in, n_out), bool)
+        model = cls(sizes, params, masks)
+        model.enforce_fan_in(cfg.fan_in)
+        return model
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.sizes) - 1
+
+    def enforce_fan_in(self, k: int) -> None:
+        """Keep the k largest |w| into each neuron; the mask only ever shrinks."""
+        for l in range(self.n_layers):
+            W, mask = self.params[f"W{l}"], self.masks[f"W{l}"]
+            if W.shape[0] > k:
+                cut = -np.sort(-np.abs(W * mask), axis=0)[k - 1]
+                mask &= np.abs(W) >= cut
+                # ties at the cut could leave more than k; drop the extra ones deterministically
+                extra = np.cumsum(mask, axis=0) > k
+                mask &= ~extra
+            W *= mask
+
+
+def _spike_surrogate(x, slope):
+    return 1.0 / (1.0 + slope * np.abs(x)) ** 2
+
+
+def forward(model: LayeredModel, events: np.ndarray, cfg: TrainConfig, mismatch: FPGAMismatchModel | None = None,
+            keep: bool = True) -> dict:
+    """Run the float (or, with ``cfg.qat``, the core-exact) model on events [batch, steps, n_in]."""
+    fmt = cfg.fmt
+    q = (lambda a: fx.quantize(a, fmt)) if cfg.qat else (lambda a: a)
+
+    def sat(a):
+        return np.clip(a, fmt.min_value, fmt.max_value) if cfg.qat else a
+
+    def mulq(a, b):
+        if not cfg.qat:
+            return a * b
+        return fx.to_float(fx.mul(fx.to_raw(a, fmt), fx.to_raw(b, fmt), fmt), fmt)
+
+    B, T, _ = events.shape
+    alpha, beta = float(q(cfg.alpha)), float(q(cfg.beta))
+    layers = []
+    for l in range(model.n_layers):
+        W = model.params[f"W{l}"]
+        noise_w = 1.0
+        th = np.full(model.sizes[l + 1], cfg.threshold)
+        if mismatch is not None:
+            noise_w = mismatch.apply_to_network_weights([np.ones_like(W)])[0]
+            th = mismatch.apply_to_thresholds(th)
+        layers.append({"W": q(W * noise_w), "noise": noise_w, "b": q(model.params[f"b{l}"]), "th": q(th)})
+    u = events.astype(np.float64)
+    rec = []
+    out_counts = None
+    for L in layers:
+        n = L["W"].shape[1]
+        i = np.zeros((B, n))
+        v = np.zeros((B, n))
+        acc = u @ L["W"]                       # [B, T, n]: all steps at once
+        ms, ss, is_ = np.zeros((B, T, n)), np.zeros((B, T, n)), np.zeros((B, T, n))
+        for t in range(T):
+            i = sat(mulq(alpha, i) + acc[:, t])
+            m = sat(mulq(beta, v) + i + L["b"])
+            s = (m >= L["th"]).astype(np.float64)
+            v = np.where(s > 0, sat(m - L["th"]), m)
+            ms[:, t], ss[:, t], is_[:, t] = m, s, i
+        if keep:
+            rec.append({"u": u, "m": ms, "s": ss, **L})
+        # The core delays each layer by one step: layer l+1 sees these spikes a step later.
+        u = np.concatenate([np.zeros((B, 1, n)), ss[:, :-1]], axis=1)
+        out_counts = ss.sum(1)
+        final_v = v
+    return {"layers": rec, "counts": out_counts, "final_v": final_v, "alpha": alpha, "beta": beta}
+
+
+def predict(counts: np.ndarray, final_v: np.ndarray) -> np.ndarray:
+    """The class whose output neuron fired most, ties broken by its final membrane potential."""
+    v = np.asarray(final_v, dtype=np.float64)
+    span = np.abs(v).max() + 1.0
+    return np.argmax(np.asarray(counts, dtype=np.float64) + 0.5 * (v / span + 1.0) / 2, axis=-1)
+
+
+def backward(model: LayeredModel, fw: dict, labels: np.ndarray, cfg: TrainConfig) -> tuple[float, dict]:
+    """Cross-entropy on the output spike counts; BPTT with a fast-sigmoid surrogate."""
+    counts = fw["counts"]
+    z = cfg.readout_scale * counts
+    z = z - z.max(1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(1, keepdims=True)
+    B = counts.shape[0]
+    loss = float(-np.log(p[np.arange(B), labels] + 1e-12).mean())
+    g_counts = p.copy()
+    g_counts[np.arange(B), labels] -= 1
+    g_counts *= cfg.readout_scale / B
+    alpha, beta = fw["alpha"], fw["beta"]
+    grads = {}
+    gs = np.repeat(g_counts[:, None, :], fw["layers"][-1]["s"].shape[1], axis=1)
+    for l in reversed(range(model.n_layers)):
+        L = fw["layers"][l]
+        m, u = L["m"], L["u"]
+        T = m.shape[1]
+        sg = _spike_surrogate(m - L["th"], cfg.surrogate_slope / cfg.threshold)
+        dm_all = np.zeros_like(m)
+        gv = np.zeros_like(m[:, 0])
+        gi = np.zeros_like(m[:, 0])
+        for t in reversed(range(T)):
+            dm = gs[:, t] * sg[:, t] + gv           # reset treated as constant in the gradient
+            di = dm + gi
+            dm_all[:, t] = di                       # store d acc_t (= d i_t)
+            gv = beta * dm
+            gi = alpha * di
+            grads[f"b{l}"] = grads.get(f"b{l}", 0) + dm.sum(0)
+        d_acc = dm_all                              # [B, T, n]
+        gW = np.einsum("bti,btn->in", u, d_acc) * L["noise"]
+        grads[f"W{l}"] = gW * model.masks[f"W{l}"]
+        if l > 0:
+            du = d_acc @ L["W"].T                   # gradient w.r.t. the input spikes u_t = s_{l-1}[t-1]
+            gs = np.concatenate([du[:, 1:], np.zeros_like(du[:, :1])], axis=1)
+    return loss, grads
+
+
+def encode(x: np.ndarray, cfg: TrainConfig, rng: np.random.Generator) -> np.ndarray:
+    from .data import rate_encode
+
+    return rate_encode(x, cfg.steps, cfg.max_rate, cfg.encoding, rng)
+
+
+def train(dataset, cfg: TrainConfig = TrainConfig(), mismatch: FPGAMismatchModel | None = None,
+          model: LayeredModel | None = None, progress: bool = True) -> tuple[LayeredModel, list[dict]]:
+    """Train (or, given ``model``, fine-tune) on ``dataset``; returns the model and per-epoch history."""
+    from tqdm import tqdm
+
+    rng = np.random.default_rng(cfg.seed)
+    sizes = [dataset.n_features, *cfg.hidden, dataset.n_classes]
+    if model is None:
+        model = LayeredModel.init(sizes, cfg, rng)
+    elif model.sizes != sizes:
+        raise ValueError(f"The model's layer sizes {model.sizes} do not fit the data, expected {sizes}")
+    adam, t, history = {}, 0, []
+    n = len(dataset.y_train)
+    lim = cfg.fmt.max_value
+    bar = tqdm(range(cfg.epochs), desc="train", disable=not progress, leave=False)
+    for epoch in bar:
+        events = encode(dataset.x_train, cfg, rng)
+        perm = rng.permutation(n)
+        losses, correct = [], 0
+        for start in range(0, n, cfg.batch):
+            idx = perm[start:start + cfg.batch]
+            fw = forward(model, events[idx], cfg, mismatch)
+            loss, grads = backward(model, fw, dataset.y_train[idx], cfg)
+            t += 1
+            _adam(model.params, grads, adam, cfg.lr, t)
+            model.enforce_fan_in(cfg.fan_in)
+            for k in model.params:               # stay inside the format, so export never clips
+                np.clip(model.params[k], -lim, lim, out=model.params[k])
+            losses.append(loss)
+            correct += int((predict(fw["counts"], fw["final_v"]) == dataset.y_train[idx]).sum())
+        history.append({"epoch": epoch, "loss": float(np.mean(losses)), "train_accuracy": correct / n})
+        bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", acc=f"{history[-1]['train_accuracy']:.3f}")
+    return model, history
+
+
+def to_network(model: LayeredModel, cfg: TrainConfig, lanes: int = 1) -> tuple[Network, np.ndarray]:
+    """Map the layers onto one core: (Network, indices of the output neurons).
+
+    Hidden and output neurons are numbered layer by layer; the neuron count is padded to a
+    multiple of ``lanes`` with silent neurons (no synapses, unreachable threshold).
+    """
+    fmt = cfg.fmt
+    sizes = model.sizes
+    n_real = sum(sizes[1:])
+    n_neurons = -(-n_real // lanes) * lanes
+    config = CoreConfig(sizes[0], n_neurons, fmt=fmt, lanes=lanes)
+    offsets = np.concatenate([[0], np.cumsum(sizes[1:])])
+    weights = np.zeros((config.n_sources, n_neurons), np.int64)
+    bias = np.zeros(n_neurons, np.int64)
+    for l in range(model.n_layers):
+        W = model.params[f"W{l}"] * model.masks[f"W{l}"]
+        if np.abs(W).max() > fmt.max_value:
+            raise ValueError(f"layer {l} has weights outside {fmt}")
+        rows = slice(0, sizes[0]) if l == 0 else slice(config.n_axons + offsets[l - 1], config.n_axons + offsets[l])
+        weights[rows, offsets[l]:offsets[l + 1]] = fx.to_raw(W, fmt)
+        bias[offsets[l]:offsets[l + 1]] = fx.to_raw(model.params[f"b{l}"], fmt)
+    fan_in = (weights != 0).sum(0).max()
+    if fan_in > cfg.fan_in:
+        raise ValueError(f"a neuron has {fan_in} synapses, more than the fan-in limit {cfg.fan_in}")
+    threshold = np.full(n_neurons, int(fx.to_raw(cfg.threshold, fmt)))
+    threshold[n_real:] = fmt.max_raw
+    bias[n_real:] = 0
+    net = Network(config, weights, threshold, leak=np.full(n_neurons, int(fx.to_raw(cfg.beta, fmt))),
+                  syn_decay=np.full(n_neurons, int(fx.to_raw(cfg.alpha, fmt))), bias=bias,
+                  v_reset=np.zeros(n_neurons, np.int64), reset_mode=np.zeros(n_neurons, np.int64),
+                  refractory=np.zeros(n_neurons, np.int64))
+    return net, np.arange(offsets[-2], offsets[-1])
+
+
+def output_neurons(sizes: list[int]) -> np.ndarray:
+    return np.arange(sum(sizes[1:-1]), sum(sizes[1:]))
+
+
+def evaluate_on_twin(net: Network, outputs: np.ndarray, events: np.ndarray, labels: np.ndarray) -> float:
+    """Accuracy of the integer twin on encoded samples [batch, steps, n_axons]."""
+    from .twin import simulate
+
+    r = simulate(net.config, net, events)
+    counts = r.spikes[..., outputs].sum(-2)
+    return float((predict(counts, r.state.v[..., outputs]) == labels).mean())

@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+
+from spiketwin import simulate
+from spiketwin.data import load_dataset
+from spiketwin.digital_twin import FPGAMismatchModel
+from spiketwin.train import LayeredModel, TrainConfig, encode, evaluate_on_twin, forward, to_network, train
+
+
+@pytest.fixture(scope="module")
+def digits01():
+    return load_dataset("digits01")
+
+
+def test_qat_forward_is_the_integer_twin_spike_for_spike(digits01):
+    cfg = TrainConfig(hidden=(24, 12), qat=True, steps=16)
+    rng = np.random.default_rng(0)
+    model = LayeredModel.init([64, 24, 12, 2], cfg, rng)
+    for l in range(model.n_layers):
+        model.params[f"W{l}"] *= 3          # make every layer busy
+        model.params[f"b{l}"] += 0.05
+    events = encode(digits01.x_test[:20], cfg, rng)
+    fw = forward(model, events, cfg)
+    net, outputs = to_network(model, cfg, lanes=2)
+    twin = simulate(net.config, net, events)
+    model_spikes = np.concatenate([L["s"] for L in fw["layers"]], axis=-1).astype(bool)
+    assert model_spikes.any(axis=(0, 1)).sum() > 10
+    assert (twin.spikes[..., :model_spikes.shape[-1]] == model_spikes).all()
+    assert (twin.state.v[..., outputs] == np.round(fw["final_v"] * 256)).all()
+
+
+def test_digits01_trains_to_the_twin_quickly(digits01):
+    cfg = TrainConfig(epochs=4, seed=1, batch=16)
+    model, history = train(digits01, cfg, progress=False)
+    assert history[-1]["loss"] < history[0]["loss"]
+    net, outputs = to_network(model, cfg)
+    events = encode(digits01.x_test, cfg, np.random.default_rng(5))
+    assert evaluate_on_twin(net, outputs, events, digits01.y_test) >= 0.97
+
+
+def test_training_is_deterministic(digits01):
+    cfg = TrainConfig(epochs=1, seed=3, hidden=(16,))
+    a, _ = train(digits01, cfg, progress=False)
+    b, _ = train(digits01, cfg, progress=False)
+    assert all((a.params[k] == b.params[k]).all() for k in a.params)
+
+
+def test_fan_in_limit_is_kept_in_training_and_export(digits01):
+    cfg = TrainConfig(epochs=2, fan_in=16, hidden=(20,))
+    model, _ = train(digits01, cfg, progress=False)
+    net, _ = to_network(model, cfg)
+    assert (net.weights != 0).sum(0).max() <= 16
+
+
+def test_mismatch_is_drawn_in_the_forward_pass_and_clean_weights_learn(digits01):
+    cfg = TrainConfig(epochs=4, hidden=(48,), seed=1, batch=16)
+    twin = FPGAMismatchModel(weight_cv=0.2, threshold_cv=0.2, seed=4)
+    events = encode(digits01.x_test[:8], cfg, np.random.default_rng(0))
+    model = LayeredModel.init([64, 48, 2], cfg, np.random.default_rng(0))
+    a = forward(model, events, cfg, twin)["layers"][0]["W"]
+    b = forward(model, events, cfg, twin)["layers"][0]["W"]
+    assert not np.allclose(a, b)
+    trained, history = train(digits01, cfg, mismatch=twin, progress=False)
+    assert history[-1]["train_accuracy"] > 0.9
+
+
+def test_bad_training_configuration_refused():
+    with pytest.raises(ValueError, match="fan_in must be at least 1, not 0"):
+        TrainConfig(fan_in=0)
+    with pytest.raises(ValueError, match=r"alpha and beta must lie in \[0, 1\]"):
+        TrainConfig(beta=1.5)
