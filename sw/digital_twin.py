@@ -10,8 +10,9 @@ import numpy as np
 
 from . import fixedpoint as fx
 from .fixedpoint import Q8_8, QFormat
+from .twin import Network
 
-__all__ = ["FPGAMismatchModel"]
+__all__ = ["FPGAMismatchModel", "jitter_events"]
 
 MAX_CV = 1.0          # a CV at or above 1 flips signs routinely: not a mismatch model any more
 MAX_JITTER = 0.5      # half a step period
@@ -24,6 +25,38 @@ def _check_fraction(name: str, value, limit: float) -> float:
     if not np.isfinite(value) or value < 0 or value >= limit:
         raise ValueError(f"{name} must be in [0, {limit}), not {value!r}")
     return value
+
+
+def jitter_events(events: np.ndarray, periods: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Re-bin input events into steps of jittered length.
+
+    What clock jitter means on this core: its arithmetic is synchronous and exact, so a step
+    computes the same thing however long it lasts. What varies is the step timer: step t spans
+    physical time ``[sum(periods[:t]), sum(periods[:t+1]))`` instead of ``[t, t+1)``. An input event
+    happens at a physical time, taken uniformly within its nominal step, and the core counts it
+    in whichever jittered step that time falls; events near a boundary move to the neighbouring
+    step, a long step collects more events. Events past the last boundary are dropped (the run
+    ended), events before it are never lost.
+
+    ``events`` is [..., steps, axons] of counts, ``periods`` [..., steps] relative step lengths.
+    """
+    ev = np.asarray(events, dtype=np.int64)
+    lead = ev.shape[:-2]
+    steps, axons = ev.shape[-2:]
+    flat = ev.reshape(-1, steps, axons)
+    per = np.broadcast_to(np.asarray(periods, dtype=np.float64), (*lead, steps)).reshape(-1, steps)
+    out = np.zeros_like(flat)
+    for b in range(flat.shape[0]):
+        bounds = np.concatenate([[0.0], np.cumsum(per[b])])
+        t_idx, a_idx = np.nonzero(flat[b])
+        counts = flat[b][t_idx, a_idx]
+        t_ev = np.repeat(t_idx, counts)
+        a_ev = np.repeat(a_idx, counts)
+        when = t_ev + rng.random(t_ev.size)
+        new_t = np.searchsorted(bounds, when, side="right") - 1
+        keep = new_t < steps
+        np.add.at(out[b], (new_t[keep], a_ev[keep]), 1)
+    return out.reshape(ev.shape)
 
 
 class FPGAMismatchModel:
@@ -102,6 +135,31 @@ class FPGAMismatchModel:
                 "affected_fraction": float(changed.mean()),
                 "quantisation_mae": float(np.abs(fx.quantize(w, self.fmt) - w).mean()),
                 "n_weights": int(w.size), "weight_cv": self.weight_cv}
+
+    def sample_chip(self, network: Network) -> Network:
+        """One chip instance: ``network`` with a fresh draw of weight and threshold mismatch, frozen
+        in raw format units (the draw is rounded with the format's quantiser and saturated,
+        exactly as a value written to the core would be).
+
+        Zero weights stay zero (no synapse, nothing to vary); thresholds of unreachable neurons
+        (``max_raw``) stay unreachable.
+        """
+        fmt = network.config.fmt
+        w = fx.to_float(network.weights, fmt)
+        w_chip = fx.to_raw(self.apply_to_network_weights([w])[0], fmt)
+        th = network.threshold
+        th_chip = fx.to_raw(self.apply_to_thresholds(fx.to_float(th, fmt)), fmt)
+        th_chip = np.where(th == fmt.max_raw, th, th_chip)
+        return Network(network.config, w_chip, th_chip, network.leak.copy(), network.syn_decay.copy(),
+                       network.bias.copy(), network.v_reset.copy(), network.reset_mode.copy(),
+                       network.refractory.copy())
+
+    def jitter(self, events: np.ndarray) -> np.ndarray:
+        """``events`` [..., steps, axons] as a core with this clock jitter would bin them
+        (:func:`jitter_events` with periods from :meth:`step_periods`)."""
+        ev = np.asarray(events)
+        periods = self.step_periods(ev.shape[-2], ev.shape[:-2])
+        return jitter_events(ev, periods, self.rng)
 
     @staticmethod
     def _as_arrays(weights) -> list[np.ndarray]:

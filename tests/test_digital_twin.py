@@ -77,3 +77,38 @@ def test_bad_weights_refused():
         twin.apply_to_network_weights(np.ones(3))
     with pytest.raises(ValueError, match=r"weights\[1\] holds NaN"):
         twin.mismatch_report([np.ones(3), np.array([np.nan])])
+
+
+def test_chip_instances_are_frozen_reproducible_and_keep_structure():
+    from spiketwin import CoreConfig, Network
+
+    config = CoreConfig(32, 64)
+    net = Network.random(config, 0)
+    net.threshold[5] = config.fmt.max_raw
+    a = FPGAMismatchModel(weight_cv=0.05, threshold_cv=0.1, seed=7).sample_chip(net)
+    b = FPGAMismatchModel(weight_cv=0.05, threshold_cv=0.1, seed=7).sample_chip(net)
+    assert (a.weights == b.weights).all() and (a.threshold == b.threshold).all()
+    assert not ((a.weights != 0) & (net.weights == 0)).any()        # mismatch never adds a synapse
+    assert ((a.weights == 0) & (net.weights != 0)).sum() <= (np.abs(net.weights) < 64).sum()
+    assert a.threshold[5] == config.fmt.max_raw
+    small = (np.abs(net.weights) > 256) & (np.abs(net.weights) < 20000)
+    ratio = a.weights[small] / net.weights[small]
+    assert abs(ratio.std() - 0.05) < 0.01
+    assert (a.leak == net.leak).all() and a.config == config
+
+
+def test_unit_periods_leave_events_alone_and_jitter_only_rebins():
+    from spiketwin.digital_twin import jitter_events
+
+    rng = np.random.default_rng(0)
+    ev = rng.poisson(0.3, (3, 40, 6))
+    assert (jitter_events(ev, np.ones(40), rng) == ev).all()
+    periods = np.full(40, 1.1)                      # a slow clock: fewer steps fit the same input
+    slow = jitter_events(ev, periods, rng)
+    assert slow.sum() == ev.sum()                   # nothing lost: all events land within 44 units
+    assert slow[:, :30].sum(-1).sum() >= ev[:, :30].sum() * 0.95
+    twin = FPGAMismatchModel(clock_jitter_pct=0.02, seed=1)
+    moved = twin.jitter(ev)
+    assert moved.shape == ev.shape and 0 < (moved != ev).mean() < 0.2
+    # each axon's events only move to neighbouring steps at 2% jitter over 40 steps
+    assert abs(moved.sum((0, 1)) - ev.sum((0, 1))).max() <= 3
