@@ -10,6 +10,7 @@ import numpy as np
 
 from . import fixedpoint as fx
 from .fixedpoint import Q8_8, QFormat
+from .profile import MismatchProfile, ParameterCV
 from .twin import Network
 
 __all__ = ["FPGAMismatchModel", "jitter_events"]
@@ -74,6 +75,9 @@ class FPGAMismatchModel:
         The core's number format; :meth:`quantize` rounds onto it.
     seed : int or None
         Seed of the draws; the same seed gives the same sequence of perturbations.
+
+    :meth:`from_profile` builds one from a measured :class:`MismatchProfile`, whose per-parameter
+    (and possibly level-dependent) CVs then also vary leak, syn_decay and bias in chip instances.
     """
 
     def __init__(self, weight_cv: float = 0.03, threshold_cv: float = 0.05, clock_jitter_pct: float = 0.01,
@@ -86,6 +90,22 @@ class FPGAMismatchModel:
         self.fmt = fmt
         self.seed = seed
         self.rng = np.random.default_rng(seed)
+        self.profile = MismatchProfile({"weights": ParameterCV(self.weight_cv),
+                                        "threshold": ParameterCV(self.threshold_cv)},
+                                       self.clock_jitter_pct, "FPGAMismatchModel")
+
+    @classmethod
+    def from_profile(cls, profile: MismatchProfile, fmt: QFormat = Q8_8, seed: int | None = 0) -> FPGAMismatchModel:
+        if not isinstance(profile, MismatchProfile):
+            raise TypeError(f"profile must be a MismatchProfile, not {profile!r}")
+        model = cls(float(profile.cv("weights")), float(profile.cv("threshold")), profile.clock_jitter_pct, fmt, seed)
+        model.profile = profile
+        return model
+
+    def _vary(self, name: str, values: np.ndarray) -> np.ndarray:
+        """``values * (1 + cv(level) * N(0, 1))`` with the profile's CV for ``name`` at each value."""
+        cv = self.profile.cv(name, values) if name in self.profile.cvs else 0.0
+        return values * (1.0 + cv * self.rng.standard_normal(np.shape(values)))
 
     def __repr__(self):
         return (f"FPGAMismatchModel(weight_cv={self.weight_cv}, threshold_cv={self.threshold_cv}, "
@@ -96,24 +116,20 @@ class FPGAMismatchModel:
         """Round onto the core's format (saturating), returned as floats."""
         return fx.quantize(values, self.fmt)
 
-    def _scale(self, shape, cv: float) -> np.ndarray:
-        return 1.0 + cv * self.rng.standard_normal(shape)
-
     def apply_to_network_weights(self, weights) -> list[np.ndarray]:
         """A fresh perturbed copy of each weight array (dtype kept); the inputs are not changed."""
         arrays = self._as_arrays(weights)
-        return [(w * self._scale(w.shape, self.weight_cv)).astype(w.dtype, copy=False) for w in arrays]
+        return [self._vary("weights", w).astype(w.dtype, copy=False) for w in arrays]
 
     def apply_to_thresholds(self, thresholds) -> np.ndarray:
         """A fresh perturbed copy of per-neuron thresholds."""
-        th = np.asarray(thresholds, dtype=np.float64)
-        return th * self._scale(th.shape, self.threshold_cv)
+        return self._vary("threshold", np.asarray(thresholds, dtype=np.float64))
 
     def step_periods(self, steps: int, batch: tuple = ()) -> np.ndarray:
         """Relative length of each time step, ``1 + clock_jitter_pct * N(0, 1)``, kept positive."""
         if not isinstance(steps, (int, np.integer)) or steps < 0:
             raise ValueError(f"steps must be a non-negative integer, not {steps!r}")
-        return np.maximum(self._scale((*batch, steps), self.clock_jitter_pct), 0.05)
+        return np.maximum(1.0 + self.clock_jitter_pct * self.rng.standard_normal((*batch, steps)), 0.05)
 
     def mismatch_report(self, weights) -> dict:
         """Statistics of one fresh draw of weight mismatch followed by quantisation.
@@ -137,21 +153,24 @@ class FPGAMismatchModel:
                 "n_weights": int(w.size), "weight_cv": self.weight_cv}
 
     def sample_chip(self, network: Network) -> Network:
-        """One chip instance: ``network`` with a fresh draw of weight and threshold mismatch, frozen
-        in raw format units (the draw is rounded with the format's quantiser and saturated,
-        exactly as a value written to the core would be).
+        """One chip instance: ``network`` with a fresh draw of mismatch on weights, thresholds and
+        (with a profile that has them) leak, syn_decay and bias, frozen in raw format units: each
+        draw is rounded with the format's quantiser and saturated, exactly as a value written to
+        the core would be, and decays stay within [0, 1].
 
         Zero weights stay zero (no synapse, nothing to vary); thresholds of unreachable neurons
         (``max_raw``) stay unreachable.
         """
         fmt = network.config.fmt
-        w = fx.to_float(network.weights, fmt)
-        w_chip = fx.to_raw(self.apply_to_network_weights([w])[0], fmt)
+
+        def vary(name, raw, lo=fmt.min_raw, hi=fmt.max_raw):
+            return np.clip(fx.to_raw(self._vary(name, fx.to_float(raw, fmt)), fmt), lo, hi)
+
         th = network.threshold
-        th_chip = fx.to_raw(self.apply_to_thresholds(fx.to_float(th, fmt)), fmt)
-        th_chip = np.where(th == fmt.max_raw, th, th_chip)
-        return Network(network.config, w_chip, th_chip, network.leak.copy(), network.syn_decay.copy(),
-                       network.bias.copy(), network.v_reset.copy(), network.reset_mode.copy(),
+        th_chip = np.where(th == fmt.max_raw, th, vary("threshold", th))
+        return Network(network.config, vary("weights", network.weights), th_chip,
+                       vary("leak", network.leak, 0, fmt.one), vary("syn_decay", network.syn_decay, 0, fmt.one),
+                       vary("bias", network.bias), network.v_reset.copy(), network.reset_mode.copy(),
                        network.refractory.copy())
 
     def jitter(self, events: np.ndarray) -> np.ndarray:

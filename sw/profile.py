@@ -1,0 +1,166 @@
+"""Measured mismatch: a profile of coefficients of variation per parameter, fitted from measurements.
+
+A profile can come from any target that can report per-neuron effective values: the twin running a
+sampled chip instance, the simulated board, or a real board.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["ParameterCV", "MismatchProfile", "PARAMETERS", "SCHEMA_VERSION"]
+
+PARAMETERS = ("weights", "threshold", "leak", "syn_decay", "bias")
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ParameterCV:
+    """``cv(level) = cv * (|level| / level_ref) ** -exponent``: the spread of one parameter.
+
+    ``exponent`` 0 is a constant CV; a positive one makes the spread shrink as the level grows
+    (as the ARCANA measurements show for bias currents). ``ci`` is a 95% confidence interval of
+    ``cv`` at ``level_ref`` when the value was fitted.
+    """
+
+    cv: float
+    level_ref: float = 1.0
+    exponent: float = 0.0
+    ci: tuple[float, float] | None = None
+
+    def __post_init__(self):
+        if not np.isfinite(self.cv) or not 0 <= self.cv < 1:
+            raise ValueError(f"cv must be in [0, 1), not {self.cv!r}")
+        if not np.isfinite(self.level_ref) or self.level_ref <= 0:
+            raise ValueError(f"level_ref must be positive, not {self.level_ref!r}")
+        if not np.isfinite(self.exponent) or not 0 <= self.exponent <= 2:
+            raise ValueError(f"exponent must be in [0, 2], not {self.exponent!r}")
+
+    def at(self, level) -> np.ndarray:
+        level = np.maximum(np.abs(np.asarray(level, dtype=np.float64)), 1e-12)
+        return np.minimum(self.cv * (level / self.level_ref) ** -self.exponent, 0.99)
+
+
+@dataclass(frozen=True)
+class MismatchProfile:
+    """Coefficients of variation of each parameter of a chip, and the step-timer jitter."""
+
+    cvs: dict = field(default_factory=dict)          # name -> ParameterCV
+    clock_jitter_pct: float = 0.0
+    source: str = ""
+
+    def __post_init__(self):
+        for name, p in self.cvs.items():
+            if name not in PARAMETERS:
+                raise ValueError(f"Unknown parameter {name!r}; expected one of {PARAMETERS}")
+            if not isinstance(p, ParameterCV):
+                raise TypeError(f"cvs[{name!r}] must be a ParameterCV, not {p!r}")
+        if not 0 <= self.clock_jitter_pct < 0.5:
+            raise ValueError(f"clock_jitter_pct must be in [0, 0.5), not {self.clock_jitter_pct!r}")
+
+    def cv(self, name: str, level=1.0) -> np.ndarray:
+        p = self.cvs.get(name)
+        return np.zeros_like(np.asarray(level, dtype=np.float64)) if p is None else p.at(level)
+
+    # --- files -------------------------------------------------------------------------------
+    def to_json(self) -> str:
+        return json.dumps({"schema_version": SCHEMA_VERSION, "clock_jitter_pct": self.clock_jitter_pct,
+                           "source": self.source,
+                           "cvs": {k: {**asdict(v), "ci": list(v.ci) if v.ci else None} for k, v in self.cvs.items()}},
+                          indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> MismatchProfile:
+        d = json.loads(text)
+        version = d.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ValueError(f"Mismatch profile schema version {version!r} is not supported "
+                             f"(expected {SCHEMA_VERSION})")
+        cvs = {k: ParameterCV(v["cv"], v.get("level_ref", 1.0), v.get("exponent", 0.0),
+                              tuple(v["ci"]) if v.get("ci") else None) for k, v in d.get("cvs", {}).items()}
+        return cls(cvs, float(d.get("clock_jitter_pct", 0.0)), d.get("source", ""))
+
+    def save(self, path) -> Path:
+        path = Path(path)
+        path.write_text(self.to_json())
+        return path
+
+    @classmethod
+    def load(cls, path) -> MismatchProfile:
+        return cls.from_json(Path(path).read_text())
+
+    # --- fitting -------------------------------------------------------------------------------
+    @classmethod
+    def fit(cls, measurements, clock_jitter_pct: float = 0.0, seed: int = 0, bootstrap: int = 1000,
+            source: str = "") -> MismatchProfile:
+        """Fit a profile from per-neuron measurements.
+
+        ``measurements``: a CSV path (columns neuron, parameter, level, value) or a sequence of
+        (neuron, parameter, level, measured value) rows. For each parameter and level the CV is
+        std/|mean| over neurons (the level is the nominal value, so the mean is a check); with
+        several levels, ``log cv`` is fitted linearly in ``log level``. The 95% interval of the CV
+        at the reference level comes from a seeded bootstrap over neurons.
+        """
+        rows = _read_rows(measurements)
+        rng = np.random.default_rng(seed)
+        cvs = {}
+        for name in PARAMETERS:
+            sel = [r for r in rows if r[1] == name]
+            if not sel:
+                continue
+            levels = sorted({r[2] for r in sel})
+            per_level = {lv: np.array([r[3] for r in sel if r[2] == lv]) for lv in levels}
+            for lv, vals in per_level.items():
+                if vals.size < 3:
+                    raise ValueError(f"{name} at level {lv}: {vals.size} measurements, at least 3 are needed")
+                if abs(vals.mean()) < 1e-12:
+                    raise ValueError(f"{name} at level {lv}: the measured mean is zero, so no CV exists")
+            cv_at = {lv: float(v.std(ddof=1) / abs(v.mean())) for lv, v in per_level.items()}
+            ref = float(np.exp(np.mean(np.log(np.abs(levels))))) if len(levels) > 1 else abs(levels[0]) or 1.0
+            exponent = 0.0
+            if len(levels) > 1:
+                slope, _ = np.polyfit(np.log(np.abs(levels)), np.log(np.maximum(list(cv_at.values()), 1e-9)), 1)
+                exponent = float(np.clip(-slope, 0.0, 2.0))
+            boot = []
+            for _ in range(bootstrap):
+                scaled = []
+                for lv, v in per_level.items():
+                    s = rng.choice(v, size=v.size, replace=True)
+                    scaled.append(s.std(ddof=1) / abs(s.mean()) * (abs(lv) / ref) ** exponent)
+                boot.append(float(np.exp(np.mean(np.log(np.maximum(scaled, 1e-12))))))
+            cv_ref = float(np.exp(np.mean([np.log(max(c, 1e-12)) + exponent * np.log(abs(lv) / ref)
+                                           for lv, c in cv_at.items()])))
+            ci = (float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5)))
+            cvs[name] = ParameterCV(min(cv_ref, 0.99), ref, exponent, ci)
+        if not cvs:
+            raise ValueError(f"No measurements of any parameter in {PARAMETERS}")
+        return cls(cvs, clock_jitter_pct, source)
+
+
+def _read_rows(measurements) -> list[tuple[int, str, float, float]]:
+    if isinstance(measurements, (str, Path)):
+        with open(measurements, newline="") as f:
+            reader = csv.DictReader(f)
+            missing = {"neuron", "parameter", "level", "value"} - set(reader.fieldnames or ())
+            if missing:
+                raise ValueError(f"{measurements}: missing column(s) {sorted(missing)}")
+            raw = [(r["neuron"], r["parameter"], r["level"], r["value"]) for r in reader]
+    else:
+        raw = list(measurements)
+    rows = []
+    for k, r in enumerate(raw):
+        try:
+            neuron, name, level, value = int(r[0]), str(r[1]), float(r[2]), float(r[3])
+        except (TypeError, ValueError, IndexError) as e:
+            raise ValueError(f"measurement row {k}: {r!r} is not (neuron, parameter, level, value)") from e
+        if name not in PARAMETERS:
+            raise ValueError(f"measurement row {k}: unknown parameter {name!r}")
+        if not (np.isfinite(level) and np.isfinite(value)):
+            raise ValueError(f"measurement row {k}: level and value must be finite")
+        rows.append((neuron, name, level, value))
+    return rows
