@@ -169,6 +169,114 @@ def cmd_flow(args) -> int:
     return 0
 
 
+def _mismatch_from_args(args, seed: int):
+    from .digital_twin import FPGAMismatchModel
+    from .profile import MismatchProfile
+
+    if getattr(args, "profile", None):
+        return FPGAMismatchModel.from_profile(MismatchProfile.load(args.profile), seed=seed)
+    return FPGAMismatchModel(args.weight_cv, args.threshold_cv, args.jitter, seed=seed)
+
+
+def cmd_train(args) -> int:
+    """Train normally, fine-tune through mismatch (with QAT), quantise, check on the twin, save."""
+    from dataclasses import replace
+
+    from .data import load_dataset
+    from .train import TrainConfig, encode, forward, predict, to_network, train, twin_accuracy
+
+    ds = load_dataset(args.dataset)
+    cfg = TrainConfig(hidden=tuple(args.hidden), steps=args.steps, epochs=args.epochs, seed=args.seed,
+                      fan_in=args.fan_in)
+    print(f"1/4 training on {ds.name} ({len(ds.y_train)} samples, layers {[ds.n_features, *cfg.hidden, ds.n_classes]})")
+    model, hist = train(ds, cfg)
+    events = encode(ds.x_test, cfg, np.random.default_rng(args.seed))
+    fw = forward(model, events, cfg, keep=False)
+    float_acc = float((predict(fw["counts"], fw["final_v"]) == ds.y_test).mean())
+    print(f"    float test accuracy {float_acc:.4f}")
+    if args.finetune > 0:
+        mismatch = _mismatch_from_args(args, args.seed)
+        tune = replace(cfg, epochs=args.finetune, qat=not args.no_qat, lr=cfg.lr / 3, seed=args.seed + 1)
+        print(f"2/4 fine-tuning through mismatch ({mismatch}){' with QAT' if tune.qat else ''}")
+        model, hist2 = train(ds, tune, mismatch=mismatch, model=model)
+        hist += hist2
+    print("3/4 quantising onto one core")
+    net, _ = to_network(model, cfg, lanes=args.lanes)
+    acc = twin_accuracy(net, ds.x_test, ds.y_test, seed=args.seed)
+    print(f"4/4 Q8.8 twin test accuracy {acc:.4f} (float model {float_acc:.4f})")
+    net.meta.update(dataset=ds.name, float_test_accuracy=float_acc, twin_test_accuracy=acc,
+                    history=hist, seed=args.seed)
+    path = net.save(args.out)
+    print(f"saved {path} ({net.config.n_axons} axons, {net.config.n_neurons} neurons, {net.config.lanes} lane(s))")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    """Hardware-exact accuracy on the test split: without mismatch and over sampled chips."""
+    from tqdm import tqdm
+
+    from .data import load_dataset
+    from .digital_twin import FPGAMismatchModel
+    from .train import twin_accuracy
+
+    net = Network.load(args.model)
+    if net.meta.get("kind") != "classifier":
+        raise ValueError(f"{args.model} is not a trained classifier")
+    ds = load_dataset(net.meta["dataset"])
+    base = _mismatch_from_args(args, args.seed)
+    result = {"model": str(args.model), "dataset": ds.name, "float_accuracy": net.meta.get("float_test_accuracy"),
+              "q8_8_accuracy": twin_accuracy(net, ds.x_test, ds.y_test, seed=args.seed),
+              "mismatch": base.profile.to_json(), "sweep": []}
+    for scale in args.levels:
+        profile = _scaled(base.profile, scale)
+        accs = []
+        for chip in tqdm(range(args.chips), desc=f"chips at {scale:g}x", file=sys.stderr, leave=False):
+            model = FPGAMismatchModel.from_profile(profile, seed=args.seed * 1000 + chip)
+            accs.append(twin_accuracy(model.sample_chip(net), ds.x_test, ds.y_test, seed=args.seed, mismatch=model))
+        result["sweep"].append({"scale": scale, "mean": float(np.mean(accs)), "min": float(np.min(accs)),
+                                "max": float(np.max(accs)), "chips": accs})
+    at_one = next((r for r in result["sweep"] if r["scale"] == 1.0), result["sweep"][-1])
+    result["chips"] = {k: at_one[k] for k in ("mean", "min", "max")}
+    text = json.dumps(result, indent=1)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text)
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        xs = [r["scale"] for r in result["sweep"]]
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(xs, [r["mean"] for r in result["sweep"]], "o-", label=f"mean of {args.chips} chips")
+        ax.fill_between(xs, [r["min"] for r in result["sweep"]], [r["max"] for r in result["sweep"]], alpha=0.25,
+                        label="worst to best chip")
+        ax.axhline(result["q8_8_accuracy"], color="0.4", ls="--", label="Q8.8, no mismatch")
+        ax.set_xlabel("mismatch level (x the given CVs and jitter)")
+        ax.set_ylabel("test accuracy")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(args.plot, dpi=110)
+        print(f"plot: {args.plot}", file=sys.stderr)
+    return 0
+
+
+def _scaled(profile, scale: float):
+    from .profile import MismatchProfile, ParameterCV
+
+    cvs = {k: ParameterCV(min(v.cv * scale, 0.99), v.level_ref, v.exponent) for k, v in profile.cvs.items()}
+    return MismatchProfile(cvs, min(profile.clock_jitter_pct * scale, 0.49), f"{profile.source} x{scale:g}")
+
+
+def _add_mismatch_args(p) -> None:
+    g = p.add_argument_group("mismatch (the tutorial's defaults)")
+    g.add_argument("--weight-cv", type=float, default=0.03)
+    g.add_argument("--threshold-cv", type=float, default=0.05)
+    g.add_argument("--jitter", type=float, default=0.01, help="clock jitter as a fraction of the step period")
+    g.add_argument("--profile", type=Path, help="a MismatchProfile JSON instead of the three values above")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="spiketwin", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -191,6 +299,31 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--json", type=Path, help="write the reports as JSON")
     f.add_argument("--plot", type=Path, metavar="DIR", help="draw each run (raster, membrane traces) into DIR")
     f.set_defaults(func=cmd_verify)
+
+    t = sub.add_parser("train", help="train a classifier through the digital twin and save a network file")
+    t.add_argument("--dataset", choices=["digits", "digits01"], default="digits")
+    t.add_argument("--out", type=Path, default=Path("model.npz"))
+    t.add_argument("--hidden", type=int, nargs="+", default=[96])
+    t.add_argument("--steps", type=int, default=20)
+    t.add_argument("--epochs", type=int, default=40)
+    t.add_argument("--finetune", type=int, default=8, help="epochs of fine-tuning through mismatch (0: none)")
+    t.add_argument("--no-qat", action="store_true", help="fine-tune without quantisation-aware training")
+    t.add_argument("--fan-in", type=int, default=64)
+    t.add_argument("--lanes", type=int, default=1)
+    t.add_argument("--seed", type=int, default=0)
+    _add_mismatch_args(t)
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="hardware-exact accuracy of a trained model over sampled chips")
+    e.add_argument("model", type=Path)
+    e.add_argument("--chips", type=int, default=20)
+    e.add_argument("--levels", type=float, nargs="+", default=[0.0, 0.5, 1.0, 2.0, 4.0],
+                   help="mismatch levels to sweep, as multiples of the given CVs")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--json", type=Path)
+    e.add_argument("--plot", type=Path, help="accuracy against mismatch level (PNG)")
+    _add_mismatch_args(e)
+    e.set_defaults(func=cmd_evaluate)
 
     fl = sub.add_parser("flow", help="the main job: emit, lint and verify a default core")
     fl.add_argument("--axons", type=int, default=DEFAULTS["axons"])

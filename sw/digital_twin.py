@@ -171,7 +171,7 @@ class FPGAMismatchModel:
         return Network(network.config, vary("weights", network.weights), th_chip,
                        vary("leak", network.leak, 0, fmt.one), vary("syn_decay", network.syn_decay, 0, fmt.one),
                        vary("bias", network.bias), network.v_reset.copy(), network.reset_mode.copy(),
-                       network.refractory.copy())
+                       network.refractory.copy(), meta=dict(network.meta))
 
     def jitter(self, events: np.ndarray) -> np.ndarray:
         """``events`` [..., steps, axons] as a core with this clock jitter would bin them

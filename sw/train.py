@@ -22,7 +22,7 @@ from .digital_twin import FPGAMismatchModel
 from .fixedpoint import Q8_8, QFormat
 from .twin import Network
 
-__all__ = ["TrainConfig", "LayeredModel", "train", "to_network", "output_neurons"]
+__all__ = ["TrainConfig", "LayeredModel", "train", "to_network", "twin_accuracy", "evaluate_on_twin"]
 
 
 @dataclass(frozen=True)
@@ -254,7 +254,8 @@ def to_network(model: LayeredModel, cfg: TrainConfig, lanes: int = 1) -> tuple[N
     sizes = model.sizes
     n_real = sum(sizes[1:])
     n_neurons = -(-n_real // lanes) * lanes
-    config = CoreConfig(sizes[0], n_neurons, fmt=fmt, lanes=lanes)
+    # Jitter can put two events of one axon into a long step, so leave room for that.
+    config = CoreConfig(sizes[0], n_neurons, fmt=fmt, lanes=lanes, max_axon_events=2 * sizes[0])
     offsets = np.concatenate([[0], np.cumsum(sizes[1:])])
     weights = np.zeros((config.n_sources, n_neurons), np.int64)
     bias = np.zeros(n_neurons, np.int64)
@@ -271,15 +272,32 @@ def to_network(model: LayeredModel, cfg: TrainConfig, lanes: int = 1) -> tuple[N
     threshold = np.full(n_neurons, int(fx.to_raw(cfg.threshold, fmt)))
     threshold[n_real:] = fmt.max_raw
     bias[n_real:] = 0
+    outputs = np.arange(offsets[-2], offsets[-1])
+    meta = {"kind": "classifier", "layers": list(sizes), "outputs": outputs.tolist(),
+            "encoding": {"steps": cfg.steps, "max_rate": cfg.max_rate, "method": cfg.encoding}}
     net = Network(config, weights, threshold, leak=np.full(n_neurons, int(fx.to_raw(cfg.beta, fmt))),
                   syn_decay=np.full(n_neurons, int(fx.to_raw(cfg.alpha, fmt))), bias=bias,
                   v_reset=np.zeros(n_neurons, np.int64), reset_mode=np.zeros(n_neurons, np.int64),
-                  refractory=np.zeros(n_neurons, np.int64))
-    return net, np.arange(offsets[-2], offsets[-1])
+                  refractory=np.zeros(n_neurons, np.int64), meta=meta)
+    return net, outputs
 
 
-def output_neurons(sizes: list[int]) -> np.ndarray:
-    return np.arange(sum(sizes[1:-1]), sum(sizes[1:]))
+def twin_accuracy(net: Network, x: np.ndarray, labels: np.ndarray, seed: int = 0,
+                  mismatch: FPGAMismatchModel | None = None) -> float:
+    """Hardware-exact accuracy of a classifier network file on the integer twin.
+
+    The samples are encoded as the file's ``meta["encoding"]`` says (seeded); with ``mismatch``,
+    input events are also re-binned by its clock jitter.
+    """
+    if net.meta.get("kind") != "classifier":
+        raise ValueError("The network is not a trained classifier (its meta has no outputs and encoding)")
+    from .data import rate_encode
+
+    enc = net.meta["encoding"]
+    events = rate_encode(x, enc["steps"], enc["max_rate"], enc["method"], np.random.default_rng(seed))
+    if mismatch is not None and mismatch.clock_jitter_pct > 0:
+        events = mismatch.jitter(events)
+    return evaluate_on_twin(net, np.array(net.meta["outputs"]), events, labels)
 
 
 def evaluate_on_twin(net: Network, outputs: np.ndarray, events: np.ndarray, labels: np.ndarray) -> float:

@@ -7,7 +7,7 @@ neurons and over a batch of input samples.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -46,9 +46,13 @@ class Network:
     refractory : int array [n_neurons]
         Whole steps, ``[0, 2**refractory_bits)``.
 
+    meta : dict
+        Optional JSON-serialisable description, e.g. a trained classifier's output neurons and
+        input encoding (see :mod:`spiketwin.train`).
+
     The ``.npz`` file (``save``/``load``) holds one array per attribute above under the same
-    name (int64), plus ``config`` (a JSON string of ``CoreConfig.to_dict()``) and
-    ``format_version`` (currently 1).
+    name (int64), plus ``config`` (a JSON string of ``CoreConfig.to_dict()``), ``format_version``
+    (currently 1) and, when ``meta`` is not empty, ``meta`` (a JSON string).
     """
 
     config: CoreConfig
@@ -60,13 +64,14 @@ class Network:
     v_reset: np.ndarray
     reset_mode: np.ndarray
     refractory: np.ndarray
+    meta: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self.validate()
 
     @property
     def array_names(self) -> list[str]:
-        return [f.name for f in fields(self) if f.name != "config"]
+        return [f.name for f in fields(self) if f.name not in ("config", "meta")]
 
     def expected_shape(self, name: str) -> tuple:
         c = self.config
@@ -151,8 +156,9 @@ class Network:
     # --- files ---------------------------------------------------------------------------
     def save(self, path) -> Path:
         path = Path(path)
+        extra = {"meta": json.dumps(self.meta)} if self.meta else {}
         np.savez(path, config=json.dumps(self.config.to_dict()), format_version=NETWORK_FILE_VERSION,
-                 **{name: getattr(self, name) for name in self.array_names})
+                 **extra, **{name: getattr(self, name) for name in self.array_names})
         return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
 
     @classmethod
@@ -178,8 +184,12 @@ class Network:
                 if name not in data.files:
                     raise NetworkFileError(f"{path}: missing the array {name!r}")
                 arrays[name] = data[name]
+            try:
+                meta = json.loads(str(data["meta"])) if "meta" in data.files else {}
+            except ValueError as e:
+                raise NetworkFileError(f"{path}: meta is not valid JSON ({e})") from e
         try:
-            return cls(config, **arrays)
+            return cls(config, **arrays, meta=meta)
         except NetworkFileError as e:
             raise NetworkFileError(f"{path}: {e}") from None
 

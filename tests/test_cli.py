@@ -50,3 +50,24 @@ def test_ungeneratable_core_is_a_clear_error(capsys):
 def test_steps_must_be_positive(capsys):
     assert main(["verify", "--steps", "0"]) == 2
     assert "--steps must be at least 1" in capsys.readouterr().err
+
+
+def test_train_then_evaluate_on_sampled_chips(tmp_path, capsys):
+    model = tmp_path / "m.npz"
+    assert main(["train", "--dataset", "digits01", "--epochs", "5", "--finetune", "1",
+                 "--out", str(model)]) == 0
+    assert "Q8.8 twin test accuracy" in capsys.readouterr().out
+    net = Network.load(model)
+    assert net.meta["kind"] == "classifier" and len(net.meta["outputs"]) == 2
+    assert main(["evaluate", str(model), "--chips", "3", "--levels", "0", "1", "--json", str(tmp_path / "e.json"),
+                 "--plot", str(tmp_path / "acc.png")]) == 0
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert report["q8_8_accuracy"] > 0.9 and len(report["sweep"][1]["chips"]) == 3
+    assert report["sweep"][0]["mean"] == report["q8_8_accuracy"]       # level 0 is the exact Q8.8 model
+    assert (tmp_path / "acc.png").stat().st_size > 5000
+
+
+def test_evaluate_refuses_a_network_that_is_not_a_classifier(tmp_path, capsys):
+    path = Network.random(CoreConfig(4, 4), 0).save(tmp_path / "n.npz")
+    assert main(["evaluate", str(path)]) == 2
+    assert "is not a trained classifier" in capsys.readouterr().err
