@@ -6,6 +6,7 @@ fires and the red LED once an error flag is raised.
 """
 
 from amaranth.hdl import Elaboratable, Module, Signal
+from amaranth.lib import io
 
 from spiketwin.config import CoreConfig
 from spiketwin.hw.core import Core
@@ -79,6 +80,7 @@ class DemoTop(Elaboratable):
             m.d.sync += flash.eq(flash - 1)
 
         if platform is not None:
-            m.d.comb += [platform.request("led_g", 0).o.eq(flash != 0),
-                         platform.request("led_r", 0).o.eq(core.errors.any())]
+            m.submodules.led_g = led_g = io.Buffer("o", platform.request("led_g", 0, dir="-"))
+            m.submodules.led_r = led_r = io.Buffer("o", platform.request("led_r", 0, dir="-"))
+            m.d.comb += [led_g.o.eq(flash != 0), led_r.o.eq(core.errors.any())]
         return m

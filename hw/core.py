@@ -109,21 +109,24 @@ class Core(wiring.Component):
             # weights[source, neuron] -> address source * groups + g
             return [int(x) for x in values[..., lane::lanes].reshape(-1)]
 
+        # A memory of depth 1 would have a zero-width address, which the Verilog backend writes as
+        # [-1:0]; such cores (one neuron per lane) get one unused word instead.
+        depth = max(2, groups)
         mems = []  # per lane: {name: (read_port, write_port)}
         for lane in range(lanes):
             ports = {}
             w = Memory(shape=signed(fmt.width), depth=c.n_sources * groups, init=lane_init("weights", lane))
-            acc = Memory(shape=signed(c.acc_width), depth=groups, init=[])
+            acc = Memory(shape=signed(c.acc_width), depth=depth, init=[])
             m.submodules[f"weights_{lane}"] = w
             m.submodules[f"acc_{lane}"] = acc
             ports["weights"] = (w.read_port(), w.write_port())
             ports["acc"] = (acc.read_port(), acc.write_port())
             for name, region in per_neuron.items():
-                mem = Memory(shape=shape_of(region), depth=groups, init=lane_init(name, lane))
+                mem = Memory(shape=shape_of(region), depth=depth, init=lane_init(name, lane))
                 m.submodules[f"{name}_{lane}"] = mem
                 ports[name] = (mem.read_port(), mem.write_port())
             mems.append(ports)
-        fired = Memory(shape=unsigned(c.neuron_bits), depth=c.n_neurons, init=[])
+        fired = Memory(shape=unsigned(c.neuron_bits), depth=max(2, c.n_neurons), init=[])
         m.submodules.fired_list = fired
         fl_rd, fl_wr = fired.read_port(), fired.write_port()
 
