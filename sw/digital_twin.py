@@ -102,8 +102,10 @@ class FPGAMismatchModel:
         model.profile = profile
         return model
 
-    def _vary(self, name: str, values: np.ndarray) -> np.ndarray:
-        """``values * (1 + cv(level) * N(0, 1))`` with the profile's CV for ``name`` at each value."""
+    def perturb(self, name: str, values) -> np.ndarray:
+        """A fresh draw of ``values * (1 + cv(level) * N(0, 1))`` with the profile's CV for the
+        parameter ``name`` (weights, threshold, leak, syn_decay, bias) at each value; a parameter
+        the profile does not name is returned unchanged."""
         cv = self.profile.cv(name, values) if name in self.profile.cvs else 0.0
         return values * (1.0 + cv * self.rng.standard_normal(np.shape(values)))
 
@@ -119,11 +121,11 @@ class FPGAMismatchModel:
     def apply_to_network_weights(self, weights) -> list[np.ndarray]:
         """A fresh perturbed copy of each weight array (dtype kept); the inputs are not changed."""
         arrays = self._as_arrays(weights)
-        return [self._vary("weights", w).astype(w.dtype, copy=False) for w in arrays]
+        return [self.perturb("weights", w).astype(w.dtype, copy=False) for w in arrays]
 
     def apply_to_thresholds(self, thresholds) -> np.ndarray:
         """A fresh perturbed copy of per-neuron thresholds."""
-        return self._vary("threshold", np.asarray(thresholds, dtype=np.float64))
+        return self.perturb("threshold", np.asarray(thresholds, dtype=np.float64))
 
     def step_periods(self, steps: int, batch: tuple = ()) -> np.ndarray:
         """Relative length of each time step, ``1 + clock_jitter_pct * N(0, 1)``, kept positive."""
@@ -164,7 +166,7 @@ class FPGAMismatchModel:
         fmt = network.config.fmt
 
         def vary(name, raw, lo=fmt.min_raw, hi=fmt.max_raw):
-            return np.clip(fx.to_raw(self._vary(name, fx.to_float(raw, fmt)), fmt), lo, hi)
+            return np.clip(fx.to_raw(self.perturb(name, fx.to_float(raw, fmt)), fmt), lo, hi)
 
         th = network.threshold
         th_chip = np.where(th == fmt.max_raw, th, vary("threshold", th))

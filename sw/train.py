@@ -12,7 +12,7 @@ threshold mismatch while Adam updates the clean weights (the tutorial's techniqu
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -20,9 +20,16 @@ from . import fixedpoint as fx
 from .config import CoreConfig
 from .digital_twin import FPGAMismatchModel
 from .fixedpoint import Q8_8, QFormat
+from .profile import MismatchProfile
 from .twin import Network
 
-__all__ = ["TrainConfig", "LayeredModel", "train", "to_network", "twin_accuracy", "evaluate_on_twin"]
+__all__ = ["TrainConfig", "DEFAULT_HIDDEN", "LayeredModel", "train", "fine_tune", "float_accuracy", "to_network",
+           "post_training_quantize", "twin_accuracy", "chip_accuracies", "evaluate_on_twin"]
+
+
+# Hidden layers per built-in dataset: the 0-vs-1 task is linearly separable and, as in the ARCANA
+# paper's experiment, a single layer of readout neurons learns it.
+DEFAULT_HIDDEN = {"digits": (96,), "digits01": ()}
 
 
 @dataclass(frozen=True)
@@ -36,7 +43,7 @@ class TrainConfig:
     hidden: tuple[int, ...] = (96,)
     steps: int = 20
     max_rate: float = 0.6
-    encoding: str = "poisson"
+    encoding: str = "deterministic"
     epochs: int = 40
     batch: int = 64
     lr: float = 3e-3
@@ -87,6 +94,10 @@ class LayeredModel:
         model.enforce_fan_in(cfg.fan_in)
         return model
 
+    def copy(self) -> LayeredModel:
+        return LayeredModel(list(self.sizes), {k: v.copy() for k, v in self.params.items()},
+                            {k: v.copy() for k, v in self.masks.items()})
+
     @property
     def n_layers(self) -> int:
         return len(self.sizes) - 1
@@ -124,15 +135,23 @@ def forward(model: LayeredModel, events: np.ndarray, cfg: TrainConfig, mismatch:
 
     B, T, _ = events.shape
     alpha, beta = float(q(cfg.alpha)), float(q(cfg.beta))
+    if mismatch is not None and mismatch.clock_jitter_pct > 0:
+        events = mismatch.jitter(events)
     layers = []
     for l in range(model.n_layers):
-        W = model.params[f"W{l}"]
-        noise_w = 1.0
-        th = np.full(model.sizes[l + 1], cfg.threshold)
+        W, b = model.params[f"W{l}"], model.params[f"b{l}"]
+        n = model.sizes[l + 1]
+        noise_w, noise_b = 1.0, 1.0
+        th, a, be = np.full(n, cfg.threshold), np.full(n, alpha), np.full(n, beta)
         if mismatch is not None:
+            # One chip's draw of every parameter, as FPGAMismatchModel.sample_chip makes it.
             noise_w = mismatch.apply_to_network_weights([np.ones_like(W)])[0]
             th = mismatch.apply_to_thresholds(th)
-        layers.append({"W": q(W * noise_w), "noise": noise_w, "b": q(model.params[f"b{l}"]), "th": q(th)})
+            a = np.clip(mismatch.perturb("syn_decay", a), 0.0, 1.0)
+            be = np.clip(mismatch.perturb("leak", be), 0.0, 1.0)
+            noise_b = mismatch.perturb("bias", np.ones(n)) if "bias" in mismatch.profile.cvs else 1.0
+        layers.append({"W": q(W * noise_w), "noise": noise_w, "b": q(b * noise_b), "noise_b": noise_b, "th": q(th),
+                       "alpha": q(a), "beta": q(be)})
     u = events.astype(np.float64)
     rec = []
     out_counts = None
@@ -143,8 +162,8 @@ def forward(model: LayeredModel, events: np.ndarray, cfg: TrainConfig, mismatch:
         acc = u @ L["W"]                       # [B, T, n]: all steps at once
         ms, ss, is_ = np.zeros((B, T, n)), np.zeros((B, T, n)), np.zeros((B, T, n))
         for t in range(T):
-            i = sat(mulq(alpha, i) + acc[:, t])
-            m = sat(mulq(beta, v) + i + L["b"])
+            i = sat(mulq(L["alpha"], i) + acc[:, t])
+            m = sat(mulq(L["beta"], v) + i + L["b"])
             s = (m >= L["th"]).astype(np.float64)
             v = np.where(s > 0, sat(m - L["th"]), m)
             ms[:, t], ss[:, t], is_[:, t] = m, s, i
@@ -154,7 +173,7 @@ def forward(model: LayeredModel, events: np.ndarray, cfg: TrainConfig, mismatch:
         u = np.concatenate([np.zeros((B, 1, n)), ss[:, :-1]], axis=1)
         out_counts = ss.sum(1)
         final_v = v
-    return {"layers": rec, "counts": out_counts, "final_v": final_v, "alpha": alpha, "beta": beta}
+    return {"layers": rec, "counts": out_counts, "final_v": final_v}
 
 
 def predict(counts: np.ndarray, final_v: np.ndarray) -> np.ndarray:
@@ -176,12 +195,11 @@ def backward(model: LayeredModel, fw: dict, labels: np.ndarray, cfg: TrainConfig
     g_counts = p.copy()
     g_counts[np.arange(B), labels] -= 1
     g_counts *= cfg.readout_scale / B
-    alpha, beta = fw["alpha"], fw["beta"]
     grads = {}
     gs = np.repeat(g_counts[:, None, :], fw["layers"][-1]["s"].shape[1], axis=1)
     for l in reversed(range(model.n_layers)):
         L = fw["layers"][l]
-        m, u = L["m"], L["u"]
+        m, u, alpha, beta = L["m"], L["u"], L["alpha"], L["beta"]
         T = m.shape[1]
         sg = _spike_surrogate(m - L["th"], cfg.surrogate_slope / cfg.threshold)
         dm_all = np.zeros_like(m)
@@ -193,7 +211,7 @@ def backward(model: LayeredModel, fw: dict, labels: np.ndarray, cfg: TrainConfig
             dm_all[:, t] = di                       # store d acc_t (= d i_t)
             gv = beta * dm
             gi = alpha * di
-            grads[f"b{l}"] = grads.get(f"b{l}", 0) + dm.sum(0)
+            grads[f"b{l}"] = grads.get(f"b{l}", 0) + dm.sum(0) * L["noise_b"]
         d_acc = dm_all                              # [B, T, n]
         gW = np.einsum("bti,btn->in", u, d_acc) * L["noise"]
         grads[f"W{l}"] = gW * model.masks[f"W{l}"]
@@ -211,7 +229,8 @@ def encode(x: np.ndarray, cfg: TrainConfig, rng: np.random.Generator) -> np.ndar
 
 def train(dataset, cfg: TrainConfig = TrainConfig(), mismatch: FPGAMismatchModel | None = None,
           model: LayeredModel | None = None, progress: bool = True) -> tuple[LayeredModel, list[dict]]:
-    """Train (or, given ``model``, fine-tune) on ``dataset``; returns the model and per-epoch history."""
+    """Train (or, given ``model``, fine-tune it in place) on ``dataset``; returns the model and
+    per-epoch history."""
     from tqdm import tqdm
 
     rng = np.random.default_rng(cfg.seed)
@@ -244,13 +263,59 @@ def train(dataset, cfg: TrainConfig = TrainConfig(), mismatch: FPGAMismatchModel
     return model, history
 
 
-def to_network(model: LayeredModel, cfg: TrainConfig, lanes: int = 1) -> tuple[Network, np.ndarray]:
+def fine_tune(model: LayeredModel, dataset, cfg: TrainConfig, mismatch: FPGAMismatchModel | None, epochs: int,
+              qat: bool = True, progress: bool = True) -> tuple[LayeredModel, list[dict]]:
+    """The tutorial's step 2: a few more epochs through mismatch (and, with ``qat``, through the
+    core's exact arithmetic) at a third of the learning rate, from a copy of the trained ``model``."""
+    tune = replace(cfg, epochs=epochs, qat=qat, lr=cfg.lr / 3, seed=cfg.seed + 1)
+    return train(dataset, tune, mismatch=mismatch, model=model.copy(), progress=progress)
+
+
+def float_accuracy(model: LayeredModel, cfg: TrainConfig, x: np.ndarray, labels: np.ndarray, seed: int = 0) -> float:
+    """Accuracy of the float model (no quantisation, no mismatch) on samples encoded with ``seed``."""
+    events = encode(x, cfg, np.random.default_rng(seed))
+    fw = forward(model, events, replace(cfg, qat=False), keep=False)
+    return float((predict(fw["counts"], fw["final_v"]) == labels).mean())
+
+
+def post_training_quantize(model: LayeredModel, cfg: TrainConfig, dataset, lanes: int = 1,
+                           scales=(1.0, 2.0, 4.0, 8.0)) -> tuple[Network, float]:
+    """Post-training quantisation: weights rounded to nearest, and the common scale of weights,
+    biases and thresholds that gives the best Q8.8 twin accuracy on the training split.
+
+    Returns the network and the chosen scale. Scales that would push a value out of the format
+    are skipped.
+    """
+    best = None
+    for scale in scales:
+        try:
+            net, _ = to_network(model, cfg, lanes, scale=scale, rounding="nearest")
+        except ValueError:
+            continue
+        acc = twin_accuracy(net, dataset.x_train, dataset.y_train, seed=cfg.seed)
+        if best is None or acc > best[0]:
+            best = (acc, net, scale)
+    if best is None:
+        raise ValueError(f"no scale in {scales} keeps the model inside {cfg.fmt}")
+    return best[1], best[2]
+
+
+def to_network(model: LayeredModel, cfg: TrainConfig, lanes: int = 1, scale: float = 1.0,
+               rounding: str | None = None) -> tuple[Network, np.ndarray]:
     """Map the layers onto one core: (Network, indices of the output neurons).
 
     Hidden and output neurons are numbered layer by layer; the neuron count is padded to a
     multiple of ``lanes`` with silent neurons (no synapses, unreachable threshold).
+
+    ``scale`` multiplies weights, biases and thresholds together (the float model's spikes do not
+    change, the core's rounding matters less); ``rounding`` rounds the weights and biases in
+    another mode than the core's (``"nearest"`` for post-training quantisation). The core's own
+    arithmetic is always ``cfg.fmt``.
     """
     fmt = cfg.fmt
+    if not (np.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale must be a positive number, not {scale!r}")
+    wfmt = fmt if rounding is None else replace(fmt, rounding=rounding)
     sizes = model.sizes
     n_real = sum(sizes[1:])
     n_neurons = -(-n_real // lanes) * lanes
@@ -260,21 +325,26 @@ def to_network(model: LayeredModel, cfg: TrainConfig, lanes: int = 1) -> tuple[N
     weights = np.zeros((config.n_sources, n_neurons), np.int64)
     bias = np.zeros(n_neurons, np.int64)
     for l in range(model.n_layers):
-        W = model.params[f"W{l}"] * model.masks[f"W{l}"]
-        if np.abs(W).max() > fmt.max_value:
-            raise ValueError(f"layer {l} has weights outside {fmt}")
+        W = model.params[f"W{l}"] * model.masks[f"W{l}"] * scale
+        b = model.params[f"b{l}"] * scale
+        for name, a in (("weights", W), ("biases", b)):
+            if np.abs(a).max(initial=0) > fmt.max_value:
+                raise ValueError(f"layer {l} has {name} outside {fmt} (at scale {scale:g})")
         rows = slice(0, sizes[0]) if l == 0 else slice(config.n_axons + offsets[l - 1], config.n_axons + offsets[l])
-        weights[rows, offsets[l]:offsets[l + 1]] = fx.to_raw(W, fmt)
-        bias[offsets[l]:offsets[l + 1]] = fx.to_raw(model.params[f"b{l}"], fmt)
+        weights[rows, offsets[l]:offsets[l + 1]] = fx.to_raw(W, wfmt)
+        bias[offsets[l]:offsets[l + 1]] = fx.to_raw(b, wfmt)
     fan_in = (weights != 0).sum(0).max()
     if fan_in > cfg.fan_in:
         raise ValueError(f"a neuron has {fan_in} synapses, more than the fan-in limit {cfg.fan_in}")
-    threshold = np.full(n_neurons, int(fx.to_raw(cfg.threshold, fmt)))
+    if cfg.threshold * scale > fmt.max_value:
+        raise ValueError(f"the threshold {cfg.threshold * scale:g} at scale {scale:g} is outside {fmt}")
+    threshold = np.full(n_neurons, int(fx.to_raw(cfg.threshold * scale, wfmt)))
     threshold[n_real:] = fmt.max_raw
     bias[n_real:] = 0
     outputs = np.arange(offsets[-2], offsets[-1])
     meta = {"kind": "classifier", "layers": list(sizes), "outputs": outputs.tolist(),
-            "encoding": {"steps": cfg.steps, "max_rate": cfg.max_rate, "method": cfg.encoding}}
+            "encoding": {"steps": cfg.steps, "max_rate": cfg.max_rate, "method": cfg.encoding},
+            "export": {"scale": scale, "rounding": wfmt.rounding}}
     net = Network(config, weights, threshold, leak=np.full(n_neurons, int(fx.to_raw(cfg.beta, fmt))),
                   syn_decay=np.full(n_neurons, int(fx.to_raw(cfg.alpha, fmt))), bias=bias,
                   v_reset=np.zeros(n_neurons, np.int64), reset_mode=np.zeros(n_neurons, np.int64),
@@ -298,6 +368,22 @@ def twin_accuracy(net: Network, x: np.ndarray, labels: np.ndarray, seed: int = 0
     if mismatch is not None and mismatch.clock_jitter_pct > 0:
         events = mismatch.jitter(events)
     return evaluate_on_twin(net, np.array(net.meta["outputs"]), events, labels)
+
+
+def chip_accuracies(net: Network, x: np.ndarray, labels: np.ndarray, profile: MismatchProfile, chips: int = 20,
+                    seed: int = 0, progress: bool = False, desc: str = "chips") -> list[float]:
+    """Hardware-exact accuracy of ``chips`` sampled chip instances (mismatch drawn from ``profile``,
+    chip k seeded with ``seed * 1000 + k``, so every caller sees the same chips) with their clock
+    jitter applied to the encoded inputs."""
+    from tqdm import tqdm
+
+    if chips < 1:
+        raise ValueError(f"chips must be at least 1, not {chips}")
+    accs = []
+    for chip in tqdm(range(chips), desc=desc, disable=not progress, leave=False):
+        model = FPGAMismatchModel.from_profile(profile, fmt=net.config.fmt, seed=seed * 1000 + chip)
+        accs.append(twin_accuracy(model.sample_chip(net), x, labels, seed=seed, mismatch=model))
+    return accs
 
 
 def evaluate_on_twin(net: Network, outputs: np.ndarray, events: np.ndarray, labels: np.ndarray) -> float:

@@ -52,6 +52,21 @@ def test_profile_json_roundtrip_and_schema_check(tmp_path):
         MismatchProfile.from_json(bad)
 
 
+def test_fit_profile_command_writes_a_profile_evaluate_can_use(tmp_path, capsys):
+    from spiketwin.cli import main
+
+    path = tmp_path / "m.csv"
+    path.write_text("neuron,parameter,level,value\n" + "\n".join(",".join(map(str, r)) for r in measure_chips(TRUE)))
+    assert main(["fit-profile", str(path), "--out", str(tmp_path / "p.json"), "--jitter", "0.01"]) == 0
+    out = capsys.readouterr().out
+    assert "threshold  CV 0.0" in out and "95% CI" in out
+    fitted = MismatchProfile.load(tmp_path / "p.json")
+    assert fitted.clock_jitter_pct == 0.01 and set(fitted.cvs) == set(TRUE.cvs)
+    path.write_text("neuron,parameter,value\n0,leak,1.0\n")
+    assert main(["fit-profile", str(path)]) == 2
+    assert "missing column(s) ['level']" in capsys.readouterr().err
+
+
 def test_fit_from_csv(tmp_path):
     path = tmp_path / "m.csv"
     rows = measure_chips(TRUE, chips=3)

@@ -4,7 +4,19 @@ import pytest
 from spiketwin import simulate
 from spiketwin.data import load_dataset
 from spiketwin.digital_twin import FPGAMismatchModel
-from spiketwin.train import LayeredModel, TrainConfig, encode, evaluate_on_twin, forward, to_network, train
+from spiketwin.profile import MismatchProfile, ParameterCV
+from spiketwin.train import (
+    LayeredModel,
+    TrainConfig,
+    encode,
+    evaluate_on_twin,
+    fine_tune,
+    forward,
+    post_training_quantize,
+    to_network,
+    train,
+    twin_accuracy,
+)
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +74,48 @@ def test_mismatch_is_drawn_in_the_forward_pass_and_clean_weights_learn(digits01)
     assert not np.allclose(a, b)
     trained, history = train(digits01, cfg, mismatch=twin, progress=False)
     assert history[-1]["train_accuracy"] > 0.9
+
+
+def test_clock_jitter_and_every_profiled_parameter_vary_in_the_forward_pass(digits01):
+    cfg = TrainConfig(hidden=(16,), steps=16)
+    model = LayeredModel.init([64, 16, 2], cfg, np.random.default_rng(0))
+    events = encode(digits01.x_test[:16], cfg, np.random.default_rng(0))
+    jitter_only = FPGAMismatchModel(weight_cv=0.0, threshold_cv=0.0, clock_jitter_pct=0.3, seed=1)
+    u = forward(model, events, cfg, jitter_only)["layers"][0]["u"]
+    assert (u != events).any()                                  # events moved between steps ...
+    assert u.sum() <= events.sum() and (u.sum(1) <= events.sum(1) + 3).all()   # ... and were not invented
+    profile = MismatchProfile({"leak": ParameterCV(0.1), "syn_decay": ParameterCV(0.1), "bias": ParameterCV(0.1)})
+    layer = forward(model, events, cfg, FPGAMismatchModel.from_profile(profile, seed=2))["layers"][0]
+    assert np.unique(layer["beta"]).size > 5 and np.unique(layer["alpha"]).size > 5
+    assert (layer["beta"] <= 1).all() and (layer["alpha"] <= 1).all()
+    assert (u := forward(model, events, cfg)["layers"][0]["u"]).shape == events.shape and (u == events).all()
+
+
+def test_fine_tune_leaves_the_trained_model_alone(digits01):
+    cfg = TrainConfig(epochs=1, hidden=(8,))
+    model, _ = train(digits01, cfg, progress=False)
+    before = {k: v.copy() for k, v in model.params.items()}
+    tuned, _ = fine_tune(model, digits01, cfg, FPGAMismatchModel(seed=0), epochs=1, progress=False)
+    assert all((model.params[k] == before[k]).all() for k in before)
+    assert any((tuned.params[k] != before[k]).any() for k in before)
+
+
+def test_export_scale_keeps_the_float_model_and_ptq_picks_the_best(digits01):
+    cfg = TrainConfig(epochs=3, hidden=(16,))
+    model, _ = train(digits01, cfg, progress=False)
+    one, _ = to_network(model, cfg)
+    four, _ = to_network(model, cfg, scale=4.0, rounding="nearest")
+    assert (four.threshold[:18] == 4 * one.threshold[:18]).all()
+    assert np.abs(four.weights - 4 * one.weights).max() <= 4      # within the rounding of the unscaled weights
+    assert four.meta["export"] == {"scale": 4.0, "rounding": "nearest"}
+    ptq, scale = post_training_quantize(model, cfg, digits01, scales=(1.0, 4.0))
+    train_acc = {s: twin_accuracy(to_network(model, cfg, scale=s, rounding="nearest")[0], digits01.x_train,
+                                  digits01.y_train) for s in (1.0, 4.0)}
+    assert train_acc[scale] == max(train_acc.values()) and ptq.meta["export"]["scale"] == scale
+    with pytest.raises(ValueError, match=r"layer 0 has weights outside Q8.8\(trunc\) \(at scale 256\)"):
+        to_network(model, cfg, scale=256.0)
+    with pytest.raises(ValueError, match="scale must be a positive number"):
+        to_network(model, cfg, scale=-1.0)
 
 
 def test_bad_training_configuration_refused():
