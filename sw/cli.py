@@ -87,10 +87,13 @@ def plot_cosim(config: CoreConfig, net: Network, run_dir: Path, path: Path, titl
 
 
 def verify(config: CoreConfig, network: Network | None, sims: list[str], seeds: list[int], steps: int,
-           activity: float, work: Path, quiet: bool = False, plot_dir: Path | None = None) -> list[dict]:
+           activity: float, work: Path, quiet: bool = False, plot_dir: Path | None = None,
+           events: np.ndarray | None = None, tag: str = "seed") -> list[dict]:
     """Build the core once per simulator and compare it with the twin for every seed.
 
-    With ``plot_dir``, each run is drawn there as ``<sim>-seed<N>.png``."""
+    The seed draws the random network (unless ``network`` is given), the random events (unless
+    ``events`` [steps, n_axons] is given) and the handshake gaps. With ``plot_dir``, each run is
+    drawn there as ``<sim>-<tag><N>.png``."""
     from tqdm import tqdm
 
     from spiketwin.sim.cosim import Job, build, random_events, run_cosim
@@ -101,32 +104,51 @@ def verify(config: CoreConfig, network: Network | None, sims: list[str], seeds: 
         for seed in tqdm(seeds, desc=f"verify {sim}", disable=quiet or len(seeds) < 2, file=sys.stderr):
             rng = np.random.default_rng(seed)
             net = network if network is not None else Network.random(config, seed)
-            events = random_events(config, steps, rng, activity)
-            run_dir = work / sim / f"seed{seed}"
-            rep = run_cosim(runner, Job(config, net, events, seed=seed), sim, run_dir)
+            run_events = random_events(config, steps, rng, activity) if events is None else events
+            run_dir = work / sim / f"{tag}{seed}"
+            rep = run_cosim(runner, Job(config, net, run_events, seed=seed), sim, run_dir)
             rep["seed"] = seed
             if plot_dir is not None:
                 verdict = "bit-exact" if rep["match"] else "MISMATCH"
-                rep["plot"] = str(plot_cosim(config, net, run_dir, Path(plot_dir) / f"{sim}-seed{seed}.png",
+                rep["plot"] = str(plot_cosim(config, net, run_dir, Path(plot_dir) / f"{sim}-{tag}{seed}.png",
                                              f"{sim}, seed {seed}: {verdict}"))
             reports.append(rep)
             if not quiet:
                 verdict = "bit-exact" if rep["match"] else "MISMATCH: " + _describe_mismatch(rep)
-                tqdm.write(f"{sim:9s} seed {seed:4d}: {steps} steps, {rep['spikes']} spikes, "
+                tqdm.write(f"{sim:9s} seed {seed:4d}: {len(run_events)} steps, {rep['spikes']} spikes, "
                            f"{rep['cycles']} cycles: {verdict}")
     return reports
+
+
+def sample_stream(net: Network, n: int, seed: int = 0) -> np.ndarray:
+    """The first ``n`` test samples of a trained classifier's dataset, encoded as its meta says and
+    sent back to back: events [n * steps, n_axons]."""
+    from .data import load_dataset, rate_encode
+
+    if net.meta.get("kind") != "classifier" or "dataset" not in net.meta:
+        raise ValueError("--samples needs a trained classifier (a network file from spiketwin train)")
+    enc = net.meta["encoding"]
+    x = load_dataset(net.meta["dataset"]).x_test[:n]
+    events = rate_encode(x, enc["steps"], enc["max_rate"], enc["method"], np.random.default_rng(seed))
+    return events.reshape(-1, net.config.n_axons)
 
 
 def cmd_verify(args) -> int:
     config, net = _config_and_network(args)
     sims = ["icarus", "verilator"] if args.sim == "both" else [args.sim]
     seeds = list(range(args.seed, args.seed + args.seeds))
+    events = None
+    if args.samples:
+        if net is None:
+            raise ValueError("--samples needs --network with a trained classifier")
+        events = sample_stream(net, args.samples)
     with tempfile.TemporaryDirectory(prefix="spiketwin-verify-") as tmp:
         work = Path(args.work) if args.work else Path(tmp)
-        reports = verify(config, net, sims, seeds, args.steps, args.activity, work, plot_dir=args.plot)
+        reports = verify(config, net, sims, seeds, args.steps, args.activity, work, plot_dir=args.plot, events=events)
     ok = all(r["match"] for r in reports)
+    steps = args.steps if events is None else len(events)
     print(f"{sum(r['match'] for r in reports)}/{len(reports)} runs bit-exact "
-          f"({config.n_axons} axons x {config.n_neurons} neurons, {config.lanes} lane(s), {args.steps} steps)")
+          f"({config.n_axons} axons x {config.n_neurons} neurons, {config.lanes} lane(s), {steps} steps)")
     if args.json:
         Path(args.json).write_text(json.dumps(reports, indent=1))
     return 0 if ok else 1
@@ -142,16 +164,39 @@ def build_demo(out: Path, seed: int = 0) -> dict:
 
 
 def cmd_flow(args) -> int:
-    """The main job on built-in defaults: emit and lint the Verilog, verify it on both simulators,
-    then build the iCEBreaker demo bitstream."""
+    """The main job on built-in defaults: train a classifier through the twin and evaluate it on
+    sampled chips, emit and lint its core's Verilog, verify it on both simulators driven by test
+    digits (and random networks on a default core), then build the iCEBreaker demo bitstream."""
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = out / "model.npz"
+    mismatch = {"weight_cv": 0.03, "threshold_cv": 0.05, "jitter": 0.01, "profile": None}
+    print(f"== train ({args.dataset}) ==", flush=True)
+    if cmd_train(argparse.Namespace(dataset=args.dataset, out=model, hidden=None, steps=20, encoding="deterministic",
+                                    epochs=args.epochs, finetune=8, no_qat=False, fan_in=64, lanes=2, seed=0,
+                                    **mismatch)):
+        return 1
+    print(f"== evaluate on {args.chips} sampled chips ==", flush=True)
+    (out / "plots").mkdir(exist_ok=True)
+    if cmd_evaluate(argparse.Namespace(model=model, chips=args.chips, levels=[0.0, 0.5, 1.0, 2.0, 4.0], seed=0,
+                                       json=out / "evaluate.json", plot=out / "plots" / "accuracy.png", quiet=True,
+                                       **mismatch)):
+        return 1
+    print("== Verilog and co-simulation ==", flush=True)
+    net = Network.load(model)
+    vargs = argparse.Namespace(network=model, out=out, name="spiketwin_model", lint=True)
+    if cmd_verilog(vargs):
+        return 1
+    events = sample_stream(net, args.samples)
+    reports = verify(net.config, net, ["icarus", "verilator"], [0], len(events), 0.1, out / "verify",
+                     plot_dir=out / "plots", events=events, tag="model")
     vargs = argparse.Namespace(axons=args.axons, neurons=args.neurons, lanes=args.lanes, rounding="trunc",
                                network=None, out=out, name="spiketwin_core", lint=True)
     if cmd_verilog(vargs):
         return 1
     config, _ = _config_and_network(vargs)
-    reports = verify(config, None, ["icarus", "verilator"], list(range(args.seeds)), args.steps,
-                     0.1, out / "verify", plot_dir=out / "plots")
+    reports += verify(config, None, ["icarus", "verilator"], list(range(args.seeds)), args.steps,
+                      0.1, out / "verify", plot_dir=out / "plots")
     ok = all(r["match"] for r in reports)
     (out / "verify.json").write_text(json.dumps(reports, indent=1))
     print(f"co-simulation: {sum(r['match'] for r in reports)}/{len(reports)} runs bit-exact -> "
@@ -160,7 +205,7 @@ def cmd_flow(args) -> int:
         return 1
     if args.no_bitstream:
         return 0
-    print("building the iCEBreaker demo bitstream (Yosys + nextpnr) ...", flush=True)
+    print("== iCEBreaker demo bitstream (Yosys + nextpnr) ==", flush=True)
     rep = build_demo(out / "icebreaker")
     lc = rep["utilisation"].get("ICESTORM_LC", {})
     fmax = ", ".join(f"{c} {f['mhz']:.1f} MHz" for c, f in rep["fmax"].items())
@@ -180,25 +225,21 @@ def _mismatch_from_args(args, seed: int):
 
 def cmd_train(args) -> int:
     """Train normally, fine-tune through mismatch (with QAT), quantise, check on the twin, save."""
-    from dataclasses import replace
-
     from .data import load_dataset
-    from .train import TrainConfig, encode, forward, predict, to_network, train, twin_accuracy
+    from .train import DEFAULT_HIDDEN, TrainConfig, fine_tune, float_accuracy, to_network, train, twin_accuracy
 
     ds = load_dataset(args.dataset)
-    cfg = TrainConfig(hidden=tuple(args.hidden), steps=args.steps, epochs=args.epochs, seed=args.seed,
-                      fan_in=args.fan_in)
+    hidden = DEFAULT_HIDDEN[ds.name] if args.hidden is None else tuple(args.hidden)
+    cfg = TrainConfig(hidden=hidden, steps=args.steps, epochs=args.epochs, seed=args.seed,
+                      fan_in=args.fan_in, encoding=args.encoding)
     print(f"1/4 training on {ds.name} ({len(ds.y_train)} samples, layers {[ds.n_features, *cfg.hidden, ds.n_classes]})")
     model, hist = train(ds, cfg)
-    events = encode(ds.x_test, cfg, np.random.default_rng(args.seed))
-    fw = forward(model, events, cfg, keep=False)
-    float_acc = float((predict(fw["counts"], fw["final_v"]) == ds.y_test).mean())
+    float_acc = float_accuracy(model, cfg, ds.x_test, ds.y_test, seed=args.seed)
     print(f"    float test accuracy {float_acc:.4f}")
     if args.finetune > 0:
         mismatch = _mismatch_from_args(args, args.seed)
-        tune = replace(cfg, epochs=args.finetune, qat=not args.no_qat, lr=cfg.lr / 3, seed=args.seed + 1)
-        print(f"2/4 fine-tuning through mismatch ({mismatch}){' with QAT' if tune.qat else ''}")
-        model, hist2 = train(ds, tune, mismatch=mismatch, model=model)
+        print(f"2/4 fine-tuning through mismatch ({mismatch}){'' if args.no_qat else ' with QAT'}")
+        model, hist2 = fine_tune(model, ds, cfg, mismatch, args.finetune, qat=not args.no_qat)
         hist += hist2
     print("3/4 quantising onto one core")
     net, _ = to_network(model, cfg, lanes=args.lanes)
@@ -213,11 +254,8 @@ def cmd_train(args) -> int:
 
 def cmd_evaluate(args) -> int:
     """Hardware-exact accuracy on the test split: without mismatch and over sampled chips."""
-    from tqdm import tqdm
-
     from .data import load_dataset
-    from .digital_twin import FPGAMismatchModel
-    from .train import twin_accuracy
+    from .train import chip_accuracies, twin_accuracy
 
     net = Network.load(args.model)
     if net.meta.get("kind") != "classifier":
@@ -228,17 +266,19 @@ def cmd_evaluate(args) -> int:
               "q8_8_accuracy": twin_accuracy(net, ds.x_test, ds.y_test, seed=args.seed),
               "mismatch": base.profile.to_json(), "sweep": []}
     for scale in args.levels:
-        profile = _scaled(base.profile, scale)
-        accs = []
-        for chip in tqdm(range(args.chips), desc=f"chips at {scale:g}x", file=sys.stderr, leave=False):
-            model = FPGAMismatchModel.from_profile(profile, seed=args.seed * 1000 + chip)
-            accs.append(twin_accuracy(model.sample_chip(net), ds.x_test, ds.y_test, seed=args.seed, mismatch=model))
+        accs = chip_accuracies(net, ds.x_test, ds.y_test, _scaled(base.profile, scale), args.chips, args.seed,
+                               progress=True, desc=f"chips at {scale:g}x")
         result["sweep"].append({"scale": scale, "mean": float(np.mean(accs)), "min": float(np.min(accs)),
                                 "max": float(np.max(accs)), "chips": accs})
     at_one = next((r for r in result["sweep"] if r["scale"] == 1.0), result["sweep"][-1])
     result["chips"] = {k: at_one[k] for k in ("mean", "min", "max")}
     text = json.dumps(result, indent=1)
-    print(text)
+    if getattr(args, "quiet", False):
+        print(f"Q8.8 without mismatch {result['q8_8_accuracy']:.4f}; over {args.chips} chips at each level:")
+        for r in result["sweep"]:
+            print(f"  {r['scale']:4g}x mismatch: mean {r['mean']:.4f}, worst {r['min']:.4f}, best {r['max']:.4f}")
+    else:
+        print(text)
     if args.json:
         Path(args.json).write_text(text)
     if args.plot:
@@ -259,6 +299,21 @@ def cmd_evaluate(args) -> int:
         fig.tight_layout()
         fig.savefig(args.plot, dpi=110)
         print(f"plot: {args.plot}", file=sys.stderr)
+    return 0
+
+
+def cmd_fit_profile(args) -> int:
+    """Fit a MismatchProfile from a CSV of per-neuron measurements and save it as JSON."""
+    from .profile import MismatchProfile
+
+    profile = MismatchProfile.fit(args.measurements, clock_jitter_pct=args.jitter, seed=args.seed,
+                                  source=str(args.measurements))
+    path = profile.save(args.out)
+    for name, p in profile.cvs.items():
+        ci = f" (95% CI {p.ci[0]:.4f} to {p.ci[1]:.4f})" if p.ci else ""
+        shape = f" x (level/{p.level_ref:g})^-{p.exponent:.2f}" if p.exponent else ""
+        print(f"{name:10s} CV {p.cv:.4f}{shape}{ci}")
+    print(f"saved {path}")
     return 0
 
 
@@ -295,6 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--seeds", type=int, default=1, help="how many consecutive seeds to run")
     f.add_argument("--steps", type=int, default=DEFAULTS["steps"])
     f.add_argument("--activity", type=float, default=0.1, help="mean events per axon and step")
+    f.add_argument("--samples", type=int, default=0, metavar="N",
+                   help="with a trained --network: drive it with its first N encoded test samples instead")
     f.add_argument("--work", type=Path, help="keep build and traces here")
     f.add_argument("--json", type=Path, help="write the reports as JSON")
     f.add_argument("--plot", type=Path, metavar="DIR", help="draw each run (raster, membrane traces) into DIR")
@@ -303,8 +360,11 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a classifier through the digital twin and save a network file")
     t.add_argument("--dataset", choices=["digits", "digits01"], default="digits")
     t.add_argument("--out", type=Path, default=Path("model.npz"))
-    t.add_argument("--hidden", type=int, nargs="+", default=[96])
+    t.add_argument("--hidden", type=int, nargs="*", metavar="N",
+                   help="hidden layer sizes (default: 96 for digits, none for digits01; --hidden alone: none)")
     t.add_argument("--steps", type=int, default=20)
+    t.add_argument("--encoding", choices=["deterministic", "poisson"], default="deterministic",
+                   help="rate coding of the pixels into axon events")
     t.add_argument("--epochs", type=int, default=40)
     t.add_argument("--finetune", type=int, default=8, help="epochs of fine-tuning through mismatch (0: none)")
     t.add_argument("--no-qat", action="store_true", help="fine-tune without quantisation-aware training")
@@ -325,7 +385,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_mismatch_args(e)
     e.set_defaults(func=cmd_evaluate)
 
-    fl = sub.add_parser("flow", help="the main job: emit, lint and verify a default core")
+    fp = sub.add_parser("fit-profile", help="fit a mismatch profile from per-neuron measurements (CSV)")
+    fp.add_argument("measurements", type=Path, help="CSV with columns neuron, parameter, level, value")
+    fp.add_argument("--out", type=Path, default=Path("profile.json"))
+    fp.add_argument("--jitter", type=float, default=0.0, help="measured clock jitter, a fraction of the step")
+    fp.add_argument("--seed", type=int, default=0, help="seed of the bootstrap intervals")
+    fp.set_defaults(func=cmd_fit_profile)
+
+    fl = sub.add_parser("flow", help="the main job: train, evaluate on sampled chips, verify, build")
+    fl.add_argument("--dataset", choices=["digits", "digits01"], default="digits")
+    fl.add_argument("--epochs", type=int, default=40)
+    fl.add_argument("--chips", type=int, default=20)
+    fl.add_argument("--samples", type=int, default=10, help="test samples driving the trained core in co-simulation")
     fl.add_argument("--axons", type=int, default=DEFAULTS["axons"])
     fl.add_argument("--neurons", type=int, default=DEFAULTS["neurons"])
     fl.add_argument("--lanes", type=int, default=DEFAULTS["lanes"])
@@ -339,10 +410,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    for name in ("steps", "seeds"):
+    for name in ("steps", "seeds", "epochs", "chips"):
         if getattr(args, name, 1) < 1:
             print(f"spiketwin: error: --{name} must be at least 1", file=sys.stderr)
             return 2
+    if getattr(args, "samples", 0) < 0 or (args.command == "flow" and args.samples < 1):
+        print("spiketwin: error: --samples must be at least 1 (0 turns it off in verify)", file=sys.stderr)
+        return 2
     if not 0 <= getattr(args, "activity", 0) <= 100:
         print("spiketwin: error: --activity must be between 0 and 100 events per axon and step", file=sys.stderr)
         return 2

@@ -32,6 +32,33 @@ def test_verify_network_file_passes(tmp_path, capsys):
     assert json.loads((tmp_path / "r.json").read_text())[0]["match"]
 
 
+@pytest.mark.sim
+def test_flow_trains_evaluates_and_verifies_on_both_simulators(tmp_path, capsys):
+    out = tmp_path / "build"
+    assert main(["flow", "--dataset", "digits01", "--epochs", "3", "--chips", "2", "--samples", "3",
+                 "--axons", "8", "--neurons", "8", "--lanes", "2", "--seeds", "1", "--steps", "20",
+                 "--out", str(out), "--no-bitstream"]) == 0
+    text = capsys.readouterr().out
+    assert "co-simulation: 4/4 runs bit-exact -> PASS" in text and "mismatch: mean" in text
+    reports = json.loads((out / "verify.json").read_text())
+    model_runs = [r for r in reports if "model" in r["plot"]]
+    assert len(model_runs) == 2 and all(r["match"] for r in model_runs)
+    assert min(r["spikes"] for r in model_runs) > 0                  # the digits really drove the trained core
+    evaluation = json.loads((out / "evaluate.json").read_text())
+    assert evaluation["q8_8_accuracy"] > 0.9 and len(evaluation["sweep"]) == 5
+    for name in ("model.npz", "spiketwin_model.v", "spiketwin_core.v", "plots/accuracy.png",
+                 "plots/icarus-model0.png", "plots/verilator-seed0.png"):
+        assert (out / name).stat().st_size > 0, name
+
+
+def test_verify_samples_need_a_trained_classifier(tmp_path, capsys):
+    path = Network.random(CoreConfig(4, 4), 0).save(tmp_path / "n.npz")
+    assert main(["verify", "--network", str(path), "--samples", "2"]) == 2
+    assert "--samples needs a trained classifier" in capsys.readouterr().err
+    assert main(["verify", "--samples", "2"]) == 2
+    assert "--samples needs --network" in capsys.readouterr().err
+
+
 def test_bad_network_file_is_a_clear_error(tmp_path, capsys):
     config = CoreConfig(4, 4)
     net = Network.random(config, 0)
