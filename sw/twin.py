@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from . import fixedpoint as fx
-from .config import PARAM_FIELDS, RESET_SUBTRACT, CoreConfig, ErrorFlag, Region
+from .config import PARAM_FIELDS, RESET_SUBTRACT, STATE_FIELDS, Control, CoreConfig, ErrorFlag, Region
 
-__all__ = ["Network", "State", "SimResult", "simulate", "step", "admit_events", "NetworkFileError"]
+__all__ = ["Network", "State", "SimResult", "simulate", "step", "admit_events", "CoreModel", "NetworkFileError"]
 
 NETWORK_FILE_VERSION = 1
 
@@ -359,3 +359,66 @@ def simulate(config: CoreConfig, network: Network, events, steps: int | None = N
         if record:
             vs, isyns = vs[0], isyns[0]
     return SimResult(spikes, state, vs, isyns)
+
+
+class CoreModel:
+    """The core as its ports see it: the register-level twin of :class:`spiketwin.hw.core.Core`.
+
+    Configuration writes and reads word for word (an unmapped address raises ``BAD_ADDRESS``, and
+    a read of one answers 0; a word is cut to its field's width as the memories do), steps with
+    events in sending order (:func:`admit_events`: the same drops and flags) and the spikes they
+    produce, with state and pending spikes carried from step to step.
+    """
+
+    def __init__(self, config: CoreConfig, network: Network | None = None):
+        import copy
+
+        if network is not None and network.config != config:
+            raise ValueError("The network was built for another core configuration")
+        self.config = config
+        self.network = copy.deepcopy(network) if network is not None else Network.zeros(config)
+        self.state = State.zeros(config)
+        self.errors = ErrorFlag(0)
+
+    def _field(self, addr: int) -> tuple[Region, int, np.ndarray, int, bool] | None:
+        c = self.config
+        if not c.address_valid(addr):
+            self.errors |= ErrorFlag.BAD_ADDRESS
+            return None
+        region, index = Region(addr >> c.index_bits), addr & ((1 << c.index_bits) - 1)
+        if region == Region.CONTROL:
+            return region, index, None, c.data_bits, False
+        if region == Region.WEIGHT:
+            return region, index, self.network.weights.reshape(-1), c.data_bits, True
+        name = next(n for n, r in {**PARAM_FIELDS, **STATE_FIELDS}.items() if r == region)
+        owner = self.state if name in STATE_FIELDS else self.network
+        return region, index, getattr(owner, name), c.field_bits(region), c.field_signed(region)
+
+    def write(self, addr: int, word: int) -> None:
+        f = self._field(addr)
+        if f is None:
+            return
+        region, index, array, bits, signed = f
+        if region == Region.CONTROL:
+            if word & Control.CLEAR_ERRORS:
+                self.errors = ErrorFlag(0)
+            if word & Control.CLEAR_STATE:
+                self.state = State.zeros(self.config)
+            return
+        array[index] = fx.from_word(word, bits, signed)
+
+    def read(self, addr: int) -> int:
+        f = self._field(addr)
+        if f is None:
+            return 0
+        region, index, array, _, _ = f
+        value = int(self.errors) if region == Region.CONTROL else int(array[index])
+        return fx.to_word(value, self.config.data_bits)
+
+    def run(self, sequences) -> np.ndarray:
+        """Steps with ``sequences[t]`` the axon indices sent in step t; spikes [steps, n_neurons]."""
+        counts, flags = admit_events(self.config, sequences)
+        self.errors |= flags
+        result = simulate(self.config, self.network, counts, state=self.state)
+        self.state = result.state
+        return result.spikes
