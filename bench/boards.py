@@ -1,0 +1,60 @@
+"""Bitstreams of the core behind its UART link for each board: resources, post-route fmax and the
+synaptic operations/s they give (lanes x fmax); prints JSON, then a table.
+
+    python bench/boards.py [--boards icebreaker ulx3s-85f] [--json out.json]
+
+The cores are the largest of the current design that fit each board's block RAM (weights, the
+per-neuron memories and the request buffer all live in it; the UP5K's SPRAM is not used yet).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from spiketwin import CoreConfig
+from spiketwin.boards.build import build_bitstream
+from spiketwin.boards.link_top import LinkTop
+
+CORES = {
+    "icebreaker": CoreConfig(16, 32, lanes=1),
+    "ulx3s-85f": CoreConfig(64, 128, lanes=4),
+}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--boards", nargs="+", choices=sorted(CORES), default=sorted(CORES))
+    p.add_argument("--json")
+    args = p.parse_args(argv)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="spiketwin-bench-") as tmp:
+        for board in args.boards:
+            config = CORES[board]
+            t0 = time.perf_counter()
+            rep = build_bitstream(LinkTop(config), board, Path(tmp) / board)
+            fmax = next(iter(rep["fmax"].values()))["mhz"]
+            results.append({"board": board, "device": rep["device"], "config": config.to_dict(),
+                            "resources": rep["resources"], "fmax_mhz": fmax, "board_clock_mhz": rep["clock_mhz"],
+                            "synaptic_ops_per_s": config.lanes * fmax * 1e6,
+                            "build_seconds": time.perf_counter() - t0})
+    print(json.dumps(results, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    print("\n| board | core | LUT | RAM | DSP | fmax | synaptic ops/s |\n|---|---|---|---|---|---|---|")
+    for r in results:
+        c, res = r["config"], r["resources"]
+
+        def use(key, res=res):
+            return f"{res[key]['used']}/{res[key]['available']}" if key in res else "-"
+        print(f"| {r['board']} | {c['n_axons']}x{c['n_neurons']}, {c['lanes']} lane(s) | {use('lut')} | {use('ram')} | "
+              f"{use('dsp')} | {r['fmax_mhz']:.1f} MHz | {r['synaptic_ops_per_s']:.3g} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

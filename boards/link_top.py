@@ -1,0 +1,67 @@
+"""The board top of the host-link workflow: a core behind its UART link, LEDs for activity and errors.
+
+With a network the weights and parameters are baked into the bitstream, so the board runs it
+right after configuration; without one the host loads it over the link (``spiketwin.link.Link``).
+"""
+
+from amaranth.build import ResourceError
+from amaranth.hdl import Elaboratable, Module, Signal
+from amaranth.lib import io
+
+from spiketwin.config import CoreConfig
+from spiketwin.hw.link import LinkedCore
+from spiketwin.twin import Network
+
+__all__ = ["LinkTop", "DEFAULT_BAUD"]
+
+DEFAULT_BAUD = 115_200
+
+
+class LinkTop(Elaboratable):
+    """Board top for any amaranth-boards platform with a ``uart`` resource.
+
+    Parameters
+    ----------
+    config : CoreConfig
+    network : Network, optional
+        Baked into the core's memories.
+    baud : int
+        UART rate; the platform's clock must be at least four times faster.
+
+    The activity LED (``led_g``, or ``led`` 0) lights while a request executes, the error LED
+    (``led_r``, or ``led`` 1) while any of the core's sticky error flags is set.
+    """
+
+    def __init__(self, config: CoreConfig, network: Network | None = None, baud: int = DEFAULT_BAUD):
+        if network is not None and network.config != config:
+            raise ValueError("The network was built for another core configuration")
+        if not isinstance(baud, int) or baud < 1:
+            raise ValueError(f"baud must be a positive integer, not {baud!r}")
+        self.config, self.network, self.baud = config, network, baud
+
+    def clocks_per_bit(self, clk_hz: float) -> int:
+        cpb = int(round(clk_hz / self.baud))
+        if cpb < 4:
+            raise ValueError(f"a {clk_hz / 1e6:g} MHz clock cannot run a UART at {self.baud} baud")
+        return cpb
+
+    def elaborate(self, platform):
+        m = Module()
+        clk_hz = platform.default_clk_frequency if platform is not None else 12e6
+        m.submodules.linked = linked = LinkedCore(self.config, self.network, self.clocks_per_bit(clk_hz))
+        if platform is None:
+            return m
+        uart = platform.request("uart", 0, dir={"rx": "-", "tx": "-"})
+        m.submodules.rx = rx = io.Buffer("i", uart.rx)
+        m.submodules.tx = tx = io.Buffer("o", uart.tx)
+        m.d.comb += [linked.rx.eq(rx.i), tx.o.eq(linked.tx)]
+        for (name, fallback), value in ((("led_g", 0), linked.busy), (("led_r", 1), linked.errors.any())):
+            try:
+                pin = platform.request(name, 0, dir="-")
+            except ResourceError:
+                pin = platform.request("led", fallback, dir="-")
+            buf = io.Buffer("o", pin)
+            m.submodules[f"{name}_buf"] = buf
+            lit = Signal(name=f"{name}_lit")
+            m.d.comb += [lit.eq(value), buf.o.eq(lit)]
+        return m
