@@ -166,7 +166,8 @@ def build_demo(out: Path, seed: int = 0) -> dict:
 def cmd_flow(args) -> int:
     """The main job on built-in defaults: train a classifier through the twin and evaluate it on
     sampled chips, emit and lint its core's Verilog, verify it on both simulators driven by test
-    digits (and random networks on a default core), then build the iCEBreaker demo bitstream."""
+    digits (and random networks on a default core), build each board's bitstream with the model
+    baked in where it fits, and with ``--port`` flash the board and run the test digits on it."""
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model = out / "model.npz"
@@ -205,13 +206,42 @@ def cmd_flow(args) -> int:
         return 1
     if args.no_bitstream:
         return 0
-    print("== iCEBreaker demo bitstream (Yosys + nextpnr) ==", flush=True)
-    rep = build_demo(out / "icebreaker")
-    lc = rep["utilisation"].get("ICESTORM_LC", {})
-    fmax = ", ".join(f"{c} {f['mhz']:.1f} MHz" for c, f in rep["fmax"].items())
-    print(f"bitstream: {rep['bitstream']} ({lc.get('used')}/{lc.get('available')} logic cells, "
-          f"post-route fmax {fmax}); program an iCEBreaker with: iceprog {rep['bitstream']}")
-    return 0
+    built = {}
+    for board in args.boards:
+        print(f"== {board} bitstream (Yosys + nextpnr) ==", flush=True)
+        room = BLOCK_RAM_BITS[board]
+        need = net.weights.size * net.config.data_bits
+        if need > room:
+            print(f"the model's {net.weights.size} weights ({need // 1024} kbit) do not fit the {room // 1024} kbit "
+                  f"of block RAM on {board} (the UP5K's SPRAM is not used yet); building the self-running demo "
+                  f"instead", flush=True)
+            rep = build_demo(out / board)
+        else:
+            bargs = argparse.Namespace(board=board, network=model, lanes_override=False, baud=115_200, out=out)
+            if cmd_build(bargs):
+                return 1
+            built[board] = out / board / f"spiketwin.{'bin' if board == 'icebreaker' else 'bit'}"
+            continue
+        fmax = ", ".join(f"{f['mhz']:.1f} MHz" for f in rep["fmax"].values())
+        print(f"bitstream: {rep['bitstream']} (post-route fmax {fmax})")
+    if args.port is None:
+        print("no --port given: nothing flashed or run on a board")
+        return 0
+    board = next((b for b in args.boards if b in built), None)
+    if board is None:
+        raise ValueError(f"none of {args.boards} holds the model, so there is nothing to run on {args.port}")
+    if not args.port.startswith("socket://"):
+        print(f"== flash {board} ==", flush=True)
+        if cmd_flash(argparse.Namespace(board=board, bitstream=built[board], dry_run=False)):
+            return 1
+    print(f"== run on {args.port} ==", flush=True)
+    return cmd_run(argparse.Namespace(port=args.port, model=model, dataset=None, n=100, baked=True, baud=115_200,
+                                      timeout=30.0, seed=0, json=out / "run.json"))
+
+
+# Block RAM for weights and state of the boards' FPGAs (iCE40 UP5K: 30 x 4 kbit; ECP5: 18 kbit blocks).
+BLOCK_RAM_BITS = {"icebreaker": 30 * 4096, "ulx3s-12f": 32 * 18432, "ulx3s-25f": 56 * 18432,
+                  "ulx3s-45f": 108 * 18432, "ulx3s-85f": 208 * 18432}
 
 
 def cmd_build(args) -> int:
@@ -340,6 +370,24 @@ def cmd_run(args) -> int:
     return 0 if not mismatches else 1
 
 
+def cmd_characterize(args) -> int:
+    """Measure every neuron of a board through the link and fit a MismatchProfile."""
+    import serial
+
+    from .link import Link, characterize
+    from .profile import MismatchProfile
+
+    nominal = Network.load(args.model)
+    link = Link(serial.serial_for_url(args.port, baudrate=args.baud, timeout=args.timeout))
+    measured, rows = characterize(link, nominal)
+    profile = MismatchProfile.fit(rows, clock_jitter_pct=args.jitter, seed=0, source=f"characterize {args.port}")
+    path = profile.save(args.out)
+    np.savez(Path(args.out).with_suffix(".measured.npz"), **measured)
+    _print_profile(profile)
+    print(f"saved {path} and the measured values in {Path(args.out).with_suffix('.measured.npz')}")
+    return 0
+
+
 def _mismatch_from_args(args, seed: int):
     from .digital_twin import FPGAMismatchModel
     from .profile import MismatchProfile
@@ -435,12 +483,16 @@ def cmd_fit_profile(args) -> int:
     profile = MismatchProfile.fit(args.measurements, clock_jitter_pct=args.jitter, seed=args.seed,
                                   source=str(args.measurements))
     path = profile.save(args.out)
+    _print_profile(profile)
+    print(f"saved {path}")
+    return 0
+
+
+def _print_profile(profile) -> None:
     for name, p in profile.cvs.items():
         ci = f" (95% CI {p.ci[0]:.4f} to {p.ci[1]:.4f})" if p.ci else ""
         shape = f" x (level/{p.level_ref:g})^-{p.exponent:.2f}" if p.exponent else ""
         print(f"{name:10s} CV {p.cv:.4f}{shape}{ci}")
-    print(f"saved {path}")
-    return 0
 
 
 def _scaled(profile, scale: float):
@@ -551,6 +603,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", type=Path)
     r.set_defaults(func=cmd_run)
 
+    ch = sub.add_parser("characterize", help="measure a board's neurons through the link and fit a mismatch profile")
+    ch.add_argument("--port", required=True)
+    ch.add_argument("--model", type=Path, required=True, help="the nominal network the board was loaded from")
+    ch.add_argument("--out", type=Path, default=Path("profile.json"))
+    ch.add_argument("--jitter", type=float, default=0.0, help="clock jitter to record in the profile")
+    ch.add_argument("--baud", type=int, default=115_200)
+    ch.add_argument("--timeout", type=float, default=30.0)
+    ch.set_defaults(func=cmd_characterize)
+
     fp = sub.add_parser("fit-profile", help="fit a mismatch profile from per-neuron measurements (CSV)")
     fp.add_argument("measurements", type=Path, help="CSV with columns neuron, parameter, level, value")
     fp.add_argument("--out", type=Path, default=Path("profile.json"))
@@ -569,7 +630,10 @@ def build_parser() -> argparse.ArgumentParser:
     fl.add_argument("--steps", type=int, default=DEFAULTS["steps"])
     fl.add_argument("--seeds", type=int, default=3)
     fl.add_argument("--out", type=Path, default=Path("build"))
-    fl.add_argument("--no-bitstream", action="store_true", help="skip the demo bitstream build")
+    fl.add_argument("--no-bitstream", action="store_true", help="skip the bitstream builds")
+    fl.add_argument("--boards", nargs="+", choices=BOARDS, default=["ulx3s-85f", "icebreaker"],
+                    help="boards to build for (the model baked in where it fits)")
+    fl.add_argument("--port", help="a board's serial port (flashed, then run) or a sim-board socket:// URL (run)")
     fl.set_defaults(func=cmd_flow)
     return p
 

@@ -4,9 +4,15 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
+import serial
 
+from spiketwin import CoreConfig, Network
 from spiketwin.cli import main
+from spiketwin.digital_twin import FPGAMismatchModel
+from spiketwin.link import BoardModel, Link, ModelPort, characterize
+from spiketwin.profile import MismatchProfile, ParameterCV
 
 
 def free_port() -> int:
@@ -51,3 +57,55 @@ def test_flash_dry_run_prints_the_command(tmp_path, capsys):
     assert main(["flash", "--board", "icebreaker", str(bit), "--dry-run"]) == 2
     assert "icebreaker bitstreams are .bin files, not spiketwin.bit" in capsys.readouterr().err
     assert main(["flash", "--board", "icebreaker", str(tmp_path / "none.bin"), "--dry-run"]) == 2
+
+
+def chip_and_nominal():
+    config = CoreConfig(8, 32, lanes=2)
+    nominal = Network.random(config, 2)
+    for name, raw in {"threshold": 256, "leak": 224, "syn_decay": 128, "bias": 64, "v_reset": 0, "reset_mode": 0,
+                      "refractory": 0}.items():
+        getattr(nominal, name)[:] = raw
+    profile = MismatchProfile({"weights": ParameterCV(0.1), "threshold": ParameterCV(0.1), "leak": ParameterCV(0.05),
+                               "syn_decay": ParameterCV(0.08), "bias": ParameterCV(0.2)})
+    return nominal, FPGAMismatchModel.from_profile(profile, seed=3).sample_chip(nominal)
+
+
+def test_characterize_against_the_board_model_measures_the_instance_exactly():
+    nominal, chip = chip_and_nominal()
+    measured, rows = characterize(Link(ModelPort(BoardModel(chip.config, chip))), nominal, progress=False)
+    for name in ("threshold", "leak", "syn_decay", "bias"):
+        assert (measured[name] == getattr(chip, name)).all(), name
+    assert (measured["weights"] == chip.weights[:8]).all()
+    assert len(rows) > 4 * 32 and np.isfinite([r[3] for r in rows]).all()
+
+
+@pytest.mark.sim
+def test_characterize_the_simulated_board_recovers_the_instance_and_its_cvs(tmp_path, capsys):
+    nominal, chip = chip_and_nominal()
+    model = nominal.save(tmp_path / "nominal.npz")
+    port = free_port()
+    work = tmp_path / "board"
+    board = subprocess.Popen([sys.executable, "-m", "spiketwin.cli", "sim-board", "--model", str(model),
+                              "--port", str(port), "--work", str(work)],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 300
+        while not (work / "run" / "listening").exists():
+            assert board.poll() is None, board.stdout.read()
+            assert time.time() < deadline, "the simulated board did not come up"
+            time.sleep(0.5)
+        with serial.serial_for_url(f"socket://127.0.0.1:{port}", timeout=30) as s:
+            Link(s).load(chip)                                  # a known chip instance on the board
+        assert main(["characterize", "--port", f"socket://127.0.0.1:{port}", "--model", str(model),
+                     "--out", str(tmp_path / "p.json")]) == 0
+        measured = np.load(tmp_path / "p.measured.npz")
+        for name in ("threshold", "leak", "syn_decay", "bias"):
+            assert (measured[name] == getattr(chip, name)).all(), name
+        fitted = MismatchProfile.load(tmp_path / "p.json")
+        for name in ("threshold", "leak", "syn_decay", "bias"):
+            ratio = getattr(chip, name) / getattr(nominal, name)
+            truth = ratio.std(ddof=1) / ratio.mean()
+            assert abs(fitted.cvs[name].cv - truth) / truth < 0.10, (name, fitted.cvs[name].cv, truth)
+    finally:
+        board.terminate()
+        board.wait(timeout=30)
