@@ -145,6 +145,10 @@ class Core(wiring.Component):
         s_g = Signal.like(g)
         isyn_new = [Signal(signed(fmt.width), name=f"isyn_new_{l}") for l in range(lanes)]
         v_decay = [Signal(signed(fmt.width), name=f"v_decay_{l}") for l in range(lanes)]
+        v_int = [Signal(signed(fmt.width), name=f"v_int_{l}") for l in range(lanes)]
+        isyn_decay = [Signal(signed(fmt.width), name=f"isyn_decay_{l}") for l in range(lanes)]
+        prod_i = [Signal(signed(2 * fmt.width + 2), name=f"prod_i_{l}") for l in range(lanes)]
+        prod_v = [Signal(signed(2 * fmt.width + 2), name=f"prod_v_{l}") for l in range(lanes)]
         rd_region = Signal(REGION_BITS)
         rd_lane = Signal(max(1, lane_bits))
         rd_bad = Signal()                           # the read's address is unmapped: answer 0
@@ -251,20 +255,38 @@ class Core(wiring.Component):
             with m.State("UPDATE_READ"):
                 m.d.comb += nrn_addr.eq(g)
                 m.next = "UPDATE_A"
+            # The update runs in registered stages (products; their rounding; i_syn's sum; v's sum;
+            # the comparison and write-back) so that no cycle holds more than one multiplication
+            # or one saturating sum; the memories hold their outputs meanwhile.
             with m.State("UPDATE_A"):
                 m.d.comb += nrn_addr.eq(g)
                 for lane in range(lanes):
                     r = {name: rp.data for name, (rp, _) in mems[lane].items()}
-                    m.d.sync += [
-                        isyn_new[lane].eq(arith.saturate(
-                            arith.mul(r["syn_decay"], r["i_syn"], fmt) + r["acc"], fmt)),
-                        v_decay[lane].eq(arith.mul(r["leak"], r["v"], fmt)),
-                    ]
+                    m.d.sync += [prod_i[lane].eq(r["syn_decay"].as_signed() * r["i_syn"].as_signed()),
+                                 prod_v[lane].eq(r["leak"].as_signed() * r["v"].as_signed())]
+                m.next = "UPDATE_A2"
+            with m.State("UPDATE_A2"):
+                m.d.comb += nrn_addr.eq(g)
+                for lane in range(lanes):
+                    m.d.sync += [isyn_decay[lane].eq(arith.round_product(prod_i[lane], fmt)),
+                                 v_decay[lane].eq(arith.round_product(prod_v[lane], fmt))]
+                m.next = "UPDATE_A3"
+            with m.State("UPDATE_A3"):
+                m.d.comb += nrn_addr.eq(g)
+                for lane in range(lanes):
+                    acc = mems[lane]["acc"][0].data
+                    m.d.sync += isyn_new[lane].eq(arith.saturate(isyn_decay[lane] + acc, fmt))
                 m.next = "UPDATE_B"
             with m.State("UPDATE_B"):
                 m.d.comb += nrn_addr.eq(g)
                 for lane in range(lanes):
-                    self._neuron_update(m, mems[lane], isyn_new[lane], v_decay[lane], pend[lane], g)
+                    bias = mems[lane]["bias"][0].data
+                    m.d.sync += v_int[lane].eq(arith.saturate(v_decay[lane] + isyn_new[lane] + bias, fmt))
+                m.next = "UPDATE_C"
+            with m.State("UPDATE_C"):
+                m.d.comb += nrn_addr.eq(g)
+                for lane in range(lanes):
+                    self._neuron_update(m, mems[lane], isyn_new[lane], v_int[lane], pend[lane], g)
                 m.next = "EMIT"
             with m.State("EMIT"):
                 sel = Signal(max(1, lane_bits))
@@ -314,13 +336,12 @@ class Core(wiring.Component):
                 with m.If((region == r) & (lane_sel == lane)):
                     m.d.comb += [wp.addr.eq(addr), wp.data.eq(self.cfg.wdata), wp.en.eq(1)]
 
-    def _neuron_update(self, m, ports, isyn_new, v_decay, fired, g):
-        """DESIGN.md section 3, step 3, for one lane; state is written back at address ``g``."""
+    def _neuron_update(self, m, ports, isyn_new, v_int, fired, g):
+        """DESIGN.md section 3, step 3, for one lane, from the saturated ``v_int``; state is written
+        back at address ``g``."""
         fmt = self.config.fmt
         r = {name: rp.data for name, (rp, _) in ports.items()}
-        v_int = Signal(signed(fmt.width))
         spike = Signal()
-        m.d.comb += v_int.eq(arith.saturate(v_decay + isyn_new + r["bias"], fmt))
         refractory = r["ref_count"] != 0
         m.d.comb += spike.eq(~refractory & (v_int >= r["threshold"]))
         wr = {name: ports[name][1] for name in ("v", "i_syn", "ref_count", "acc")}

@@ -140,14 +140,16 @@ class _SlipTx(wiring.Component):
         last = Signal()
         phase = Signal(2)                    # 0 content, 1 CRC high, 2 CRC low
         special = (cur == END) | (cur == ESC)
-        crc_next = crc16_next(m, crc, self.byte.payload[:8], "tx_crc")
+        crc_next = crc16_next(m, crc, cur, "tx_crc")     # from the registered byte: a short path
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += self.byte.ready.eq(1)
                 with m.If(self.byte.valid):
-                    data = self.byte.payload[:8]
-                    m.d.sync += [cur.eq(data), last.eq(self.byte.payload[8]), crc.eq(crc_next)]
-                    m.next = "EMIT"
+                    m.d.sync += [cur.eq(self.byte.payload[:8]), last.eq(self.byte.payload[8])]
+                    m.next = "CRC"
+            with m.State("CRC"):
+                m.d.sync += crc.eq(crc_next)
+                m.next = "EMIT"
             with m.State("EMIT"):
                 m.d.comb += [self.out.valid.eq(1), self.out.payload.eq(Mux(special, ESC, cur))]
                 with m.If(self.out.ready):
@@ -291,6 +293,8 @@ class HostLink(wiring.Component):
         rem = Signal(range(MAX_FRAME + 1))
         status = Signal(3)
         steps = Signal(16)
+        step_end = Signal(range(2 * MAX_FRAME + 2))   # where the step being checked ends
+        last_step = Signal(16)                       # steps - 1, kept to shorten the reply's last-byte test
         k = Signal(16)
         rec = Signal(8 * (ADDR_BYTES + WORD_BYTES))
         nrec = Signal(range(ADDR_BYTES + WORD_BYTES + 1))
@@ -309,9 +313,33 @@ class HostLink(wiring.Component):
         control = c.address(Region.CONTROL)
         axon = Signal(16)
 
+        # Requests to the core leave from registers, so no path runs from this FSM's decoding
+        # through the core's address decoding into its memories in one cycle.
+        cfg_v, cfg_w = Signal(), Signal()
+        cfg_a, cfg_d = Signal(c.addr_bits), Signal(c.data_bits)
+        ev_v, ev_step = Signal(), Signal()
+        ev_axon = Signal(c.axon_bits)
+        m.d.comb += [self.cfg.valid.eq(cfg_v), self.cfg.write.eq(cfg_w), self.cfg.addr.eq(cfg_a),
+                     self.cfg.wdata.eq(cfg_d), self.events.valid.eq(ev_v),
+                     self.events.payload.axon.eq(ev_axon), self.events.payload.step.eq(ev_step)]
+
         def cfg_access(write, addr, data=0):
-            m.d.comb += [self.cfg.valid.eq(1), self.cfg.write.eq(write), self.cfg.addr.eq(addr),
-                         self.cfg.wdata.eq(data)]
+            """Issue one configuration request from this state; true in the cycle it is taken."""
+            with m.If(~cfg_v):
+                m.d.sync += [cfg_v.eq(1), cfg_w.eq(write), cfg_a.eq(addr), cfg_d.eq(data)]
+            taken = cfg_v & self.cfg.ready
+            with m.If(taken):
+                m.d.sync += cfg_v.eq(0)
+            return taken
+
+        def send_event(axon_value, step):
+            """Send one event (or step marker) from this state; true in the cycle it is taken."""
+            with m.If(~ev_v):
+                m.d.sync += [ev_v.eq(1), ev_axon.eq(axon_value), ev_step.eq(step)]
+            taken = ev_v & self.events.ready
+            with m.If(taken):
+                m.d.sync += ev_v.eq(0)
+            return taken
 
         def load_record(then):
             """Shift the next ``nrec`` bytes into ``rec``, then go to state ``then``."""
@@ -324,8 +352,7 @@ class HostLink(wiring.Component):
             """States ``name`` and ``name_WAIT``: read ``addr`` through the configuration port into
             ``word``, then go to ``then``."""
             with m.State(name):
-                cfg_access(0, addr)
-                with m.If(self.cfg.ready):
+                with m.If(cfg_access(0, addr)):
                     m.next = f"{name}_WAIT"
             with m.State(f"{name}_WAIT"):
                 with m.If(self.cfg.rvalid):
@@ -391,16 +418,18 @@ class HostLink(wiring.Component):
                 with m.If(k == rec[:16]):
                     m.next = "NACK"
                     with m.If(ptr == end):
-                        m.d.sync += steps.eq(rec[:16])
+                        m.d.sync += [steps.eq(rec[:16]), last_step.eq(rec[:16] - 1)]
                         m.next = "GO"
                 with m.Elif(ptr >= end):
                     m.next = "NACK"
                 with m.Else():
-                    step_end = ptr + 1 + (byte << 1)
-                    m.d.comb += [jump.eq(1), target.eq(Mux(step_end > end, end + 1, step_end))]
-                    m.d.sync += k.eq(k + 1)
-                    with m.If(step_end > end):
-                        m.next = "NACK"
+                    m.d.sync += [step_end.eq(ptr + 1 + (byte << 1)), k.eq(k + 1)]
+                    m.next = "WALK_NEXT"
+            with m.State("WALK_NEXT"):                # jump to the next step's count, if it is inside
+                m.d.comb += [jump.eq(1), target.eq(Mux(step_end > end, end, step_end))]
+                m.next = "WALK"
+                with m.If(step_end > end):
+                    m.next = "NACK"
             with m.State("NACK"):
                 emit(Opcode.NACK | REPLY)
                 with m.If(sent):
@@ -413,8 +442,7 @@ class HostLink(wiring.Component):
             with m.State("GO"):                      # valid: header, then the work
                 m.d.comb += [jump.eq(1), target.eq(1)]     # the payload
                 with m.If(opcode == Opcode.RESET):
-                    cfg_access(1, control, Control.CLEAR_STATE)
-                    with m.If(self.cfg.ready):
+                    with m.If(cfg_access(1, control, Control.CLEAR_STATE)):
                         m.next = "HEADER"
                 with m.Else():
                     m.next = "HEADER"
@@ -458,8 +486,7 @@ class HostLink(wiring.Component):
             with m.State("W_REC"):
                 load_record("W_CFG")
             with m.State("W_CFG"):
-                cfg_access(1, core_addr, rec[:16])
-                with m.If(self.cfg.ready):
+                with m.If(cfg_access(1, core_addr, rec[:16])):
                     m.d.sync += [k.eq(k + 1), nrec.eq(ADDR_BYTES + WORD_BYTES)]
                     m.next = "W_REC"
                     with m.If(ptr == end):
@@ -485,10 +512,11 @@ class HostLink(wiring.Component):
 
             cfg_read("E_READ", control, "E_CLEAR")
             with m.State("E_CLEAR"):
-                with m.If(clear):
-                    cfg_access(1, control, Control.CLEAR_ERRORS)
-                with m.If(~clear | self.cfg.ready):
+                with m.If(~clear):
                     m.next = "E_REPLY"
+                with m.Else():
+                    with m.If(cfg_access(1, control, Control.CLEAR_ERRORS)):
+                        m.next = "E_REPLY"
             with m.State("E_REPLY"):
                 emit(word[:8], 1)
                 with m.If(sent):
@@ -510,14 +538,11 @@ class HostLink(wiring.Component):
                 m.d.comb += advance.eq(1)
                 m.next = "RUN_SEND"
             with m.State("RUN_SEND"):
-                m.d.comb += [self.events.valid.eq(1),
-                             self.events.payload.axon.eq(Mux(axon >= c.n_axons, c.n_axons, axon))]
-                with m.If(self.events.ready):
+                with m.If(send_event(Mux(axon >= c.n_axons, c.n_axons, axon), 0)):
                     m.d.sync += n_ev.eq(n_ev - 1)
                     m.next = "RUN_EV"
             with m.State("RUN_MARK"):
-                m.d.comb += [self.events.valid.eq(1), self.events.payload.step.eq(1)]
-                with m.If(self.events.ready):
+                with m.If(send_event(0, 1)):
                     m.next = "RUN_SPIKE"
             with m.State("RUN_SPIKE"):
                 m.d.comb += self.spikes.ready.eq(1)
@@ -525,7 +550,7 @@ class HostLink(wiring.Component):
                     p = self.spikes.payload
                     m.d.sync += [neuron.eq(Mux(p.end, 0xFFFF, p.neuron)), spike_end.eq(p.end)]
                     m.next = "RUN_HI"
-            final = spike_end & (k == steps - 1)
+            final = spike_end & (k == last_step)
 
             def after_spike():
                 m.next = "RUN_SPIKE"
