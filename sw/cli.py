@@ -488,6 +488,54 @@ def cmd_fit_profile(args) -> int:
     return 0
 
 
+def cmd_dpi_resonator(args) -> int:
+    """The ARCANA resonator on the float DPI reference: tune threshold and leak biases by gradient
+    descent until the DC-driven neuron fires at the target rate, then deploy them as bias codes."""
+    from dataclasses import replace
+
+    from . import dpi
+    from .plots import plot_resonator
+
+    res = dpi.tune_resonator(args.target, args.dc, epochs=args.epochs)
+    gen = dpi.BiasGenerator.paper()
+    tuned = res["params"]
+    codes = {name: gen.code(name, float(getattr(tuned, name))) for name in ("I_thr", "I_tau")}
+    deployed = replace(tuned, **{name: gen.current(name, *code) for name, code in codes.items()})
+    # The codes' rounding moves the rate (near the rheobase, a lot): among the threshold's fine codes
+    # and the leak's neighbouring ones, at the same coarse levels, take the pair nearest the target.
+    (c_thr, _), (c_tau, f_tau) = codes["I_thr"], codes["I_tau"]
+    thr_fines = np.arange(1, 256)
+    tau_fines = np.arange(max(1, f_tau - 3), min(255, f_tau + 3) + 1)
+    grid = replace(deployed, I_thr=np.array([gen.current("I_thr", c_thr, int(f)) for f in thr_fines])[None, :],
+                   I_tau=np.array([gen.current("I_tau", c_tau, int(f)) for f in tau_fines])[:, None])
+    miss = np.abs(np.log(np.maximum(dpi.firing_rate(grid), 1e-9) / args.target))
+    i, j = np.unravel_index(np.argmin(miss), miss.shape)
+    codes = {"I_thr": (c_thr, int(thr_fines[j])), "I_tau": (c_tau, int(tau_fines[i]))}
+    deployed = replace(deployed, **{name: gen.current(name, *code) for name, code in codes.items()})
+    steps = int(round(args.duration / args.dt))
+    sims = {"before": dpi.simulate(res["initial"], steps, args.dt, record=True),
+            "after": dpi.simulate(deployed, steps, args.dt, record=True)}
+    isis = sims["after"].isis()
+    summary = {"target_hz": args.target, "I_dc": args.dc, "epochs": res["epochs"], "converged": res["converged"],
+               "rate_hz_tuned": res["rate_hz"], "rate_hz_deployed_integral": float(dpi.firing_rate(deployed)),
+               "rate_hz_deployed_simulated": float(1 / isis.mean()) if isis.size else 0.0,
+               "biases": {name: {"current_A": float(getattr(deployed, name)), "coarse": c, "fine": f}
+                          for name, (c, f) in codes.items()},
+               "history": res["history"]}
+    text = json.dumps(summary, indent=1)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text)
+    if args.plot:
+        traces = {f"before: {res['initial'].I_thr * 1e12:.0f} pA threshold, {res['initial'].I_tau * 1e12:.2f} pA leak "
+                  f"({sims['before'].spikes.sum()} spikes)": sims["before"].I_mem[:, 0],
+                  f"after {res['epochs']} epochs, as bias codes: {summary['rate_hz_deployed_simulated']:.3f} Hz":
+                  sims["after"].I_mem[:, 0]}
+        plot_resonator(res["history"], args.target, traces, args.dt, args.plot)
+        print(f"plot: {args.plot}", file=sys.stderr)
+    return 0 if res["converged"] else 1
+
+
 def _print_profile(profile) -> None:
     for name, p in profile.cvs.items():
         ci = f" (95% CI {p.ci[0]:.4f} to {p.ci[1]:.4f})" if p.ci else ""
@@ -618,6 +666,16 @@ def build_parser() -> argparse.ArgumentParser:
     fp.add_argument("--jitter", type=float, default=0.0, help="measured clock jitter, a fraction of the step")
     fp.add_argument("--seed", type=int, default=0, help="seed of the bootstrap intervals")
     fp.set_defaults(func=cmd_fit_profile)
+
+    dr = sub.add_parser("dpi-resonator", help="tune a DPI neuron's biases to fire at a target rate (ARCANA 4.1)")
+    dr.add_argument("--target", type=float, default=2.5, help="target rate (Hz)")
+    dr.add_argument("--dc", type=float, default=10e-12, help="DC input current (A)")
+    dr.add_argument("--epochs", type=int, default=40)
+    dr.add_argument("--dt", type=float, default=1e-4, help="Euler step of the check simulation (s)")
+    dr.add_argument("--duration", type=float, default=4.0, help="seconds of the traces before and after")
+    dr.add_argument("--json", type=Path)
+    dr.add_argument("--plot", type=Path, default=Path("dpi_resonator.png"))
+    dr.set_defaults(func=cmd_dpi_resonator)
 
     fl = sub.add_parser("flow", help="the main job: train, evaluate on sampled chips, verify, build")
     fl.add_argument("--dataset", choices=["digits", "digits01"], default="digits")

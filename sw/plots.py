@@ -8,7 +8,18 @@ import numpy as np
 
 from .config import CoreConfig
 
-__all__ = ["plot_run"]
+__all__ = ["plot_run", "plot_resonator"]
+
+
+def _save(fig, path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def plot_run(config: CoreConfig, twin_spikes: np.ndarray, path: Path, rtl_spikes: np.ndarray | None = None,
@@ -52,9 +63,29 @@ def plot_run(config: CoreConfig, twin_spikes: np.ndarray, path: Path, rtl_spikes
         ax.set_ylabel(f"v ({fmt})")
         ax.legend(loc="upper right", fontsize=8)
     axes[-1, 0].set_xlabel("step")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
+
+
+def plot_resonator(history: list, target_hz: float, traces: dict, dt: float, path: Path) -> Path:
+    """The paper's Figure 4: I_mem under the DC input before and after tuning, and the rate per epoch.
+
+    ``traces`` maps a label to a recorded I_mem array (A) of one neuron.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(traces) + 1, 1, figsize=(9, 2.6 * (len(traces) + 1)))
+    for ax, (label, i_mem) in zip(axes[:-1], traces.items(), strict=True):
+        ax.plot(np.arange(i_mem.size) * dt, i_mem * 1e12, lw=0.8)
+        ax.set_ylabel("I_mem (pA)")
+        ax.set_xlabel("time (s)")
+        ax.set_title(label, fontsize=9)
+    ax = axes[-1]
+    ax.plot([h["epoch"] for h in history], [h["rate_hz"] for h in history], "o-", ms=3)
+    ax.axhline(target_hz, color="0.4", ls="--", label=f"target {target_hz:g} Hz")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("rate (Hz)")
+    ax.legend(fontsize=8)
+    return _save(fig, path)

@@ -1,0 +1,514 @@
+"""Float reference of the DPI neuron and synapse circuits (ARCANA paper, eq. 1-3), in physical units.
+
+Currents in amperes, times in seconds, capacitances in farads. Forward Euler with a stated ``dt``,
+vectorised over neurons and a batch of inputs. The coarse/fine bias generator turns codes into
+currents and back, through per-parameter calibration tables fitted from measured pairs.
+
+The equations, for each neuron (``tau = C U_T / (kappa I_tau)``):
+
+- synapse of type s (eq. 1): ``tau_s dI_s/dt + I_s = (I_g_s / I_tau_s) I_w_s u(t)``; a spike is a
+  pulse ``u`` of width ``t_pulse``, taken as an impulse: ``I_s`` jumps by
+  ``n (I_g_s / I_tau_s) I_w_s t_pulse / tau_s`` for ``n`` synapses activated in the step.
+- input: ``I_in = I_dc + I_ampa + [I_mem > I_nmda_thr] I_nmda - I_gaba_a`` (not below zero);
+  GABAb adds to the leak: it joins ``I_ahp`` in the shunting current ``I_sh = I_ahp + I_gaba_b``.
+- membrane (eq. 2a, 2c): ``(1 + I_g/I_mem) tau dI_mem/dt + I_mem (1 + I_sh/I_tau) = I_inf + f(I_mem)``
+  with ``I_inf = (I_g/I_tau)(I_in - I_sh - I_tau)``; ``I_mem`` never falls below the dark current.
+- positive feedback (eq. 3): ``f = (I_fb / I_tau)(I_mem + I_g)``,
+  ``I_fb = I0^(1/(kappa+1)) I_mem^(kappa/(kappa+1)) / (1 + exp(-alpha (I_mem - I_pfb_th)))``.
+  The paper prints ``(I_mem - I_g)``; the circuit derivation it cites has ``+ I_g``, which keeps the
+  term a positive feedback at every ``I_mem``, as the text describes it, so that is what runs here.
+- adaptation (eq. 2b): ``tau_ahp dI_ahp/dt + I_ahp = I_ahp_inf u(t)``, driven by the neuron's own
+  spikes like a synapse: each spike adds ``(I_ahp_g / I_ahp_tau) I_ahp_w t_pulse / tau_ahp``.
+- spike when ``I_mem >= I_thr`` outside the refractory period; then ``I_mem`` is held at the dark
+  current for ``t_ref`` (the reset block's short circuit to ground).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+from types import SimpleNamespace
+
+import numpy as np
+
+from .profile import ParameterCV
+
+__all__ = ["DPIConstants", "DPIParams", "SYNAPSES", "CURRENTS", "BiasGenerator", "Calibration",
+           "DEFAULT_MISMATCH", "sample_mismatch", "simulate", "DPIResult", "time_constant", "isi",
+           "firing_rate", "rheobase", "membrane_voltage", "tune_resonator"]
+
+SYNAPSES = ("ampa", "nmda", "gaba_a", "gaba_b")
+
+
+@dataclass(frozen=True)
+class DPIConstants:
+    """Physical constants of the process, shared by every neuron.
+
+    The paper names them without values; these are typical of DYNAP-SE-class 180 nm chips:
+    thermal voltage ``U_T`` (V) at room temperature, subthreshold slope factor ``kappa``, dark
+    current ``I0`` (A), membrane, synapse and adaptation capacitances (F), and the width of the
+    pulse a spike delivers to a DPI filter ``t_pulse`` (s).
+    """
+
+    U_T: float = 25e-3
+    kappa: float = 0.7
+    I0: float = 5e-13
+    C_mem: float = 3e-12
+    C_syn: float = 25e-12
+    C_ahp: float = 40e-12
+    t_pulse: float = 10e-6
+
+    def __post_init__(self):
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ValueError(f"DPIConstants.{f.name} must be a positive number, not {v!r}")
+        if self.kappa >= 1:
+            raise ValueError(f"DPIConstants.kappa is a slope factor below 1, not {self.kappa!r}")
+
+
+def time_constant(C, I_tau, constants: DPIConstants = DPIConstants()):
+    """``tau = C U_T / (kappa I_tau)`` of a DPI stage, in seconds."""
+    return C * constants.U_T / (constants.kappa * np.asarray(I_tau))
+
+
+@dataclass(frozen=True)
+class DPIParams:
+    """The bias currents (A) and times (s) of a population of neurons and their synapses.
+
+    Every field is a scalar or an array over neurons (broadcast together). Neuron: leak ``I_tau``,
+    gain ``I_g``, DC input ``I_dc``, spike threshold ``I_thr``, refractory period ``t_ref``,
+    positive-feedback threshold ``I_pfb_th`` and slope ``alpha`` (1/A). Adaptation: ``I_ahp_tau``,
+    ``I_ahp_g``, ``I_ahp_w`` (0 switches it off). Per synapse type s in :data:`SYNAPSES`:
+    ``I_tau_s``, ``I_g_s``, ``I_w_s``; the NMDA gate opens when ``I_mem > I_nmda_thr``.
+    """
+
+    I_tau: object = 4.1e-12
+    I_g: object = 500e-12
+    I_dc: object = 0.0
+    I_thr: object = 2e-9
+    t_ref: object = 2e-3
+    I_pfb_th: object = 1e-9
+    alpha: object = 1e10
+    I_ahp_tau: object = 2e-12
+    I_ahp_g: object = 2e-12
+    I_ahp_w: object = 0.0
+    I_tau_ampa: object = 100e-12
+    I_g_ampa: object = 100e-12
+    I_w_ampa: object = 10e-9
+    I_tau_nmda: object = 20e-12
+    I_g_nmda: object = 20e-12
+    I_w_nmda: object = 10e-9
+    I_nmda_thr: object = 500e-12
+    I_tau_gaba_a: object = 100e-12
+    I_g_gaba_a: object = 100e-12
+    I_w_gaba_a: object = 10e-9
+    I_tau_gaba_b: object = 20e-12
+    I_g_gaba_b: object = 20e-12
+    I_w_gaba_b: object = 10e-9
+
+    def __post_init__(self):
+        for f in fields(self):
+            v = np.asarray(getattr(self, f.name), dtype=np.float64)
+            if not np.all(np.isfinite(v)):
+                raise ValueError(f"DPIParams.{f.name} must be finite")
+            bad = np.flatnonzero(v < 0) if f.name in _MAY_BE_ZERO else np.flatnonzero(v <= 0)
+            if bad.size:
+                what = "negative" if f.name in _MAY_BE_ZERO else "not positive"
+                raise ValueError(f"DPIParams.{f.name} is {what} at index {int(bad[0])}: {v.flat[bad[0]]!r}")
+        try:
+            np.broadcast_shapes(*(np.shape(getattr(self, f.name)) for f in fields(self)))
+        except ValueError as e:
+            raise ValueError(f"DPIParams fields do not broadcast to one neuron shape: {e}") from None
+
+    @property
+    def shape(self) -> tuple:
+        return np.broadcast_shapes(*(np.shape(getattr(self, f.name)) for f in fields(self)))
+
+    def broadcast(self, n: int) -> DPIParams:
+        """Every field as an array over ``n`` neurons."""
+        return replace(self, **{f.name: np.broadcast_to(np.asarray(getattr(self, f.name), np.float64), (n,)).copy()
+                                for f in fields(self)})
+
+    def tau(self, constants: DPIConstants = DPIConstants()) -> dict:
+        """Every time constant (s): membrane, adaptation and each synapse."""
+        out = {"mem": time_constant(constants.C_mem, self.I_tau, constants),
+               "ahp": time_constant(constants.C_ahp, self.I_ahp_tau, constants)}
+        for s in SYNAPSES:
+            out[s] = time_constant(constants.C_syn, getattr(self, f"I_tau_{s}"), constants)
+        return out
+
+
+_MAY_BE_ZERO = {"I_dc", "t_ref", "I_ahp_w", "I_w_ampa", "I_w_nmda", "I_w_gaba_a", "I_w_gaba_b", "alpha"}
+CURRENTS = tuple(f.name for f in fields(DPIParams) if f.name.startswith("I_"))
+
+
+# --- bias generator ---------------------------------------------------------------------------
+
+COARSE_LEVELS = 8
+FINE_LEVELS = 256
+# Nominal full-scale current of each coarse level of a DYNAP-SE-class generator (coarse 0 largest,
+# about a factor of 7.6 per level); a parameter's calibration maps these onto what its transistor
+# really delivers.
+NOMINAL_COARSE = 24e-6 / 7.6 ** np.arange(COARSE_LEVELS)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Measured gain of one parameter's branch at each coarse level: ``I = gain[c] * nominal(c, f)``."""
+
+    gain: tuple = (1.0,) * COARSE_LEVELS
+
+    def __post_init__(self):
+        g = np.asarray(self.gain, dtype=np.float64)
+        if g.shape != (COARSE_LEVELS,) or not np.all(np.isfinite(g)) or np.any(g <= 0):
+            raise ValueError(f"Calibration.gain must be {COARSE_LEVELS} positive numbers, not {self.gain!r}")
+
+    @classmethod
+    def fit(cls, pairs) -> Calibration:
+        """From measured ``(coarse, fine, current)`` triples: the geometric-mean gain at each coarse
+        level that was measured; the other levels take the geometric mean over all measurements."""
+        rows = [tuple(r) for r in pairs]
+        if not rows:
+            raise ValueError("Calibration.fit needs at least one (coarse, fine, current) measurement")
+        logs = {c: [] for c in range(COARSE_LEVELS)}
+        for k, r in enumerate(rows):
+            if len(r) != 3:
+                raise ValueError(f"measurement {k}: {r!r} is not (coarse, fine, current)")
+            c, f, cur = r
+            _check_code(c, f)
+            if f == 0:
+                raise ValueError(f"measurement {k}: fine 0 gives no current to calibrate against")
+            if not (math.isfinite(cur) and cur > 0):
+                raise ValueError(f"measurement {k}: the current must be positive, not {cur!r}")
+            logs[int(c)].append(math.log(cur / _nominal(c, f)))
+        every = [v for vals in logs.values() for v in vals]
+        mean_all = float(np.mean(every))
+        return cls(tuple(float(np.exp(np.mean(v) if v else mean_all)) for v in logs.values()))
+
+
+def _check_code(coarse, fine):
+    if not (isinstance(coarse, (int, np.integer)) and 0 <= coarse < COARSE_LEVELS):
+        raise ValueError(f"coarse must be an integer in 0..{COARSE_LEVELS - 1}, not {coarse!r}")
+    if not (isinstance(fine, (int, np.integer)) and 0 <= fine < FINE_LEVELS):
+        raise ValueError(f"fine must be an integer in 0..{FINE_LEVELS - 1}, not {fine!r}")
+
+
+def _nominal(coarse, fine) -> float:
+    return float(NOMINAL_COARSE[coarse] * fine / (FINE_LEVELS - 1))
+
+
+class BiasGenerator:
+    """Coarse (0-7) and fine (0-255) codes to currents and back, one calibration per parameter.
+
+    ``current(name, coarse, fine)`` is ``gain[name][coarse] * full_scale[coarse] * fine / 255``;
+    :meth:`code` finds the code whose current is nearest (relative error), optionally at a given
+    coarse level. A parameter without a calibration uses the nominal table. :meth:`paper` is
+    calibrated on the three points the ARCANA paper reports.
+    """
+
+    def __init__(self, calibrations: dict | None = None):
+        self.calibrations = dict(calibrations or {})
+        for name, cal in self.calibrations.items():
+            if not isinstance(cal, Calibration):
+                raise TypeError(f"calibrations[{name!r}] must be a Calibration, not {cal!r}")
+
+    @classmethod
+    def paper(cls) -> BiasGenerator:
+        """I_tau [6, 22] -> 4.1 pA, I_g [6, 88] -> 500 pA, I_dc [2, 57] -> 36.6 pA."""
+        return cls({"I_tau": Calibration.fit([(6, 22, 4.1e-12)]), "I_g": Calibration.fit([(6, 88, 500e-12)]),
+                    "I_dc": Calibration.fit([(2, 57, 36.6e-12)])})
+
+    def fit(self, name: str, pairs) -> Calibration:
+        """Calibrate parameter ``name`` from measured ``(coarse, fine, current)`` triples."""
+        self.calibrations[name] = Calibration.fit(pairs)
+        return self.calibrations[name]
+
+    def _gain(self, name) -> np.ndarray:
+        return np.asarray(self.calibrations.get(name, Calibration()).gain)
+
+    def current(self, name: str, coarse: int, fine: int) -> float:
+        _check_code(coarse, fine)
+        return float(self._gain(name)[coarse] * _nominal(coarse, fine))
+
+    def full_scale(self, name: str) -> float:
+        return float(np.max(self._gain(name) * NOMINAL_COARSE))
+
+    def code(self, name: str, current: float, coarse: int | None = None) -> tuple[int, int]:
+        """The (coarse, fine) code nearest to ``current`` (relative error; the finest level wins a tie)."""
+        if not (isinstance(current, (int, float, np.floating)) and math.isfinite(current) and current > 0):
+            raise ValueError(f"{name}: a bias current must be positive, not {current!r}")
+        scale = self._gain(name) * NOMINAL_COARSE
+        levels = range(COARSE_LEVELS) if coarse is None else [coarse]
+        if coarse is not None:
+            _check_code(coarse, 1)
+        if current > scale[list(levels)].max() * (1 + 0.5 / (FINE_LEVELS - 1)):
+            raise ValueError(f"{name}: {current:.4g} A is above the generator's range "
+                             f"(at most {scale[list(levels)].max():.4g} A)")
+        best = None
+        for c in levels:
+            f = int(np.clip(round(current / scale[c] * (FINE_LEVELS - 1)), 1, FINE_LEVELS - 1))
+            err = abs(math.log(scale[c] * f / (FINE_LEVELS - 1) / current))
+            if best is None or err <= best[0]:
+                best = (err, c, f)
+        return best[1], best[2]
+
+
+# --- mismatch -----------------------------------------------------------------------------------
+
+# The paper: a CV near 20% that shrinks as the bias grows. At 10 pA the CV is 0.2; it halves over
+# about two decades of current.
+DEFAULT_MISMATCH = ParameterCV(0.2, level_ref=10e-12, exponent=0.15)
+
+
+def sample_mismatch(params: DPIParams, n: int, mismatch=DEFAULT_MISMATCH, seed: int = 0,
+                    include=CURRENTS + ("t_ref",)) -> DPIParams:
+    """``n`` neurons, each bias in ``include`` drawn lognormal around its nominal value.
+
+    ``mismatch`` is a :class:`ParameterCV` for every bias or a dict of them by field name (a field
+    it does not name keeps its value). The draw has the nominal mean and the CV the profile gives at
+    the nominal level, and can never change a current's sign. Seeded, so a chip is reproducible.
+    """
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"the number of neurons must be a positive integer, not {n!r}")
+    p = params.broadcast(n)
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name in include:
+        if name not in {f.name for f in fields(DPIParams)}:
+            raise ValueError(f"{name!r} is not a DPIParams field")
+        cv_model = mismatch.get(name) if isinstance(mismatch, dict) else mismatch
+        if cv_model is None:
+            continue
+        if not isinstance(cv_model, ParameterCV):
+            raise TypeError(f"mismatch for {name} must be a ParameterCV, not {cv_model!r}")
+        nominal = getattr(p, name)
+        cv = cv_model.at(nominal) if name != "t_ref" else cv_model.at(np.full(n, cv_model.level_ref))
+        sigma = np.sqrt(np.log1p(cv ** 2))
+        out[name] = nominal * np.exp(sigma * rng.standard_normal(n) - sigma ** 2 / 2)
+    return replace(p, **out)
+
+
+# --- simulation --------------------------------------------------------------------------------
+
+def _feedback(I_mem, p, c: DPIConstants):
+    """Eq. 3: the positive-feedback current f(I_mem)."""
+    k = c.kappa
+    gate = 1.0 / (1.0 + np.exp(np.clip(-p.alpha * (I_mem - p.I_pfb_th), -700, 700)))
+    I_fb = c.I0 ** (1 / (k + 1)) * I_mem ** (k / (k + 1)) * gate
+    return I_fb / p.I_tau * (I_mem + p.I_g)
+
+
+def _drift(I_mem, I_in, I_sh, p, c: DPIConstants):
+    """Eq. 2a solved for dI_mem/dt."""
+    tau = c.C_mem * c.U_T / (c.kappa * p.I_tau)
+    I_inf = p.I_g / p.I_tau * (I_in - I_sh - p.I_tau)
+    return (-I_mem * (1 + I_sh / p.I_tau) + I_inf + _feedback(I_mem, p, c)) / (tau * (1 + p.I_g / I_mem))
+
+
+@dataclass
+class DPIResult:
+    """``spikes`` [steps, *batch, n] (bool); ``I_mem``, ``I_ahp`` and ``I_syn`` [steps, *batch, n(, 4)]
+    when recorded (after each step), else None. ``dt`` in seconds."""
+
+    spikes: np.ndarray
+    dt: float
+    I_mem: np.ndarray | None = None
+    I_ahp: np.ndarray | None = None
+    I_syn: np.ndarray | None = None
+
+    def rates(self) -> np.ndarray:
+        """Mean firing rate (Hz) of each neuron over the run."""
+        return self.spikes.mean(0) / self.dt
+
+    def isis(self, index=()) -> np.ndarray:
+        """Inter-spike intervals (s) of one neuron (``index`` into the batch and neuron axes)."""
+        t = np.flatnonzero(self.spikes[(slice(None),) + tuple(np.atleast_1d(index))])
+        return np.diff(t) * self.dt
+
+
+def check_dt(dt: float, params: DPIParams, constants: DPIConstants = DPIConstants()) -> None:
+    """Forward Euler needs ``dt`` at most a tenth of the fastest time constant; refuse otherwise."""
+    if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt must be a positive number of seconds, not {dt!r}")
+    name, fastest = min(((k, float(np.min(v))) for k, v in params.tau(constants).items()), key=lambda kv: kv[1])
+    if dt > fastest / 10:
+        raise ValueError(f"dt = {dt:g} s is too large for the {name} time constant of {fastest:.3g} s: "
+                         f"forward Euler needs dt <= {fastest / 10:.3g} s")
+
+
+def simulate(params: DPIParams, steps: int, dt: float = 1e-4, syn_input=None, batch: tuple = (),
+             constants: DPIConstants = DPIConstants(), record: bool = False) -> DPIResult:
+    """Run ``steps`` Euler steps of ``dt`` seconds.
+
+    ``syn_input``: synapse activations per step, ``[steps, *batch, n, 4]`` in the order of
+    :data:`SYNAPSES` (a weighted count: ``n`` synapses receiving a spike count as ``n``), or None.
+    Within a step the synapses decay and take their input, then the membrane integrates, then it
+    spikes and resets and the adaptation takes the spike.
+    """
+    if not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ValueError(f"steps must be a non-negative integer, not {steps!r}")
+    n = int(np.prod(params.shape)) if params.shape else 1
+    p = params.broadcast(n)
+    check_dt(dt, p, constants)
+    c = constants
+    shape = tuple(batch) + (n,)
+    if syn_input is not None:
+        syn_input = np.asarray(syn_input, dtype=np.float64)
+        if syn_input.shape != (steps,) + shape + (len(SYNAPSES),):
+            raise ValueError(f"syn_input must have shape {(steps,) + shape + (len(SYNAPSES),)}, "
+                             f"not {syn_input.shape}")
+        if np.any(syn_input < 0):
+            raise ValueError("syn_input counts synapse activations and cannot be negative")
+    taus = p.tau(c)
+    syn_decay = np.stack([np.exp(-dt / taus[s]) for s in SYNAPSES], -1)
+    syn_jump = np.stack([getattr(p, f"I_g_{s}") / getattr(p, f"I_tau_{s}") * getattr(p, f"I_w_{s}")
+                         * c.t_pulse / taus[s] for s in SYNAPSES], -1)
+    ahp_decay = np.exp(-dt / taus["ahp"])
+    ahp_jump = p.I_ahp_g / p.I_ahp_tau * p.I_ahp_w * c.t_pulse / taus["ahp"]
+    ref_steps = np.round(p.t_ref / dt).astype(np.int64)
+
+    I_mem = np.full(shape, c.I0)
+    I_syn = np.zeros(shape + (len(SYNAPSES),))
+    I_ahp = np.zeros(shape)
+    ref = np.zeros(shape, dtype=np.int64)
+    spikes = np.zeros((steps,) + shape, dtype=bool)
+    rec = {k: np.zeros((steps,) + shape) for k in ("I_mem", "I_ahp")} if record else None
+    rec_syn = np.zeros((steps,) + shape + (len(SYNAPSES),)) if record else None
+    for t in range(steps):
+        I_syn = I_syn * syn_decay
+        if syn_input is not None:
+            I_syn = I_syn + syn_input[t] * syn_jump
+        nmda_open = I_mem > p.I_nmda_thr
+        I_in = np.maximum(p.I_dc + I_syn[..., 0] + nmda_open * I_syn[..., 1] - I_syn[..., 2], 0.0)
+        I_sh = I_ahp + I_syn[..., 3]
+        I_mem = np.maximum(I_mem + dt * _drift(I_mem, I_in, I_sh, p, c), c.I0)
+        refractory = ref > 0
+        I_mem = np.where(refractory, c.I0, I_mem)
+        fired = ~refractory & (I_mem >= p.I_thr)
+        I_mem = np.where(fired, c.I0, I_mem)
+        ref = np.where(fired, ref_steps, np.maximum(ref - 1, 0))
+        I_ahp = I_ahp * ahp_decay + fired * ahp_jump
+        spikes[t] = fired
+        if record:
+            rec["I_mem"][t], rec["I_ahp"][t], rec_syn[t] = I_mem, I_ahp, I_syn
+    if record:
+        return DPIResult(spikes, dt, rec["I_mem"], rec["I_ahp"], rec_syn)
+    return DPIResult(spikes, dt)
+
+
+def membrane_voltage(I_mem, constants: DPIConstants = DPIConstants()):
+    """The membrane voltage (V) a subthreshold transistor turns into ``I_mem``: ``U_T/kappa ln(I_mem/I0)``."""
+    return constants.U_T / constants.kappa * np.log(np.asarray(I_mem) / constants.I0)
+
+
+# --- DC firing: the inter-spike interval as an integral -----------------------------------------
+
+def _with_node_axis(params: DPIParams, **overrides) -> SimpleNamespace:
+    """The fields as arrays with a trailing axis for the quadrature nodes; overrides may be complex."""
+    d = {f.name: np.asarray(getattr(params, f.name)) for f in fields(DPIParams)}
+    d.update({k: np.asarray(v) for k, v in overrides.items()})
+    return SimpleNamespace(**{k: v[..., None] for k, v in d.items()})
+
+
+def _isi_terms(p: SimpleNamespace, constants: DPIConstants, nodes: int = 4000):
+    """Log-spaced I_mem from the reset current to the threshold, and the drift there under the DC
+    input alone (no synaptic input, no adaptation): the neuron's one-dimensional dynamics."""
+    c = constants
+    log_lo = math.log(c.I0)
+    span = np.log(p.I_thr) - log_lo
+    I = np.exp(log_lo + span * np.linspace(0.0, 1.0, nodes))
+    return I, _drift(I, p.I_dc, 0.0, p, c), span[..., 0]
+
+
+def _isi(p: SimpleNamespace, constants: DPIConstants, nodes: int = 4000):
+    I, g, span = _isi_terms(p, constants, nodes)
+    fires = np.min(g.real, axis=-1) > 0
+    w = np.full(nodes, 1.0 / (nodes - 1))
+    w[[0, -1]] /= 2
+    T = p.t_ref[..., 0] + span * np.sum(I / np.where(g.real > 0, g, 1.0) * w, axis=-1)
+    return np.where(fires, T, np.inf)
+
+
+def isi(params: DPIParams, constants: DPIConstants = DPIConstants(), nodes: int = 4000) -> np.ndarray:
+    """The inter-spike interval (s) under DC input, ``t_ref + integral dI / (dI/dt)`` from reset to
+    threshold (trapezoid in log I), or ``inf`` where the drift reaches zero first (no firing).
+    Vectorised over the parameters' shape."""
+    return _isi(_with_node_axis(params), constants, nodes)
+
+
+def firing_rate(params: DPIParams, constants: DPIConstants = DPIConstants()) -> np.ndarray:
+    """Rate (Hz) under DC input from :func:`isi` (0 where the neuron does not fire)."""
+    T = isi(params, constants)
+    return np.where(np.isfinite(T), 1.0 / np.where(np.isfinite(T), T, 1.0), 0.0)
+
+
+def rheobase(params: DPIParams, constants: DPIConstants = DPIConstants(), rel_tol: float = 1e-6) -> float:
+    """The smallest DC input (A) that makes one neuron fire (bisection on the drift's sign)."""
+    if params.shape not in ((), (1,)):
+        raise ValueError("rheobase takes the parameters of one neuron")
+
+    def fires(dc):
+        _, g, _ = _isi_terms(_with_node_axis(params, I_dc=dc), constants, 2000)
+        return np.min(g) > 0
+
+    lo, hi = 0.0, float(np.max(params.I_tau)) * 2
+    while not fires(hi):
+        lo, hi = hi, hi * 2
+        if hi > 1e-3:
+            raise ValueError("the neuron does not fire for any DC input up to 1 mA")
+    while hi - lo > rel_tol * hi:
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if fires(mid) else (mid, hi)
+    return hi
+
+
+# --- the paper's first experiment -----------------------------------------------------------------
+
+def tune_resonator(target_hz: float = 2.5, I_dc: float = 10e-12, epochs: int = 40, max_step: float = 0.2,
+                   init: DPIParams | None = None, constants: DPIConstants = DPIConstants(),
+                   tol: float = 0.01) -> dict:
+    """Gradient descent on the threshold and time-constant biases (``log I_thr``, ``log I_tau``) so
+    that a neuron driven by ``I_dc`` fires at ``target_hz`` (the paper's section 4.1).
+
+    The residual is ``log(rate / target)`` on the rate of :func:`isi`; while the neuron does not
+    fire, it is the shortfall of the drift margin (the least relative drift between reset and
+    threshold), whose gradient turns the biases towards firing. Gradients are exact (complex step
+    through the ISI integral). Each epoch steps along the gradient of ``residual^2 / 2`` with the
+    Gauss-Newton step size, at most ``max_step`` in log current, because the rate's sensitivity
+    grows without bound near the rheobase. Stops once the rate is within ``tol`` of the target.
+    Returns the history, the final parameters and the epochs used.
+    """
+    if not (math.isfinite(target_hz) and target_hz > 0):
+        raise ValueError(f"the target rate must be positive, not {target_hz!r}")
+    if not (math.isfinite(I_dc) and I_dc > 0):
+        raise ValueError(f"the DC input must be a positive current, not {I_dc!r}")
+    p0 = replace(init or DPIParams(I_tau=9e-12, I_thr=200e-12), I_dc=I_dc, I_ahp_w=0.0)
+    theta = np.log([float(p0.I_thr), float(p0.I_tau)])
+    h = 1e-20
+
+    def residual(th):
+        p = _with_node_axis(p0, I_thr=np.exp(th[0]), I_tau=np.exp(th[1]))
+        I, g, _ = _isi_terms(p, constants, 2000)
+        tau = constants.C_mem * constants.U_T / (constants.kappa * p.I_tau)
+        margin = g * tau * (1 + p.I_g / I) / I          # relative drift: > 0 everywhere iff it fires
+        k = int(np.argmin(margin.real))
+        if margin[k].real <= 0:
+            return margin[k] - 0.02, 0.0
+        T = _isi(p, constants)
+        return np.log(T * target_hz), float(1.0 / T.real)
+
+    history = []
+    for epoch in range(epochs + 1):
+        r, rate = residual(theta)
+        history.append({"epoch": epoch, "rate_hz": rate, "loss": float(np.real(r) ** 2 / 2),
+                        "I_thr": float(np.exp(theta[0])), "I_tau": float(np.exp(theta[1]))})
+        if rate > 0 and abs(rate / target_hz - 1) <= tol or epoch == epochs:
+            break
+        jac = np.array([np.imag(residual(theta + 1j * h * e)[0]) / h for e in np.eye(2)])
+        step = -float(np.real(r)) * jac / max(float(jac @ jac), 1e-30)
+        norm = float(np.linalg.norm(step))
+        theta = theta + (step if norm <= max_step else step * max_step / norm)
+    final = replace(p0, I_thr=float(np.exp(theta[0])), I_tau=float(np.exp(theta[1])))
+    return {"history": history, "params": final, "initial": p0, "epochs": history[-1]["epoch"],
+            "rate_hz": history[-1]["rate_hz"], "converged": abs(history[-1]["rate_hz"] / target_hz - 1) <= tol}

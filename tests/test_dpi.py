@@ -1,0 +1,168 @@
+"""The float DPI reference: the paper's qualitative behaviours, the bias generator, mismatch, bad input."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from spiketwin import dpi
+from spiketwin.profile import ParameterCV
+
+DT = 1e-4
+BASE = dpi.DPIParams(I_dc=36.6e-12)          # the paper's calibrated DC point
+
+
+def poisson(kind, rate_hz, steps, n=1, seed=0):
+    x = np.zeros((steps, n, len(dpi.SYNAPSES)))
+    x[..., dpi.SYNAPSES.index(kind)] = np.random.default_rng(seed).random((steps, n)) < rate_hz * DT
+    return x
+
+
+def test_no_spikes_below_rheobase_and_rate_rises_with_dc():
+    rb = dpi.rheobase(BASE)
+    # Without the positive feedback the fixed point reaches threshold at I_tau (1 + I_thr / I_g);
+    # the feedback lowers the rheobase.
+    no_feedback = dpi.rheobase(replace(BASE, I_pfb_th=1.0))
+    assert no_feedback == pytest.approx(BASE.I_tau * (1 + BASE.I_thr / BASE.I_g), rel=1e-3)
+    assert rb < 0.8 * no_feedback
+    dcs = np.array([0.9, 0.99, 1.2, 2, 4, 8, 16]) * rb
+    rates = dpi.simulate(dpi.DPIParams(I_dc=dcs), 30000, DT).rates()
+    assert list(rates[:2]) == [0.0, 0.0]
+    assert np.all(rates[2:] > 0) and np.all(np.diff(rates[2:]) > 0)
+
+
+def test_simulation_matches_the_isi_integral():
+    dcs = np.array([12, 20, 40, 80]) * 1e-12
+    p = dpi.DPIParams(I_dc=dcs)
+    res = dpi.simulate(p, 20000, DT)
+    expected = dpi.isi(p)
+    for j in range(dcs.size):
+        assert res.isis(j).mean() == pytest.approx(expected[j], rel=0.03)
+
+
+def test_adaptation_lengthens_the_intervals():
+    res = dpi.simulate(replace(BASE, I_ahp_w=50e-9), 20000, DT, record=True)
+    isis = res.isis()
+    assert isis[-1] > 1.3 * isis[0]
+    assert res.I_ahp.max() > 0
+    plain = dpi.simulate(BASE, 20000, DT).isis()
+    assert plain.max() - plain.min() <= DT * 1.01           # no AHP: a regular train
+
+
+def test_nmda_contributes_only_above_its_gate():
+    steps = 20000
+    rest = dpi.DPIParams(I_dc=0.0)
+    driven = dpi.simulate(rest, steps, DT, syn_input=poisson("nmda", 400, steps), record=True)
+    assert driven.I_mem.max() == pytest.approx(dpi.DPIConstants().I0)    # gate closed at rest
+    ampa = dpi.simulate(rest, steps, DT, syn_input=poisson("ampa", 400, steps))
+    assert ampa.spikes.sum() > 0                                          # the same drive through AMPA fires
+    base = dpi.simulate(BASE, steps, DT).spikes.sum()
+    gated = dpi.simulate(BASE, steps, DT, syn_input=poisson("nmda", 400, steps)).spikes.sum()
+    assert gated > base                                                   # above the gate it excites
+    never = replace(BASE, I_nmda_thr=1.0)
+    assert dpi.simulate(never, steps, DT, syn_input=poisson("nmda", 400, steps)).spikes.sum() == base
+
+
+@pytest.mark.parametrize("kind", ["gaba_a", "gaba_b"])
+def test_inhibition_slows_the_neuron(kind):
+    steps = 20000
+    base = dpi.simulate(BASE, steps, DT).spikes.sum()
+    inhibited = dpi.simulate(BASE, steps, DT, syn_input=poisson(kind, 50, steps)).spikes.sum()
+    assert 0 <= inhibited < base
+
+
+def test_synapse_is_a_first_order_filter():
+    steps = 2000
+    x = np.zeros((steps, 1, 4))
+    x[10, 0, 0] = 3                                  # three AMPA synapses at once
+    res = dpi.simulate(dpi.DPIParams(), steps, DT, syn_input=x, record=True)
+    i = res.I_syn[:, 0, 0]
+    c = dpi.DPIConstants()
+    p = dpi.DPIParams()
+    tau = float(p.tau(c)["ampa"])
+    jump = 3 * p.I_g_ampa / p.I_tau_ampa * p.I_w_ampa * c.t_pulse / tau
+    assert i[10] == pytest.approx(jump)
+    assert i[10 + 100] == pytest.approx(jump * np.exp(-100 * DT / tau))
+
+
+def test_mismatch_spreads_biases_and_rates_with_the_stated_cv():
+    n = 2000
+    chips = dpi.sample_mismatch(BASE, n, seed=3)
+    for name in ("I_tau", "I_g", "I_thr"):
+        v = getattr(chips, name)
+        stated = float(dpi.DEFAULT_MISMATCH.at(getattr(BASE, name)))
+        assert v.std() / v.mean() == pytest.approx(stated, rel=0.1)
+        assert v.mean() == pytest.approx(getattr(BASE, name), rel=0.02)
+    # The spread shrinks as the bias grows (the paper's Figure 1).
+    assert dpi.DEFAULT_MISMATCH.at(500e-12) < dpi.DEFAULT_MISMATCH.at(4e-12)
+    rates = dpi.firing_rate(chips)
+    assert rates.std() / rates.mean() > 0.05
+    again = dpi.sample_mismatch(BASE, n, seed=3)
+    assert np.array_equal(again.I_tau, chips.I_tau)
+    flat = dpi.sample_mismatch(BASE, n, mismatch={"I_tau": ParameterCV(0.2)}, seed=4)
+    assert np.all(flat.I_g == BASE.I_g)
+    assert flat.I_tau.std() / flat.I_tau.mean() == pytest.approx(0.2, rel=0.1)
+
+
+def test_bias_generator_reproduces_the_papers_calibrated_points():
+    gen = dpi.BiasGenerator.paper()
+    assert gen.current("I_tau", 6, 22) == pytest.approx(4.1e-12, rel=1e-12)
+    assert gen.current("I_g", 6, 88) == pytest.approx(500e-12, rel=1e-12)
+    assert gen.current("I_dc", 2, 57) == pytest.approx(36.6e-12, rel=1e-12)
+    assert gen.code("I_tau", 4.1e-12, coarse=6) == (6, 22)
+    assert gen.code("I_g", 500e-12, coarse=6) == (6, 88)
+    for name, cur in [("I_tau", 4.1e-12), ("I_g", 3.3e-10), ("I_dc", 1e-11), ("I_thr", 2e-9)]:
+        c, f = gen.code(name, cur)
+        assert abs(gen.current(name, c, f) / cur - 1) <= 0.5 / f + 1e-12   # half a fine step
+
+
+def test_calibration_fit_recovers_per_level_gains():
+    true_gain = np.array([1.3, 0.7, 2.0, 1.0, 0.5, 1.1, 0.9, 3.0])
+    pairs = [(c, f, true_gain[c] * dpi.NOMINAL_COARSE[c] * f / 255) for c in (1, 4, 7) for f in (10, 100, 250)]
+    cal = dpi.Calibration.fit(pairs)
+    assert np.allclose(np.array(cal.gain)[[1, 4, 7]], true_gain[[1, 4, 7]])
+    unmeasured = np.exp(np.mean(np.log(true_gain[[1, 4, 7]])))
+    assert cal.gain[0] == pytest.approx(unmeasured)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: dpi.BiasGenerator().current("I_tau", 8, 10), "coarse must be an integer in 0..7"),
+    (lambda: dpi.BiasGenerator().current("I_tau", 2, 256), "fine must be an integer in 0..255"),
+    (lambda: dpi.BiasGenerator().code("I_tau", -1e-12), "must be positive"),
+    (lambda: dpi.BiasGenerator().code("I_tau", 1.0), "above the generator's range"),
+    (lambda: dpi.Calibration.fit([(3, 0, 1e-9)]), "fine 0"),
+    (lambda: dpi.DPIParams(I_tau=np.array([1e-12, -1e-12])), "I_tau is not positive at index 1"),
+    (lambda: dpi.DPIParams(I_dc=-1e-12), "I_dc is negative"),
+    (lambda: dpi.DPIConstants(C_mem=-3e-12), "C_mem must be a positive number"),
+    (lambda: dpi.simulate(dpi.DPIParams(), 10, dt=5e-3), "too large for the ampa time constant"),
+    (lambda: dpi.simulate(dpi.DPIParams(I_tau_ampa=1e-9), 10, dt=1e-4), "too large for the ampa"),
+    (lambda: dpi.simulate(dpi.DPIParams(), 10, syn_input=np.zeros((10, 1, 3))), "syn_input must have shape"),
+    (lambda: dpi.sample_mismatch(dpi.DPIParams(), 0), "positive integer"),
+])
+def test_bad_input_is_refused(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_resonator_reaches_the_target_within_40_epochs():
+    res = dpi.tune_resonator(target_hz=2.5, I_dc=10e-12, epochs=40)
+    assert res["history"][0]["rate_hz"] == 0.0                 # it starts silent, as in the paper
+    assert res["converged"] and res["epochs"] <= 40
+    # The simulated neuron, not only the integral, fires at 2.5 Hz.
+    isis = dpi.simulate(res["params"], 25000, DT).isis()
+    assert 1 / isis.mean() == pytest.approx(2.5, rel=0.02)
+
+
+def test_resonator_command_deploys_bias_codes(tmp_path, capsys):
+    from spiketwin.cli import main
+
+    out, plot = tmp_path / "res.json", tmp_path / "res.png"
+    assert main(["dpi-resonator", "--duration", "2.5", "--json", str(out), "--plot", str(plot)]) == 0
+    res = json.loads(out.read_text())
+    assert res["converged"] and res["epochs"] <= 40
+    assert res["rate_hz_deployed_simulated"] == pytest.approx(2.5, rel=0.02)
+    gen = dpi.BiasGenerator.paper()
+    for name, b in res["biases"].items():
+        assert gen.current(name, b["coarse"], b["fine"]) == pytest.approx(b["current_A"])
+    assert plot.stat().st_size > 10_000
