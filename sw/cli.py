@@ -536,6 +536,32 @@ def cmd_dpi_resonator(args) -> int:
     return 0 if res["converged"] else 1
 
 
+def cmd_dpi_digits01(args) -> int:
+    """ARCANA section 4.2 on the float DPI reference: integer AMPA and GABAa synapse counts for 0
+    versus 1, trained under mismatch with a fan-in limit, then run as spiking neurons on sampled chips."""
+    from . import dpi
+    from .data import load_dataset
+    from .plots import plot_synapse_counts
+
+    ds = load_dataset("digits01")
+    model = dpi.train_synapse_counts(ds.x_train, ds.y_train, fan_in=args.fan_in, max_rate_hz=args.max_rate,
+                                     duration=args.duration, epochs=args.epochs, seed=args.seed)
+    res = dpi.evaluate_synapse_counts(model, ds.x_test, ds.y_test, chips=args.chips, seed=args.seed, progress=True)
+    summary = {"test_samples": int(ds.y_test.size), "fan_in_limit": args.fan_in,
+               "synapses_per_neuron": (model.ampa.sum(0) + model.gaba_a.sum(0)).tolist(),
+               "train_accuracy_rate_model": model.history[-1]["train_accuracy"],
+               "accuracy_without_mismatch": res["nominal"], "chips": args.chips, "mismatch_mean": res["mean"],
+               "mismatch_min": res["min"], "mismatch_max": res["max"], "per_chip": res["chips"],
+               "ampa": model.ampa.tolist(), "gaba_a": model.gaba_a.tolist()}
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("ampa", "gaba_a")}, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=1))
+    if args.plot:
+        plot_synapse_counts(model.ampa, model.gaba_a, res["chips"], args.plot)
+        print(f"plot: {args.plot}", file=sys.stderr)
+    return 0
+
+
 def _print_profile(profile) -> None:
     for name, p in profile.cvs.items():
         ci = f" (95% CI {p.ci[0]:.4f} to {p.ci[1]:.4f})" if p.ci else ""
@@ -676,6 +702,17 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("--json", type=Path)
     dr.add_argument("--plot", type=Path, default=Path("dpi_resonator.png"))
     dr.set_defaults(func=cmd_dpi_resonator)
+
+    dd = sub.add_parser("dpi-digits01", help="0-vs-1 digits, integer DPI synapse counts, mismatch (ARCANA 4.2)")
+    dd.add_argument("--epochs", type=int, default=300)
+    dd.add_argument("--chips", type=int, default=20, help="mismatch samples to evaluate on")
+    dd.add_argument("--fan-in", type=int, default=64, help="most synapses per neuron")
+    dd.add_argument("--max-rate", type=float, default=100.0, help="input rate (Hz) of a full-intensity pixel")
+    dd.add_argument("--duration", type=float, default=0.1, help="presentation time per sample (s)")
+    dd.add_argument("--seed", type=int, default=0)
+    dd.add_argument("--json", type=Path)
+    dd.add_argument("--plot", type=Path, default=Path("dpi_digits01.png"))
+    dd.set_defaults(func=cmd_dpi_digits01)
 
     fl = sub.add_parser("flow", help="the main job: train, evaluate on sampled chips, verify, build")
     fl.add_argument("--dataset", choices=["digits", "digits01"], default="digits")

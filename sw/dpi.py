@@ -35,7 +35,8 @@ from .profile import ParameterCV
 
 __all__ = ["DPIConstants", "DPIParams", "SYNAPSES", "CURRENTS", "BiasGenerator", "Calibration",
            "DEFAULT_MISMATCH", "sample_mismatch", "simulate", "DPIResult", "time_constant", "isi",
-           "firing_rate", "rheobase", "membrane_voltage", "tune_resonator"]
+           "firing_rate", "rheobase", "membrane_voltage", "tune_resonator", "synapse_charge",
+           "SynapseCountClassifier", "train_synapse_counts", "evaluate_synapse_counts"]
 
 SYNAPSES = ("ampa", "nmda", "gaba_a", "gaba_b")
 
@@ -437,9 +438,9 @@ def isi(params: DPIParams, constants: DPIConstants = DPIConstants(), nodes: int 
     return _isi(_with_node_axis(params), constants, nodes)
 
 
-def firing_rate(params: DPIParams, constants: DPIConstants = DPIConstants()) -> np.ndarray:
+def firing_rate(params: DPIParams, constants: DPIConstants = DPIConstants(), nodes: int = 4000) -> np.ndarray:
     """Rate (Hz) under DC input from :func:`isi` (0 where the neuron does not fire)."""
-    T = isi(params, constants)
+    T = isi(params, constants, nodes)
     return np.where(np.isfinite(T), 1.0 / np.where(np.isfinite(T), T, 1.0), 0.0)
 
 
@@ -512,3 +513,143 @@ def tune_resonator(target_hz: float = 2.5, I_dc: float = 10e-12, epochs: int = 4
     final = replace(p0, I_thr=float(np.exp(theta[0])), I_tau=float(np.exp(theta[1])))
     return {"history": history, "params": final, "initial": p0, "epochs": history[-1]["epoch"],
             "rate_hz": history[-1]["rate_hz"], "converged": abs(history[-1]["rate_hz"] / target_hz - 1) <= tol}
+
+
+# --- the paper's second experiment: 0 versus 1 -----------------------------------------------------
+
+def synapse_charge(params: DPIParams, constants: DPIConstants = DPIConstants()) -> np.ndarray:
+    """Charge (A s) one activation of each synapse type delivers, ``(I_g/I_tau) I_w t_pulse``: a
+    synapse activated at ``r`` Hz adds ``r`` times this to the mean input current. [..., 4]."""
+    return np.stack([np.asarray(getattr(params, f"I_g_{s}")) / np.asarray(getattr(params, f"I_tau_{s}"))
+                     * np.asarray(getattr(params, f"I_w_{s}")) * constants.t_pulse for s in SYNAPSES], -1)
+
+
+@dataclass
+class SynapseCountClassifier:
+    """A single layer of DPI neurons whose inputs are integer numbers of AMPA and GABAa synapses.
+
+    ``ampa`` and ``gaba_a`` are [inputs, classes] counts; inputs are rate coded up to ``max_rate_hz``
+    and presented for ``duration`` seconds; the class is the neuron that fires most.
+    """
+
+    ampa: np.ndarray
+    gaba_a: np.ndarray
+    params: DPIParams
+    max_rate_hz: float
+    duration: float
+    fan_in: int
+    history: list
+
+    def synaptic_input(self, events: np.ndarray) -> np.ndarray:
+        """Input events [steps, batch, inputs] to synapse activations [steps, batch, classes, 4]."""
+        out = np.zeros(events.shape[:2] + (self.ampa.shape[1], len(SYNAPSES)))
+        out[..., 0] = events @ self.ampa
+        out[..., 2] = events @ self.gaba_a
+        return out
+
+
+def train_synapse_counts(x, y, n_classes: int = 2, params: DPIParams | None = None, fan_in: int = 64,
+                         max_rate_hz: float = 100.0, duration: float = 0.1, epochs: int = 300, lr: float = 0.05,
+                         mismatch=DEFAULT_MISMATCH, rate_scale: float = 10.0, seed: int = 0,
+                         constants: DPIConstants = DPIConstants()) -> SynapseCountClassifier:
+    """Train integer AMPA and GABAa synapse counts by gradient descent on the neurons' rate response.
+
+    The forward pass is the float reference's steady state: each neuron's mean input current
+    (``I_dc`` plus the rate-weighted charges of its synapses) through its DC f-I curve (from
+    :func:`isi`, on a grid), with a fresh mismatch sample of the neurons' and synapses' biases each
+    epoch. The counts are the rounded weights (quantisation-aware: the rounding passes gradients
+    straight through); below the rheobase (and below zero input) the f-I curve's slope is replaced by
+    a tenth of its slope just above the rheobase, so silent neurons still learn. After each step the
+    weights are kept non-negative and each neuron's total below ``fan_in``; the exported counts are
+    guaranteed within it.
+    Cross-entropy on ``rate / rate_scale`` (Hz), Adam, seeded and deterministic.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y)
+    if x.ndim != 2 or np.any(x < 0) or np.any(x > 1):
+        raise ValueError("x must be [samples, inputs] intensities in [0, 1]")
+    if not isinstance(fan_in, (int, np.integer)) or fan_in < 1:
+        raise ValueError(f"fan_in must be a positive integer, not {fan_in!r}")
+    params = params or DPIParams(I_dc=0.0)
+    rng = np.random.default_rng(seed)
+    n_in = x.shape[1]
+    w = rng.uniform(0, 1, (2, n_in, n_classes))          # AMPA, GABAa; uniform as in the paper
+    _limit_fan_in(w, fan_in)
+    m, v = np.zeros_like(w), np.zeros_like(w)
+    rates_in = x * max_rate_hz
+    onehot = np.eye(n_classes)[y]
+    grid = np.geomspace(1e-13, 2e-8, 400)
+    history = []
+    for epoch in range(1, epochs + 1):
+        chip = sample_mismatch(params, n_classes, mismatch, seed=int(rng.integers(2 ** 32))) if mismatch \
+            else params.broadcast(n_classes)
+        q = synapse_charge(chip, constants)                # [classes, 4]
+        table = firing_rate(replace(chip, I_dc=grid[:, None]), constants, nodes=1000)     # [grid, classes]
+        n = np.round(w)
+        I_in = chip.I_dc + (rates_in @ n[0]) * q[:, 0] - (rates_in @ n[1]) * q[:, 2]
+        F = np.empty_like(I_in)
+        slope = np.empty_like(I_in)
+        for j in range(n_classes):
+            F[:, j], slope[:, j] = _interp_with_slope(np.maximum(I_in[:, j], 0.0), grid, table[:, j])
+        logits = F / rate_scale
+        p = np.exp(logits - logits.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        loss = float(-np.mean(np.log(p[np.arange(len(y)), y] + 1e-12)))
+        dI = (p - onehot) / len(y) / rate_scale * slope     # the clamp at zero passes it straight through
+        grad = np.stack([rates_in.T @ (dI * q[:, 0]), -(rates_in.T @ (dI * q[:, 2]))])
+        m = 0.9 * m + 0.1 * grad
+        v = 0.999 * v + 0.001 * grad ** 2
+        w -= lr * (m / (1 - 0.9 ** epoch)) / (np.sqrt(v / (1 - 0.999 ** epoch)) + 1e-12)
+        np.maximum(w, 0.0, out=w)
+        _limit_fan_in(w, fan_in)
+        history.append({"epoch": epoch, "loss": loss, "train_accuracy": float(np.mean(F.argmax(1) == y))})
+    counts = np.round(w).astype(np.int64)
+    for j in range(n_classes):                           # rounding up may overshoot: trim the largest
+        while counts[:, :, j].sum() > fan_in:
+            k = np.unravel_index(np.argmax(counts[:, :, j]), counts[:, :, j].shape)
+            counts[k[0], k[1], j] -= 1
+    return SynapseCountClassifier(counts[0], counts[1], params, max_rate_hz, duration, fan_in, history)
+
+
+def _limit_fan_in(w: np.ndarray, fan_in: int) -> None:
+    total = w.sum(axis=(0, 1))
+    w *= np.minimum(1.0, fan_in / np.maximum(total, 1e-12))
+
+
+def _interp_with_slope(I, grid, table):
+    """Linear interpolation of the f-I table and its slope, with the surrogate slope below rheobase."""
+    F = np.interp(I, grid, table)
+    k = np.clip(np.searchsorted(grid, I), 1, grid.size - 1)
+    slope = (table[k] - table[k - 1]) / (grid[k] - grid[k - 1])
+    first = int(np.argmax(table > 0)) if np.any(table > 0) else grid.size - 1
+    k1 = min(first + 1, grid.size - 1)
+    onset = (table[k1] - table[k1 - 1]) / (grid[k1] - grid[k1 - 1]) if k1 > 0 else 0.0
+    slope = np.where(F > 0, slope, 0.1 * onset)
+    return F, slope
+
+
+def evaluate_synapse_counts(model: SynapseCountClassifier, x, y, chips: int = 20, mismatch=DEFAULT_MISMATCH,
+                            dt: float = 1e-4, seed: int = 0, constants: DPIConstants = DPIConstants(),
+                            progress: bool = False) -> dict:
+    """Accuracy of the spiking float reference (Euler, Poisson inputs) without mismatch and on
+    ``chips`` sampled mismatch instances; a tie in spike counts counts as an error."""
+    from tqdm import tqdm
+
+    x = np.asarray(x, dtype=np.float64)
+    steps = int(round(model.duration / dt))
+    n_classes = model.ampa.shape[1]
+
+    def accuracy(chip, k):
+        rng = np.random.default_rng([seed, k])
+        events = (rng.random((steps,) + x.shape) < x * model.max_rate_hz * dt).astype(np.float64)
+        res = simulate(chip, steps, dt, model.synaptic_input(events), batch=(x.shape[0],), constants=constants)
+        counts = res.spikes.sum(0)
+        top = counts.max(1, keepdims=True)
+        correct = (counts.argmax(1) == y) & ((counts == top).sum(1) == 1)
+        return float(correct.mean())
+
+    nominal = accuracy(model.params.broadcast(n_classes), 0)
+    accs = [accuracy(sample_mismatch(model.params, n_classes, mismatch, seed=seed + 1000 + k), k + 1)
+            for k in tqdm(range(chips), desc="mismatch samples", disable=not progress)]
+    return {"nominal": nominal, "chips": accs, "mean": float(np.mean(accs)), "min": float(np.min(accs)),
+            "max": float(np.max(accs))}

@@ -8,7 +8,7 @@ import numpy as np
 
 from .config import CoreConfig
 
-__all__ = ["plot_run", "plot_resonator"]
+__all__ = ["plot_run", "plot_resonator", "plot_synapse_counts"]
 
 
 def _save(fig, path) -> Path:
@@ -88,4 +88,32 @@ def plot_resonator(history: list, target_hz: float, traces: dict, dt: float, pat
     ax.set_xlabel("epoch")
     ax.set_ylabel("rate (Hz)")
     ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_synapse_counts(ampa: np.ndarray, gaba_a: np.ndarray, chip_accuracies, path: Path) -> Path:
+    """The paper's Figure 8 for 8x8 inputs: each class's AMPA and GABAa synapse counts as images,
+    and the accuracy on each sampled chip."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n_classes = ampa.shape[1]
+    side = int(round(np.sqrt(ampa.shape[0])))
+    fig, axes = plt.subplots(1, 2 * n_classes + 1, figsize=(3 * (2 * n_classes + 1), 3.2))
+    top = max(int(ampa.max()), int(gaba_a.max()), 1)
+    for j in range(n_classes):
+        for k, (name, counts, cmap) in enumerate((("AMPA", ampa, "Reds"), ("GABAa", gaba_a, "Blues"))):
+            ax = axes[2 * j + k]
+            im = ax.imshow(counts[:, j].reshape(side, side), cmap=cmap, vmin=0, vmax=top)
+            ax.set_title(f"class {j}: {name} ({int(counts[:, j].sum())})", fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.colorbar(im, ax=axes[-2], shrink=0.8, label="synapses")
+    ax = axes[-1]
+    ax.bar(np.arange(len(chip_accuracies)), np.asarray(chip_accuracies) * 100, color="0.5")
+    ax.set_ylim(min(90, 100 * min(chip_accuracies) - 1), 100.5)
+    ax.set_xlabel("mismatch sample")
+    ax.set_ylabel("test accuracy (%)")
     return _save(fig, path)

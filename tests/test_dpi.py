@@ -166,3 +166,21 @@ def test_resonator_command_deploys_bias_codes(tmp_path, capsys):
     for name, b in res["biases"].items():
         assert gen.current(name, b["coarse"], b["fine"]) == pytest.approx(b["current_A"])
     assert plot.stat().st_size > 10_000
+
+
+def test_synapse_count_classifier_separates_zeros_from_ones_under_mismatch():
+    from spiketwin.data import load_dataset
+
+    ds = load_dataset("digits01")
+    model = dpi.train_synapse_counts(ds.x_train, ds.y_train, epochs=80, seed=1)
+    assert model.ampa.dtype.kind == "i" and model.ampa.min() >= 0 and model.gaba_a.min() >= 0
+    assert np.all(model.ampa.sum(0) + model.gaba_a.sum(0) <= 64)               # the fan-in limit
+    assert model.gaba_a.sum() > 0                                               # inhibition is used
+    again = dpi.train_synapse_counts(ds.x_train, ds.y_train, epochs=80, seed=1)
+    assert np.array_equal(again.ampa, model.ampa) and np.array_equal(again.gaba_a, model.gaba_a)
+    res = dpi.evaluate_synapse_counts(model, ds.x_test, ds.y_test, chips=3, seed=1)
+    assert res["nominal"] >= 0.97 and res["min"] >= 0.95
+    # A chance-level model on the same spiking evaluation is not mistaken for a classifier.
+    flat = dpi.SynapseCountClassifier(np.ones_like(model.ampa), np.zeros_like(model.gaba_a), model.params,
+                                      model.max_rate_hz, model.duration, 64, [])
+    assert dpi.evaluate_synapse_counts(flat, ds.x_test, ds.y_test, chips=1)["nominal"] < 0.8
