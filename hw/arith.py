@@ -4,7 +4,7 @@ from amaranth.hdl import Mux, Value
 
 from spiketwin.fixedpoint import QFormat
 
-__all__ = ["saturate", "mul", "round_product"]
+__all__ = ["saturate", "round_product"]
 
 
 def saturate(value: Value, fmt: QFormat) -> Value:
@@ -14,11 +14,8 @@ def saturate(value: Value, fmt: QFormat) -> Value:
 
 
 def round_product(p: Value, fmt: QFormat) -> Value:
-    """An exact product of two raw values back in the format: rounding bias by sign, shift, saturate."""
+    """The exact product ``p`` of two raw values back in the format (``fixedpoint.mul``): rounding
+    bias by sign, shift, saturate. The core registers the product first, so the multiplier and
+    the rounding are separate pipeline stages."""
     biased = p + Mux(p < 0, fmt.round_bias(True), fmt.round_bias(False))
     return saturate(biased >> fmt.frac_bits, fmt)
-
-
-def mul(a: Value, b: Value, fmt: QFormat) -> Value:
-    """Fixed-point product (``fixedpoint.mul``): exact product, rounding bias by sign, shift, saturate."""
-    return round_product(a.as_signed() * b.as_signed(), fmt)

@@ -10,16 +10,14 @@ from spiketwin.sim.cosim import Job, build, random_events, run_cosim
 
 pytestmark = pytest.mark.sim
 
-real_mul, real_saturate = arith.mul, arith.saturate
+real_saturate = arith.saturate
 
 
-def mul_rounds_positive_products_as_negative(a, b, fmt):
-    p = a.as_signed() * b.as_signed()
+def round_positive_products_as_negative(p, fmt):
     return real_saturate((p + fmt.round_bias(True)) >> fmt.frac_bits, fmt)
 
 
-def mul_rounds_to_floor(a, b, fmt):
-    p = a.as_signed() * b.as_signed()
+def round_to_floor(p, fmt):
     return real_saturate(p >> fmt.frac_bits, fmt)
 
 
@@ -29,8 +27,8 @@ def saturate_one_below_max(value, fmt):
 
 
 MUTATIONS = {
-    "mul-positive-rounding": ("mul", mul_rounds_positive_products_as_negative),
-    "mul-floor-not-trunc": ("mul", mul_rounds_to_floor),
+    "product-positive-rounding": ("round_product", round_positive_products_as_negative),
+    "product-floor-not-trunc": ("round_product", round_to_floor),
     "saturate-max-minus-one": ("saturate", saturate_one_below_max),
 }
 
