@@ -305,8 +305,15 @@ def cmd_flash(args) -> int:
 
 def cmd_sim_board(args) -> int:
     """Serve a simulated board (the core behind its UART link, in Verilator) on a TCP port."""
+    import signal
+
     from spiketwin.sim.cosim import serve_board
 
+    def stop(signum, frame):
+        # The simulator runs as a child of this process; an exception here makes the runner kill it.
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, stop)
     config, net = _config_and_network(args)
     print(f"simulated {args.board}: {config.n_axons} axons x {config.n_neurons} neurons, {config.lanes} lane(s); "
           f"building ... then serving socket://127.0.0.1:{args.port} (Ctrl-C stops it)", flush=True)

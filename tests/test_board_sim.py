@@ -1,8 +1,11 @@
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +16,15 @@ from spiketwin.cli import main
 from spiketwin.digital_twin import FPGAMismatchModel
 from spiketwin.link import BoardModel, Link, ModelPort, characterize
 from spiketwin.profile import MismatchProfile, ParameterCV
+
+
+def stop_board(board: subprocess.Popen) -> None:
+    """End a ``sim-board`` process and anything it started (it leads its own process group)."""
+    try:
+        os.killpg(board.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    board.wait(timeout=30)
 
 
 def free_port() -> int:
@@ -29,7 +41,7 @@ def test_run_on_the_simulated_board_matches_the_twin_bit_for_bit(tmp_path, capsy
     work = tmp_path / "board"
     board = subprocess.Popen([sys.executable, "-m", "spiketwin.cli", "sim-board", "--model", str(model),
                               "--port", str(port), "--once", "--work", str(work)],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         deadline = time.time() + 300
         while not (work / "run" / "listening").exists():
@@ -45,8 +57,7 @@ def test_run_on_the_simulated_board_matches_the_twin_bit_for_bit(tmp_path, capsy
         assert report["accuracy"] > 0.8 and report["board"]["n_neurons"] == 2
         assert board.wait(timeout=60) == 0
     finally:
-        if board.poll() is None:
-            board.kill()
+        stop_board(board)
 
 
 def test_flash_dry_run_prints_the_command(tmp_path, capsys):
@@ -87,7 +98,7 @@ def test_characterize_the_simulated_board_recovers_the_instance_and_its_cvs(tmp_
     work = tmp_path / "board"
     board = subprocess.Popen([sys.executable, "-m", "spiketwin.cli", "sim-board", "--model", str(model),
                               "--port", str(port), "--work", str(work)],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         deadline = time.time() + 300
         while not (work / "run" / "listening").exists():
@@ -107,5 +118,38 @@ def test_characterize_the_simulated_board_recovers_the_instance_and_its_cvs(tmp_
             truth = ratio.std(ddof=1) / ratio.mean()
             assert abs(fitted.cvs[name].cv - truth) / truth < 0.10, (name, fitted.cvs[name].cv, truth)
     finally:
+        stop_board(board)
+
+
+def group_members(pgid: int) -> list[int]:
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":      # process group, not a zombie
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+@pytest.mark.sim
+def test_stopping_sim_board_stops_its_simulator(tmp_path):
+    """SIGTERM to ``sim-board`` (as a service manager or a test sends it) ends the simulator too."""
+    model = Network.random(CoreConfig(4, 8), 0).save(tmp_path / "m.npz")
+    work = tmp_path / "board"
+    board = subprocess.Popen([sys.executable, "-m", "spiketwin.cli", "sim-board", "--model", str(model),
+                              "--port", str(free_port()), "--work", str(work)],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while not (work / "run" / "listening").exists():
+            assert board.poll() is None, board.stdout.read()
+            assert time.time() < deadline, "the simulated board did not come up"
+            time.sleep(0.5)
         board.terminate()
-        board.wait(timeout=30)
+        board.wait(timeout=60)
+        time.sleep(1)
+        assert group_members(board.pid) == [], "the simulator outlived sim-board"
+    finally:
+        stop_board(board)
