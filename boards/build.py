@@ -52,8 +52,12 @@ def summarise(utilisation: dict, board: str) -> dict:
     return {key: utilisation[cell] for key, cell in _CELLS[family(board)].items() if cell in utilisation}
 
 
-def build_bitstream(top, board: str, out_dir: Path, name: str = "spiketwin") -> dict:
-    """Synthesise, place, route and pack ``top`` for ``board``; returns the report (also as JSON)."""
+def build_bitstream(top, board: str, out_dir: Path, name: str = "spiketwin", clock_mhz: float | None = None) -> dict:
+    """Synthesise, place, route and pack ``top`` for ``board``; returns the report (also as JSON).
+
+    ``clock_mhz`` is the core clock when it is not the board's oscillator (a PLL's output); the
+    report's ``core_clock`` is nextpnr's verdict for it.
+    """
     use_project_tools()
     out_dir = Path(out_dir)
     platform = platform_for(board)
@@ -64,8 +68,11 @@ def build_bitstream(top, board: str, out_dir: Path, name: str = "spiketwin") -> 
     if not bitstream.exists():
         raise RuntimeError(f"the build produced no bitstream at {bitstream}")
     parsed = parse_nextpnr_log((out_dir / f"{name}.tim").read_text())
+    clock_mhz = clock_mhz or platform.default_clk_frequency / 1e6
+    core = min(parsed["fmax"].items(), key=lambda kv: abs(kv[1]["target_mhz"] - clock_mhz), default=(None, None))
     report = {"board": board, "device": platform.device, "package": platform.package,
-              "clock_mhz": platform.default_clk_frequency / 1e6,
+              "oscillator_mhz": platform.default_clk_frequency / 1e6, "clock_mhz": clock_mhz,
+              "core_clock": {"net": core[0], **core[1]} if core[0] else None,
               "bitstream": str(bitstream), "bitstream_bytes": bitstream.stat().st_size,
               "resources": summarise(parsed["utilisation"], board), **parsed}
     (out_dir / f"{name}-report.json").write_text(json.dumps(report, indent=1))

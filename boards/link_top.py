@@ -5,9 +5,10 @@ right after configuration; without one the host loads it over the link (``spiket
 """
 
 from amaranth.build import ResourceError
-from amaranth.hdl import Elaboratable, Module, Signal
+from amaranth.hdl import ClockDomain, Elaboratable, Module, Signal
 from amaranth.lib import io
 
+from spiketwin.boards.pll import CoreClock, PLLSettings
 from spiketwin.config import CoreConfig
 from spiketwin.hw.link import LinkedCore
 from spiketwin.twin import Network
@@ -26,18 +27,21 @@ class LinkTop(Elaboratable):
     network : Network, optional
         Baked into the core's memories.
     baud : int
-        UART rate; the platform's clock must be at least four times faster.
+        UART rate; the core clock must be at least four times faster.
+    pll : PLLSettings, optional
+        The core clock from a PLL (:mod:`spiketwin.boards.pll`); without it, the board's oscillator.
 
     The activity LED (``led_g``, or ``led`` 0) lights while a request executes, the error LED
     (``led_r``, or ``led`` 1) while any of the core's sticky error flags is set.
     """
 
-    def __init__(self, config: CoreConfig, network: Network | None = None, baud: int = DEFAULT_BAUD):
+    def __init__(self, config: CoreConfig, network: Network | None = None, baud: int = DEFAULT_BAUD,
+                 pll: PLLSettings | None = None):
         if network is not None and network.config != config:
             raise ValueError("The network was built for another core configuration")
         if not isinstance(baud, int) or baud < 1:
             raise ValueError(f"baud must be a positive integer, not {baud!r}")
-        self.config, self.network, self.baud = config, network, baud
+        self.config, self.network, self.baud, self.pll = config, network, baud, pll
 
     def clocks_per_bit(self, clk_hz: float) -> int:
         cpb = int(round(clk_hz / self.baud))
@@ -47,10 +51,15 @@ class LinkTop(Elaboratable):
 
     def elaborate(self, platform):
         m = Module()
-        clk_hz = platform.default_clk_frequency if platform is not None else 12e6
+        if self.pll is not None:
+            clk_hz = self.pll.f_out_mhz * 1e6
+        else:
+            clk_hz = platform.default_clk_frequency if platform is not None else 12e6
         m.submodules.linked = linked = LinkedCore(self.config, self.network, self.clocks_per_bit(clk_hz))
         if platform is None:
             return m
+        m.domains.sync = ClockDomain("sync")
+        m.submodules.clock = CoreClock(self.pll)
         uart = platform.request("uart", 0, dir={"rx": "-", "tx": "-"})
         m.submodules.rx = rx = io.Buffer("i", uart.rx)
         m.submodules.tx = tx = io.Buffer("o", uart.tx)

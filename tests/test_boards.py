@@ -6,6 +6,7 @@ from spiketwin import CoreConfig, Network
 from spiketwin.boards.build import build_bitstream, parse_nextpnr_log, platform_for
 from spiketwin.boards.demo import DemoTop
 from spiketwin.boards.link_top import LinkTop
+from spiketwin.boards.pll import ecp5_pll, ice40_pll
 
 LOG = """\
 Info: Device utilisation:
@@ -56,9 +57,47 @@ def test_link_top_checks_its_uart_rate():
 def test_icebreaker_link_bitstream_and_report(tmp_path, capsys):
     from spiketwin.cli import main
 
-    assert main(["build", "--board", "icebreaker", "--axons", "16", "--neurons", "32", "--out", str(tmp_path)]) == 0
+    assert main(["build", "--board", "icebreaker", "--axons", "16", "--neurons", "32", "--clock-mhz", "20",
+                 "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "icebreaker" / "spiketwin-report.json").read_text())
+    # The core runs from the PLL, and nextpnr checked the design against the PLL's output.
+    assert report["pll"]["params"] == {"DIVR": 0, "DIVF": 52, "DIVQ": 5, "FILTER_RANGE": 1}
+    assert report["clock_mhz"] == 19.875 and report["oscillator_mhz"] == 12.0
+    assert report["core_clock"]["target_mhz"] == pytest.approx(19.875, abs=0.01)
+    assert report["core_clock"]["pass"] and report["utilisation"]["ICESTORM_PLL"]["used"] == 1
     assert report["resources"]["dsp"]["used"] >= 1                # the multipliers are in DSP blocks
     assert 0 < report["resources"]["lut"]["used"] <= report["resources"]["lut"]["available"]
-    assert report["fmax_mhz"] >= 12.0 and report["synaptic_ops_per_s"] == report["fmax_mhz"] * 1e6
+    assert report["fmax_mhz"] >= 19.875 and report["synaptic_ops_per_s"] == report["fmax_mhz"] * 1e6
     assert report["core"]["config_hash"] == CoreConfig(16, 32).config_hash()
+
+
+@pytest.mark.parametrize("f_in, target", [(12.0, 17.0), (12.0, 20.0), (12.0, 36.0), (12.0, 100.0), (12.0, 275.0)])
+def test_ice40_pll_settings_respect_the_limits(f_in, target):
+    s = ice40_pll(f_in, target)
+    p = s.params
+    pfd = f_in / (p["DIVR"] + 1)
+    vco = pfd * (p["DIVF"] + 1)
+    assert 10 <= pfd <= 133 and 533 <= vco <= 1066 and 1 <= p["DIVQ"] <= 6
+    assert s.f_out_mhz == pytest.approx(vco / 2 ** p["DIVQ"])
+    assert s.f_out_mhz <= target and s.f_out_mhz >= 0.97 * target      # never faster than asked
+    assert 1 <= p["FILTER_RANGE"] <= 6
+
+
+@pytest.mark.parametrize("target", [12.5, 48.0, 90.0, 133.0, 200.0])
+def test_ecp5_pll_settings_respect_the_limits(target):
+    s = ecp5_pll(25.0, target)
+    p = s.params
+    assert 3.125 <= 25.0 / p["CLKI_DIV"] <= 400
+    assert s.f_out_mhz == pytest.approx(25.0 * p["CLKFB_DIV"] / p["CLKI_DIV"])
+    assert 400 <= s.f_out_mhz * p["CLKOP_DIV"] <= 800
+    assert 0.95 * target <= s.f_out_mhz <= target
+
+
+def test_pll_outside_its_range_is_refused():
+    with pytest.raises(ValueError, match="within 16-275 MHz, not 12 MHz"):
+        ice40_pll(12.0, 12.0)
+    with pytest.raises(ValueError, match="within 3.125-400 MHz"):
+        ecp5_pll(25.0, 500.0)
+    from spiketwin.cli import main
+
+    assert main(["build", "--board", "icebreaker", "--clock-mhz", "fast"]) == 2
