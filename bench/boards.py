@@ -3,10 +3,9 @@ synaptic operations/s they give (lanes x fmax); prints JSON, then a table.
 
     python bench/boards.py [--boards icebreaker ulx3s-85f] [--json out.json]
 
-The cores are the largest of the current design that fit each board's block RAM (weights, the
-per-neuron memories and the request buffer all live in it; the UP5K's SPRAM is not used yet), and
-a 16-lane core on the ECP5. Each is built twice: on the oscillator to find the post-route fmax,
-then with the PLL 5% below it (``spiketwin build --clock-mhz auto``).
+The cores: on the UP5K 256 sources x 128 neurons on 4 lanes, the weights in its four SPRAM banks
+(96% of its logic cells); on the ECP5 a 4-lane and a 16-lane core. Each is built twice: on the
+oscillator to find the post-route fmax, then with the PLL 5% below it (``spiketwin build --clock-mhz auto``).
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from spiketwin.boards.link_top import DEFAULT_BAUD
 from spiketwin.cli import build_linked
 
 CORES = {
-    "icebreaker": CoreConfig(16, 32, lanes=1),
+    "icebreaker": CoreConfig(128, 128, lanes=4),
     "ulx3s-85f": CoreConfig(64, 128, lanes=4),
     "ulx3s-85f:16-lanes": CoreConfig(64, 256, lanes=16),
 }

@@ -61,8 +61,14 @@ def build_bitstream(top, board: str, out_dir: Path, name: str = "spiketwin", clo
     use_project_tools()
     out_dir = Path(out_dir)
     platform = platform_for(board)
-    # Multipliers go to the UP5K's DSP blocks rather than into LUTs.
-    extra = {"synth_opts": "-dsp"} if family(board) == "ice40" else {}
+    # Multipliers go to the UP5K's DSP blocks rather than into LUTs, large single-port memories
+    # (the core's weights) to its SPRAM.
+    extra = {}
+    if family(board) == "ice40":
+        from spiketwin.hw.core import SPRAM_TAG
+
+        extra = {"synth_opts": "-dsp -spram",
+                 "script_after_read": f"delete t:$meminit_v2 r:MEMID=*_{SPRAM_TAG}_* %i"}
     platform.build(top, name=name, build_dir=str(out_dir), do_program=False, **extra)
     bitstream = out_dir / f"{name}.{'bin' if family(board) == 'ice40' else 'bit'}"
     if not bitstream.exists():

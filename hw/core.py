@@ -13,6 +13,13 @@ from spiketwin.twin import Network
 
 from . import arith
 
+#: Marks the names of memories meant for the UP5K's SPRAM, whose all-zero initial contents the
+#: build drops (SPRAM cannot be initialised; Yosys maps only memories without initial contents to it).
+SPRAM_TAG = "spram"
+
+#: Words per neuron in a lane's parameter memory: one per field of PARAM_FIELDS, padded to a power of 2.
+PARAM_SLOTS = 1 << (len(PARAM_FIELDS) - 1).bit_length()
+
 __all__ = ["ConfigSignature", "Core", "emit_verilog"]
 
 
@@ -87,6 +94,17 @@ class Core(wiring.Component):
             "errors": Out(len(ErrorFlag)),
         })
 
+    #: The UP5K's single-port RAMs: four of 16k x 16 bits.
+    SPRAM_BANKS, SPRAM_WORDS = 4, 16384
+
+    def weights_in_spram(self, platform) -> bool:
+        """Whether the weights go to SPRAM (one bank per lane): when building for an iCE40 UltraPlus,
+        the lanes' weights fit a bank each, and no network is baked in (SPRAM starts empty, so the
+        weights are then loaded through the configuration port)."""
+        c = self.config
+        return (str(getattr(platform, "device", "")).startswith("iCE40UP") and self.network is None
+                and c.lanes <= self.SPRAM_BANKS and c.n_sources * c.groups <= self.SPRAM_WORDS)
+
     def elaborate(self, platform):
         c = self.config
         fmt = c.fmt
@@ -99,16 +117,25 @@ class Core(wiring.Component):
             return signed(bits) if c.field_signed(region) else unsigned(bits)
 
         # --- memories: one set per lane --------------------------------------------------
-        per_neuron = {**PARAM_FIELDS, **STATE_FIELDS}
+        # Per lane: the weights; the parameters as words of one memory, a neuron's fields at
+        # addresses g * PARAM_SLOTS + slot, read one per cycle during its update (so a lane needs
+        # one block RAM for all its parameters, not one per field); and the state, a memory per
+        # field, read together.
         net = self.network
 
         def lane_init(name, lane):
             """Initial contents of one lane's memory: neuron j = g * lanes + lane at address g."""
-            if net is None or name not in ("weights", *PARAM_FIELDS):
+            if net is None:
                 return []
-            values = getattr(net, name)
+            if name == "params":
+                words = []
+                for j in range(lane, c.n_neurons, lanes):
+                    fields = [int(getattr(net, f)[j]) & ((1 << c.field_bits(r)) - 1)
+                              for f, r in PARAM_FIELDS.items()]
+                    words += fields + [0] * (PARAM_SLOTS - len(fields))
+                return words
             # weights[source, neuron] -> address source * groups + g
-            return [int(x) for x in values[..., lane::lanes].reshape(-1)]
+            return [int(x) for x in net.weights[..., lane::lanes].reshape(-1)]
 
         # A memory of depth 1 would have a zero-width address, which the Verilog backend writes as
         # [-1:0]; such cores (one neuron per lane) get one unused word instead.
@@ -116,17 +143,27 @@ class Core(wiring.Component):
         mems = []  # per lane: {name: (read_port, write_port)}
         for lane in range(lanes):
             ports = {}
-            w = Memory(shape=signed(fmt.width), depth=c.n_sources * groups, init=lane_init("weights", lane))
+            w = Memory(shape=signed(fmt.width), depth=c.n_sources * groups, init=lane_init("weights", lane),
+                       attrs={"ram_style": "huge"} if self.weights_in_spram(platform) else None)
+            prm = Memory(shape=unsigned(fmt.width), depth=depth * PARAM_SLOTS, init=lane_init("params", lane))
             acc = Memory(shape=signed(c.acc_width), depth=depth, init=[])
-            m.submodules[f"weights_{lane}"] = w
+            m.submodules[f"weights_{SPRAM_TAG}_{lane}" if self.weights_in_spram(platform) else f"weights_{lane}"] = w
+            m.submodules[f"params_{lane}"] = prm
             m.submodules[f"acc_{lane}"] = acc
             ports["weights"] = (w.read_port(), w.write_port())
+            ports["params"] = (prm.read_port(), prm.write_port())
             ports["acc"] = (acc.read_port(), acc.write_port())
-            for name, region in per_neuron.items():
-                mem = Memory(shape=shape_of(region), depth=depth, init=lane_init(name, lane))
+            for name, region in STATE_FIELDS.items():
+                mem = Memory(shape=shape_of(region), depth=depth, init=[])
                 m.submodules[f"{name}_{lane}"] = mem
                 ports[name] = (mem.read_port(), mem.write_port())
             mems.append(ports)
+
+        def param(lane, name):
+            """The parameter word a lane's memory answers with, as field ``name``."""
+            region = PARAM_FIELDS[name]
+            value = mems[lane]["params"][0].data[:c.field_bits(region)]
+            return value.as_signed() if c.field_signed(region) else value
         fired = Memory(shape=unsigned(c.neuron_bits), depth=max(2, c.n_neurons), init=[])
         m.submodules.fired_list = fired
         fl_rd, fl_wr = fired.read_port(), fired.write_port()
@@ -147,11 +184,18 @@ class Core(wiring.Component):
         v_decay = [Signal(signed(fmt.width), name=f"v_decay_{l}") for l in range(lanes)]
         v_int = [Signal(signed(fmt.width), name=f"v_int_{l}") for l in range(lanes)]
         isyn_decay = [Signal(signed(fmt.width), name=f"isyn_decay_{l}") for l in range(lanes)]
-        prod_i = [Signal(signed(2 * fmt.width + 2), name=f"prod_i_{l}") for l in range(lanes)]
-        prod_v = [Signal(signed(2 * fmt.width + 2), name=f"prod_v_{l}") for l in range(lanes)]
+        # One multiplier per lane, for leak * v and then syn_decay * i_syn, and one rounding of it.
+        mul_a = [Signal(signed(fmt.width), name=f"mul_a_{l}") for l in range(lanes)]
+        mul_b = [Signal(signed(fmt.width), name=f"mul_b_{l}") for l in range(lanes)]
+        prod = [Signal(signed(2 * fmt.width), name=f"prod_{l}") for l in range(lanes)]
+        rounded = [arith.round_product(prod[l], fmt) for l in range(lanes)]
         rd_region = Signal(REGION_BITS)
         rd_lane = Signal(max(1, lane_bits))
         rd_bad = Signal()                           # the read's address is unmapped: answer 0
+        slot = Signal(range(PARAM_SLOTS))           # the parameter the lanes' parameter memories read
+        # parameters held from their read until the write-back stage
+        held = {name: [Signal(shape_of(PARAM_FIELDS[name]), name=f"{name}_r_{l}") for l in range(lanes)]
+                for name in ("threshold", "v_reset", "reset_mode")}
 
         # --- configuration address decode ------------------------------------------------
         region = self.cfg.addr[c.index_bits:]
@@ -174,9 +218,15 @@ class Core(wiring.Component):
         m.d.comb += acc_addr.eq(nrn_addr)
         for lane in range(lanes):
             for name, (rp, _) in mems[lane].items():
-                addr = {"weights": w_addr, "acc": acc_addr}.get(name, nrn_addr)
+                addr = {"weights": w_addr, "acc": acc_addr, "params": Cat(slot, nrn_addr)}.get(name, nrn_addr)
                 m.d.comb += rp.addr.eq(addr)
         m.d.comb += fl_rd.addr.eq(fl_idx)
+        # The weights are used as a single-port memory: written at the address they are read from,
+        # and not read while written (the read data holds). Yosys maps such a memory, without
+        # initial contents, to the UP5K's SPRAM.
+        for lane in range(lanes):
+            w_rp, w_wp = mems[lane]["weights"]
+            m.d.comb += [w_wp.addr.eq(w_addr), w_rp.en.eq(~w_wp.en)]
 
         # Accumulate write stage: acc[s_g] += w, one cycle after the reads were issued.
         m.d.sync += s_valid.eq(0)
@@ -206,9 +256,13 @@ class Core(wiring.Component):
                             m.d.sync += g.eq(0)
                             m.next = "CLEAR"
                     with m.Elif(self.cfg.write):
-                        self._config_write(m, mems, region, index, cfg_lane, cfg_group)
+                        self._config_write(m, mems, region, index, cfg_lane, cfg_group, w_addr)
                     with m.Else():
                         m.d.comb += [nrn_addr.eq(cfg_group), w_addr.eq(index >> lane_bits)]
+                        with m.Switch(region):
+                            for k, r in enumerate(PARAM_FIELDS.values()):
+                                with m.Case(r):
+                                    m.d.comb += slot.eq(k)
                         m.d.sync += [rd_region.eq(region), rd_lane.eq(cfg_lane), rd_bad.eq(0)]
                         m.next = "CFG_READ"
                 with m.Elif(self.events.valid):
@@ -230,11 +284,16 @@ class Core(wiring.Component):
                 with m.If(~rd_bad), m.Switch(rd_region):
                     with m.Case(Region.CONTROL):
                         m.d.comb += self.cfg.rdata.eq(errors)
-                    for name, r in {"weights": Region.WEIGHT, **per_neuron}.items():
+                    for name, r in {"weights": Region.WEIGHT, **STATE_FIELDS}.items():
                         with m.Case(r):
                             for lane in range(lanes):
                                 with m.If(rd_lane == lane):
                                     m.d.comb += self.cfg.rdata.eq(mems[lane][name][0].data)
+                    for name, r in PARAM_FIELDS.items():
+                        with m.Case(r):
+                            for lane in range(lanes):
+                                with m.If(rd_lane == lane):
+                                    m.d.comb += self.cfg.rdata.eq(param(lane, name))
                 m.next = "IDLE"
 
             with m.State("ACC"):
@@ -252,41 +311,55 @@ class Core(wiring.Component):
                 m.d.sync += fl_idx.eq(fl_idx + 1)
                 start_event(c.n_axons + fl_rd.data, 1)
 
-            with m.State("UPDATE_READ"):
-                m.d.comb += nrn_addr.eq(g)
-                m.next = "UPDATE_A"
             # The update runs in registered stages (products; their rounding; i_syn's sum; v's sum;
             # the comparison and write-back) so that no cycle holds more than one multiplication
-            # or one saturating sum; the memories hold their outputs meanwhile.
-            with m.State("UPDATE_A"):
-                m.d.comb += nrn_addr.eq(g)
+            # or one saturating sum. The state memories hold their outputs meanwhile; the
+            # parameter memories give one field per stage, read in the stage before its use.
+            def update_stage(nxt, read):
+                """A stage of the update: holds the state's address and asks for parameter ``read``."""
+                m.d.comb += [nrn_addr.eq(g), slot.eq(list(PARAM_FIELDS).index(read))]
+                m.next = nxt
+
+            with m.State("UPDATE_READ"):
+                update_stage("UPDATE_PROD_V", "leak")
+            with m.State("UPDATE_PROD_V"):
+                update_stage("UPDATE_PROD_I", "syn_decay")
                 for lane in range(lanes):
-                    r = {name: rp.data for name, (rp, _) in mems[lane].items()}
-                    m.d.sync += [prod_i[lane].eq(r["syn_decay"].as_signed() * r["i_syn"].as_signed()),
-                                 prod_v[lane].eq(r["leak"].as_signed() * r["v"].as_signed())]
-                m.next = "UPDATE_A2"
-            with m.State("UPDATE_A2"):
-                m.d.comb += nrn_addr.eq(g)
+                    v = mems[lane]["v"][0].data
+                    m.d.comb += [mul_a[lane].eq(param(lane, "leak")), mul_b[lane].eq(v)]
+                    m.d.sync += prod[lane].eq(mul_a[lane] * mul_b[lane])
+            with m.State("UPDATE_PROD_I"):
+                update_stage("UPDATE_ROUND", "threshold")
                 for lane in range(lanes):
-                    m.d.sync += [isyn_decay[lane].eq(arith.round_product(prod_i[lane], fmt)),
-                                 v_decay[lane].eq(arith.round_product(prod_v[lane], fmt))]
-                m.next = "UPDATE_A3"
-            with m.State("UPDATE_A3"):
-                m.d.comb += nrn_addr.eq(g)
+                    i_syn = mems[lane]["i_syn"][0].data
+                    m.d.comb += [mul_a[lane].eq(param(lane, "syn_decay")), mul_b[lane].eq(i_syn)]
+                    m.d.sync += [prod[lane].eq(mul_a[lane] * mul_b[lane]), v_decay[lane].eq(rounded[lane])]
+            with m.State("UPDATE_ROUND"):
+                update_stage("UPDATE_ISYN", "v_reset")
+                for lane in range(lanes):
+                    m.d.sync += [held["threshold"][lane].eq(param(lane, "threshold")),
+                                 isyn_decay[lane].eq(rounded[lane])]
+            with m.State("UPDATE_ISYN"):
+                update_stage("UPDATE_V", "bias")
                 for lane in range(lanes):
                     acc = mems[lane]["acc"][0].data
-                    m.d.sync += isyn_new[lane].eq(arith.saturate(isyn_decay[lane] + acc, fmt))
-                m.next = "UPDATE_B"
-            with m.State("UPDATE_B"):
-                m.d.comb += nrn_addr.eq(g)
+                    m.d.sync += [held["v_reset"][lane].eq(param(lane, "v_reset")),
+                                 isyn_new[lane].eq(arith.saturate(isyn_decay[lane] + acc, fmt))]
+            with m.State("UPDATE_V"):
+                update_stage("UPDATE_MODE", "reset_mode")
                 for lane in range(lanes):
-                    bias = mems[lane]["bias"][0].data
+                    bias = param(lane, "bias")
                     m.d.sync += v_int[lane].eq(arith.saturate(v_decay[lane] + isyn_new[lane] + bias, fmt))
-                m.next = "UPDATE_C"
+            with m.State("UPDATE_MODE"):
+                update_stage("UPDATE_C", "refractory")
+                for lane in range(lanes):
+                    m.d.sync += held["reset_mode"][lane].eq(param(lane, "reset_mode"))
             with m.State("UPDATE_C"):
                 m.d.comb += nrn_addr.eq(g)
                 for lane in range(lanes):
-                    self._neuron_update(m, mems[lane], isyn_new[lane], v_int[lane], pend[lane], g)
+                    p = {name: sig[lane] for name, sig in held.items()}
+                    p["refractory"] = param(lane, "refractory")
+                    self._neuron_update(m, mems[lane], p, isyn_new[lane], v_int[lane], pend[lane], g)
                 m.next = "EMIT"
             with m.State("EMIT"):
                 sel = Signal(max(1, lane_bits))
@@ -325,22 +398,30 @@ class Core(wiring.Component):
 
         return m
 
-    def _config_write(self, m, mems, region, index, lane_sel, group):
+    def _config_write(self, m, mems, region, index, lane_sel, group, w_addr):
         c = self.config
         lane_bits = (c.lanes - 1).bit_length()
-        regions = {"weights": Region.WEIGHT, **PARAM_FIELDS, **STATE_FIELDS}
+        regions = {"weights": Region.WEIGHT, **STATE_FIELDS}
         for lane in range(c.lanes):
             for name, r in regions.items():
                 wp = mems[lane][name][1]
-                addr = index >> lane_bits if name == "weights" else group
                 with m.If((region == r) & (lane_sel == lane)):
-                    m.d.comb += [wp.addr.eq(addr), wp.data.eq(self.cfg.wdata), wp.en.eq(1)]
+                    if name == "weights":       # its address is the shared w_addr
+                        m.d.comb += w_addr.eq(index >> lane_bits)
+                    else:
+                        m.d.comb += wp.addr.eq(group)
+                    m.d.comb += [wp.data.eq(self.cfg.wdata), wp.en.eq(1)]
+            wp = mems[lane]["params"][1]
+            for k, r in enumerate(PARAM_FIELDS.values()):
+                with m.If((region == r) & (lane_sel == lane)):
+                    m.d.comb += [wp.addr.eq(Cat(Const(k, range(PARAM_SLOTS)), group)),
+                                 wp.data.eq(self.cfg.wdata[:c.field_bits(r)]), wp.en.eq(1)]
 
-    def _neuron_update(self, m, ports, isyn_new, v_int, fired, g):
-        """DESIGN.md section 3, step 3, for one lane, from the saturated ``v_int``; state is written
-        back at address ``g``."""
+    def _neuron_update(self, m, ports, params, isyn_new, v_int, fired, g):
+        """DESIGN.md section 3, step 3, for one lane, from the saturated ``v_int`` and the neuron's
+        ``params``; state is written back at address ``g``."""
         fmt = self.config.fmt
-        r = {name: rp.data for name, (rp, _) in ports.items()}
+        r = {**{name: rp.data for name, (rp, _) in ports.items()}, **params}
         spike = Signal()
         refractory = r["ref_count"] != 0
         m.d.comb += spike.eq(~refractory & (v_int >= r["threshold"]))

@@ -206,38 +206,24 @@ def cmd_flow(args) -> int:
         return 1
     if args.no_bitstream:
         return 0
-    built = {}
     for board in args.boards:
         print(f"== {board} bitstream (Yosys + nextpnr) ==", flush=True)
-        room = BLOCK_RAM_BITS[board]
-        need = net.weights.size * net.config.data_bits
-        if need > room:
-            print(f"the model's {net.weights.size} weights ({need // 1024} kbit) do not fit the {room // 1024} kbit "
-                  f"of block RAM on {board} (the UP5K's SPRAM is not used yet); building the self-running demo "
-                  f"instead", flush=True)
-            rep = build_demo(out / board)
-        else:
-            bargs = argparse.Namespace(board=board, network=model, lanes_override=False, baud=115_200, out=out,
-                                       clock_mhz="auto")
-            if cmd_build(bargs):
-                return 1
-            built[board] = out / board / f"spiketwin.{'bin' if board == 'icebreaker' else 'bit'}"
-            continue
-        fmax = ", ".join(f"{f['mhz']:.1f} MHz" for f in rep["fmax"].values())
-        print(f"bitstream: {rep['bitstream']} (post-route fmax {fmax})")
+        bargs = argparse.Namespace(board=board, network=model, lanes_override=False, baud=115_200, out=out,
+                                   clock_mhz="auto", demo=False)
+        if cmd_build(bargs):
+            return 1
     if args.port is None:
         print("no --port given: nothing flashed or run on a board")
         return 0
-    board = next((b for b in args.boards if b in built), None)
-    if board is None:
-        raise ValueError(f"none of {args.boards} holds the model, so there is nothing to run on {args.port}")
+    board = args.boards[0]
+    report = json.loads((out / board / "spiketwin-report.json").read_text())
     if not args.port.startswith("socket://"):
         print(f"== flash {board} ==", flush=True)
-        if cmd_flash(argparse.Namespace(board=board, bitstream=built[board], dry_run=False)):
+        if cmd_flash(argparse.Namespace(board=board, bitstream=Path(report["bitstream"]), dry_run=False)):
             return 1
     print(f"== run on {args.port} ==", flush=True)
-    return cmd_run(argparse.Namespace(port=args.port, model=model, dataset=None, n=100, baked=True, baud=115_200,
-                                      timeout=30.0, seed=0, json=out / "run.json"))
+    return cmd_run(argparse.Namespace(port=args.port, model=model, dataset=None, n=100, baked=report["core"]["baked"],
+                                      baud=115_200, timeout=30.0, seed=0, json=out / "run.json"))
 
 
 # Block RAM for weights and state of the boards' FPGAs (iCE40 UP5K: 30 x 4 kbit; ECP5: 18 kbit blocks).
@@ -248,16 +234,36 @@ BLOCK_RAM_BITS = {"icebreaker": 30 * 4096, "ulx3s-12f": 32 * 18432, "ulx3s-25f":
 def cmd_build(args) -> int:
     """A bitstream of the core behind its UART link for a board, and its JSON report."""
 
+    from spiketwin.boards.build import platform_for
+    from spiketwin.hw.core import Core
+
+    out = Path(args.out) / args.board
+    if args.demo:
+        if args.board != "icebreaker":
+            raise ValueError(f"the self-running demo is for the icebreaker, not {args.board}")
+        rep = build_demo(out)
+        fmax = ", ".join(f"{f['mhz']:.1f} MHz" for f in rep["fmax"].values())
+        print(f"bitstream: {rep['bitstream']} (post-route fmax {fmax})")
+        return 0
     config, net = _config_and_network(args)
     if net is not None and args.lanes_override:
         raise ValueError("--lanes cannot change a --model's core; train or export it with the lanes you want")
-    out = Path(args.out) / args.board
     what = f"{args.network} baked in" if net is not None else "weights loaded over the link"
+    too_big = net is not None and net.weights.size * config.data_bits > BLOCK_RAM_BITS[args.board]
+    if too_big and args.board == "icebreaker":
+        if not (config.lanes <= Core.SPRAM_BANKS and config.n_sources * config.groups <= Core.SPRAM_WORDS):
+            raise ValueError(f"the model's weights fit neither the UP5K's block RAM nor its SPRAM (at most "
+                             f"{Core.SPRAM_BANKS} lanes of {Core.SPRAM_WORDS} weights each; this core has "
+                             f"{config.lanes} of {config.n_sources * config.groups})")
+        print(f"the model's {net.weights.size} weights do not fit the UP5K's block RAM: they go to its SPRAM, "
+              f"which starts empty, so `run` loads them over the link (the rest of the model too)", flush=True)
+        net, what = None, f"{args.network}'s core, weights loaded over the link"
     print(f"building for {args.board}: {config.n_axons} axons x {config.n_neurons} neurons, {config.lanes} lane(s), "
           f"{what} (Yosys + nextpnr) ...", flush=True)
     rep = build_linked(config, net, args.board, out, args.baud, getattr(args, "clock_mhz", "auto"))
     clock = rep["core_clock"]
     rep["core"] = {"config": config.to_dict(), "config_hash": config.config_hash(), "baked": net is not None,
+                   "weights_in_spram": Core(config, net).weights_in_spram(platform_for(args.board)),
                    "baud": args.baud}
     if clock is not None:
         rep["fmax_mhz"] = clock["mhz"]
@@ -686,7 +692,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("build", help="a bitstream of the core behind its UART link, with a JSON report")
     b.add_argument("--board", choices=BOARDS, required=True)
-    b.add_argument("--model", dest="network", type=Path, help="a network file to bake into the bitstream")
+    b.add_argument("--model", dest="network", type=Path,
+                   help="a network file, baked into the bitstream where its weights fit block RAM (larger models on "
+                        "the icebreaker keep their weights in SPRAM, loaded over the link by `run`)")
+    b.add_argument("--demo", action="store_true",
+                   help="the icebreaker's self-running demo instead: a random 16 x 32 network fed by an on-chip LFSR")
     b.add_argument("--axons", type=int, default=16)
     b.add_argument("--neurons", type=int, default=32)
     b.add_argument("--lanes", type=int, default=None)

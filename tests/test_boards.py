@@ -69,6 +69,18 @@ def test_icebreaker_link_bitstream_and_report(tmp_path, capsys):
     assert 0 < report["resources"]["lut"]["used"] <= report["resources"]["lut"]["available"]
     assert report["fmax_mhz"] >= 19.875 and report["synaptic_ops_per_s"] == report["fmax_mhz"] * 1e6
     assert report["core"]["config_hash"] == CoreConfig(16, 32).config_hash()
+    # Without a baked network the weights live in the UP5K's SPRAM (one bank for the one lane).
+    assert report["core"]["weights_in_spram"] and report["resources"]["spram"]["used"] == 1
+
+
+def test_model_too_big_for_the_up5k_refused(tmp_path, capsys):
+    from spiketwin.cli import main
+
+    path = tmp_path / "big.npz"
+    Network.random(CoreConfig(64, 256, lanes=8), 0).save(path)
+    assert main(["build", "--board", "icebreaker", "--model", str(path), "--out", str(tmp_path)]) == 2
+    assert "fit neither the UP5K's block RAM nor its SPRAM (at most 4 lanes of 16384 weights each; " \
+           "this core has 8 of 10240)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("f_in, target", [(12.0, 17.0), (12.0, 20.0), (12.0, 36.0), (12.0, 100.0), (12.0, 275.0)])
