@@ -5,13 +5,13 @@ Its behaviour is specified by :mod:`spiketwin.twin`; the co-simulation tests hol
 
 from amaranth.hdl import Cat, Const, Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from spiketwin.config import PARAM_FIELDS, REGION_BITS, STATE_FIELDS, Control, CoreConfig, ErrorFlag, Region
 from spiketwin.twin import Network
 
 from . import arith
+from .ram import ReadPort, memory
 
 #: Marks the names of memories meant for the UP5K's SPRAM, whose all-zero initial contents the
 #: build drops (SPRAM cannot be initialised; Yosys maps only memories without initial contents to it).
@@ -143,20 +143,20 @@ class Core(wiring.Component):
         mems = []  # per lane: {name: (read_port, write_port)}
         for lane in range(lanes):
             ports = {}
-            w = Memory(shape=signed(fmt.width), depth=c.n_sources * groups, init=lane_init("weights", lane),
+            w = memory(shape=signed(fmt.width), depth=c.n_sources * groups, init=lane_init("weights", lane),
                        attrs={"ram_style": "huge"} if self.weights_in_spram(platform) else None)
-            prm = Memory(shape=unsigned(fmt.width), depth=depth * PARAM_SLOTS, init=lane_init("params", lane))
-            acc = Memory(shape=signed(c.acc_width), depth=depth, init=[])
+            prm = memory(shape=unsigned(fmt.width), depth=depth * PARAM_SLOTS, init=lane_init("params", lane))
+            acc = memory(shape=signed(c.acc_width), depth=depth)
             m.submodules[f"weights_{SPRAM_TAG}_{lane}" if self.weights_in_spram(platform) else f"weights_{lane}"] = w
             m.submodules[f"params_{lane}"] = prm
             m.submodules[f"acc_{lane}"] = acc
-            ports["weights"] = (w.read_port(), w.write_port())
-            ports["params"] = (prm.read_port(), prm.write_port())
-            ports["acc"] = (acc.read_port(), acc.write_port())
+            ports["weights"] = (ReadPort(m, w, f"weights_{lane}"), w.write_port())
+            ports["params"] = (ReadPort(m, prm, f"params_{lane}"), prm.write_port())
+            ports["acc"] = (ReadPort(m, acc, f"acc_{lane}"), acc.write_port())
             for name, region in STATE_FIELDS.items():
-                mem = Memory(shape=shape_of(region), depth=depth, init=[])
+                mem = memory(shape=shape_of(region), depth=depth)
                 m.submodules[f"{name}_{lane}"] = mem
-                ports[name] = (mem.read_port(), mem.write_port())
+                ports[name] = (ReadPort(m, mem, f"{name}_{lane}"), mem.write_port())
             mems.append(ports)
 
         def param(lane, name):
@@ -164,9 +164,9 @@ class Core(wiring.Component):
             region = PARAM_FIELDS[name]
             value = mems[lane]["params"][0].data[:c.field_bits(region)]
             return value.as_signed() if c.field_signed(region) else value
-        fired = Memory(shape=unsigned(c.neuron_bits), depth=max(2, c.n_neurons), init=[])
+        fired = memory(shape=unsigned(c.neuron_bits), depth=max(2, c.n_neurons))
         m.submodules.fired_list = fired
-        fl_rd, fl_wr = fired.read_port(), fired.write_port()
+        fl_rd, fl_wr = ReadPort(m, fired, "fired_list"), fired.write_port()
 
         # --- registers ---------------------------------------------------------------------
         errors = Signal(len(ErrorFlag))

@@ -5,7 +5,6 @@ is executed, and an executor that drives the core's configuration port and strea
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from spiketwin.config import Control, CoreConfig, ErrorFlag, Region
@@ -25,6 +24,7 @@ from spiketwin.link import (
 from spiketwin.twin import Network
 
 from .core import ConfigSignature, Core, _layout
+from .ram import ReadPort, memory
 
 __all__ = ["UARTRx", "UARTTx", "HostLink", "LinkedCore", "crc16_next"]
 
@@ -212,8 +212,8 @@ class HostLink(wiring.Component):
         m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
         wiring.connect(m, stx.out, utx.data)
 
-        m.submodules.buf = buf = Memory(shape=8, depth=MAX_FRAME, init=[])
-        wp, rp = buf.write_port(), buf.read_port()
+        m.submodules.buf = buf = memory(shape=8, depth=MAX_FRAME)
+        wp, rp = buf.write_port(), ReadPort(m, buf, "buf")
 
         # --- receiving: SLIP decoding, CRC and buffering of one request ---------------------
         count = Signal(range(MAX_FRAME + 1))
@@ -454,6 +454,8 @@ class HostLink(wiring.Component):
                 empty = (opcode == Opcode.RESET) | ((opcode == Opcode.RUN) & (steps == 0)) | \
                         ((opcode == Opcode.READ) & (plen == 0))
                 emit(Status.OK, empty)
+                with m.If(opcode == Opcode.RUN):     # to the first step's count (whether or not sent,
+                    m.d.comb += [jump.eq(1), target.eq(3)]   # so the read address waits on no reply)
                 with m.If(sent):
                     m.d.sync += [k.eq(0), nrec.eq(ADDR_BYTES + WORD_BYTES)]
                     m.next = "DONE"
@@ -472,7 +474,6 @@ class HostLink(wiring.Component):
                             m.d.sync += clear.eq(byte[0])
                             m.next = "E_READ"
                         with m.Case(Opcode.RUN):
-                            m.d.comb += [jump.eq(1), target.eq(3)]
                             with m.If(steps != 0):
                                 m.next = "RUN_STEP"
 
