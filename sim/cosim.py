@@ -251,7 +251,9 @@ def build_link(config: CoreConfig, sim: str, build_dir: Path, network: Network |
     from amaranth.back import verilog
 
     from spiketwin.hw.link import LinkedCore
+    from spiketwin.tools import use_project_tools
 
+    use_project_tools()                 # the Verilog comes from the project's Yosys
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
     top = LinkedCore(config, network, clocks_per_bit)

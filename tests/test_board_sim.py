@@ -27,6 +27,17 @@ def stop_board(board: subprocess.Popen) -> None:
     board.wait(timeout=30)
 
 
+def fresh_env() -> dict:
+    """The environment of a user's shell that runs ``.venv/bin/spiketwin`` directly: without the
+    tool variables this test session set, and without the virtual environment on PATH."""
+    from spiketwin.tools import _AMARANTH_TOOLS
+
+    scripts = str(Path(sys.executable).parent)
+    env = {k: v for k, v in os.environ.items() if k not in _AMARANTH_TOOLS}
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != scripts)
+    return env
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -40,7 +51,7 @@ def test_run_on_the_simulated_board_matches_the_twin_bit_for_bit(tmp_path, capsy
     port = free_port()
     work = tmp_path / "board"
     board = subprocess.Popen([sys.executable, "-m", "spiketwin.cli", "sim-board", "--model", str(model),
-                              "--port", str(port), "--once", "--work", str(work)],
+                              "--port", str(port), "--once", "--work", str(work)], env=fresh_env(),
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         deadline = time.time() + 300
