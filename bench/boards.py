@@ -4,7 +4,7 @@ synaptic operations/s they give (lanes x fmax); prints JSON, then a table.
     python bench/boards.py [--boards icebreaker ulx3s-85f] [--json out.json]
 
 The cores: on the UP5K 256 sources x 128 neurons on 4 lanes, the weights in its four SPRAM banks
-(96% of its logic cells); on the ECP5 a 4-lane and a 16-lane core. Each is built twice: on the
+(88% of its logic cells); on the ECP5 a 4-lane and a 16-lane core. Each is built twice: on the
 oscillator to find the post-route fmax, then with the PLL 5% below it (``spiketwin build --clock-mhz auto``).
 """
 

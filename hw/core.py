@@ -97,13 +97,17 @@ class Core(wiring.Component):
     #: The UP5K's single-port RAMs: four of 16k x 16 bits.
     SPRAM_BANKS, SPRAM_WORDS = 4, 16384
 
+    @classmethod
+    def weights_fit_spram(cls, config: CoreConfig) -> bool:
+        """Whether the UP5K's SPRAM can hold the weights of ``config``: a bank per lane."""
+        return config.lanes <= cls.SPRAM_BANKS and config.n_sources * config.groups <= cls.SPRAM_WORDS
+
     def weights_in_spram(self, platform) -> bool:
         """Whether the weights go to SPRAM (one bank per lane): when building for an iCE40 UltraPlus,
         the lanes' weights fit a bank each, and no network is baked in (SPRAM starts empty, so the
         weights are then loaded through the configuration port)."""
-        c = self.config
         return (str(getattr(platform, "device", "")).startswith("iCE40UP") and self.network is None
-                and c.lanes <= self.SPRAM_BANKS and c.n_sources * c.groups <= self.SPRAM_WORDS)
+                and self.weights_fit_spram(self.config))
 
     def elaborate(self, platform):
         c = self.config
@@ -141,13 +145,14 @@ class Core(wiring.Component):
         # [-1:0]; such cores (one neuron per lane) get one unused word instead.
         depth = max(2, groups)
         mems = []  # per lane: {name: (read_port, write_port)}
+        spram = self.weights_in_spram(platform)
         for lane in range(lanes):
             ports = {}
             w = memory(shape=signed(fmt.width), depth=c.n_sources * groups, init=lane_init("weights", lane),
-                       attrs={"ram_style": "huge"} if self.weights_in_spram(platform) else None)
+                       attrs={"ram_style": "huge"} if spram else None)
             prm = memory(shape=unsigned(fmt.width), depth=depth * PARAM_SLOTS, init=lane_init("params", lane))
             acc = memory(shape=signed(c.acc_width), depth=depth)
-            m.submodules[f"weights_{SPRAM_TAG}_{lane}" if self.weights_in_spram(platform) else f"weights_{lane}"] = w
+            m.submodules[f"weights_{SPRAM_TAG}_{lane}" if spram else f"weights_{lane}"] = w
             m.submodules[f"params_{lane}"] = prm
             m.submodules[f"acc_{lane}"] = acc
             ports["weights"] = (ReadPort(m, w, f"weights_{lane}"), w.write_port())

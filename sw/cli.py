@@ -251,7 +251,7 @@ def cmd_build(args) -> int:
     what = f"{args.network} baked in" if net is not None else "weights loaded over the link"
     too_big = net is not None and net.weights.size * config.data_bits > BLOCK_RAM_BITS[args.board]
     if too_big and args.board == "icebreaker":
-        if not (config.lanes <= Core.SPRAM_BANKS and config.n_sources * config.groups <= Core.SPRAM_WORDS):
+        if not Core.weights_fit_spram(config):
             raise ValueError(f"the model's weights fit neither the UP5K's block RAM nor its SPRAM (at most "
                              f"{Core.SPRAM_BANKS} lanes of {Core.SPRAM_WORDS} weights each; this core has "
                              f"{config.lanes} of {config.n_sources * config.groups})")
