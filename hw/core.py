@@ -1,14 +1,24 @@
-"""The time-multiplexed LIF spiking core, generated from a :class:`~spiketwin.config.CoreConfig`.
+"""The time-multiplexed spiking core, generated from a :class:`~spiketwin.config.CoreConfig`: LIF
+neurons, or the DPI-approximating model when ``config.model == "dpi"``.
 
 Its behaviour is specified by :mod:`spiketwin.twin`; the co-simulation tests hold the two bit-exact.
 """
 
-from amaranth.hdl import Cat, Const, Module, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from spiketwin.config import PARAM_FIELDS, REGION_BITS, STATE_FIELDS, Control, CoreConfig, ErrorFlag, Region
-from spiketwin.twin import Network
+from spiketwin.config import (
+    DPI_LUT_SHIFT,
+    DPI_LUT_SIZE,
+    REGION_BITS,
+    SYNAPSE_TYPES,
+    Control,
+    CoreConfig,
+    ErrorFlag,
+    Region,
+)
+from spiketwin.twin import DPINetwork, Network
 
 from . import arith
 from .ram import ReadPort, memory
@@ -17,10 +27,12 @@ from .ram import ReadPort, memory
 #: build drops (SPRAM cannot be initialised; Yosys maps only memories without initial contents to it).
 SPRAM_TAG = "spram"
 
-#: Words per neuron in a lane's parameter memory: one per field of PARAM_FIELDS, padded to a power of 2.
-PARAM_SLOTS = 1 << (len(PARAM_FIELDS) - 1).bit_length()
+__all__ = ["ConfigSignature", "Core", "emit_verilog", "param_slots"]
 
-__all__ = ["ConfigSignature", "Core", "emit_verilog"]
+
+def param_slots(config: CoreConfig) -> int:
+    """Words per neuron in a lane's parameter memory: one per parameter field, padded to a power of 2."""
+    return 1 << (len(config.param_fields) - 1).bit_length()
 
 
 class ConfigSignature(wiring.Signature):
@@ -52,18 +64,19 @@ def _layout(fields: dict) -> data.StructLayout:
 
 
 class Core(wiring.Component):
-    """A spiking core of ``config.n_neurons`` current-based LIF neurons.
+    """A spiking core of ``config.n_neurons`` current-based LIF neurons or DPI-approximating neurons.
 
     One step: external axon events arrive on ``events`` and the previous step's spikes are
-    replayed from an internal list; each event adds its weight row to an exact accumulator,
-    ``lanes`` neurons per clock. An event with ``step=1`` closes the step: every neuron is updated
-    (DESIGN.md section 3), fired neuron addresses leave on ``spikes`` in increasing order,
-    followed by a beat with ``end=1``.
+    replayed from an internal list; each event adds its weight row to an exact accumulator (in
+    the DPI model, to the accumulator of each weight's synapse type), ``lanes`` neurons per clock.
+    An event with ``step=1`` closes the step: every neuron is updated (DESIGN.md sections 3 and
+    4), fired neuron addresses leave on ``spikes`` in increasing order, followed by a beat with
+    ``end=1``.
 
     Parameters
     ----------
     config : CoreConfig
-    network : Network, optional
+    network : Network or DPINetwork, optional
         Weights and parameters baked into the memories' initial contents, so the core runs the
         network from reset without configuration writes (they can still overwrite it).
 
@@ -80,7 +93,7 @@ class Core(wiring.Component):
         Sticky :class:`ErrorFlag` bits; cleared by writing ``Control.CLEAR_ERRORS``.
     """
 
-    def __init__(self, config: CoreConfig, network: Network | None = None):
+    def __init__(self, config: CoreConfig, network: Network | DPINetwork | None = None):
         if not isinstance(config, CoreConfig):
             raise TypeError(f"config must be a CoreConfig, not {config!r}")
         if network is not None and network.config != config:
@@ -126,6 +139,10 @@ class Core(wiring.Component):
         # one block RAM for all its parameters, not one per field); and the state, a memory per
         # field, read together.
         net = self.network
+        pf, sf, tf = c.param_fields, c.state_fields, c.table_fields
+        slots = param_slots(c)
+        dpi = c.model == "dpi"
+        acc_names = [f"acc_{t}" for t in SYNAPSE_TYPES] if dpi else ["acc"]
 
         def lane_init(name, lane):
             """Initial contents of one lane's memory: neuron j = g * lanes + lane at address g."""
@@ -134,12 +151,18 @@ class Core(wiring.Component):
             if name == "params":
                 words = []
                 for j in range(lane, c.n_neurons, lanes):
-                    fields = [int(getattr(net, f)[j]) & ((1 << c.field_bits(r)) - 1)
-                              for f, r in PARAM_FIELDS.items()]
-                    words += fields + [0] * (PARAM_SLOTS - len(fields))
+                    fields = [int(getattr(net, f)[j]) & ((1 << c.field_bits(r)) - 1) for f, r in pf.items()]
+                    words += fields + [0] * (slots - len(fields))
                 return words
+            if name in tf:
+                return [int(x) for x in getattr(net, name)]
             # weights[source, neuron] -> address source * groups + g
-            return [int(x) for x in net.weights[..., lane::lanes].reshape(-1)]
+            words = net.weight_words().reshape(c.n_sources, c.n_neurons)
+            return [int(x) for x in fmt_signed(words[..., lane::lanes].reshape(-1))]
+
+        def fmt_signed(words):
+            """Port words as the signed values a weight memory's initial contents take."""
+            return [w - (1 << fmt.width) if w >> (fmt.width - 1) else w for w in (int(x) for x in words)]
 
         # A memory of depth 1 would have a zero-width address, which the Verilog backend writes as
         # [-1:0]; such cores (one neuron per lane) get one unused word instead.
@@ -150,23 +173,28 @@ class Core(wiring.Component):
             ports = {}
             w = memory(shape=signed(fmt.width), depth=c.n_sources * groups, init=lane_init("weights", lane),
                        attrs={"ram_style": "huge"} if spram else None)
-            prm = memory(shape=unsigned(fmt.width), depth=depth * PARAM_SLOTS, init=lane_init("params", lane))
-            acc = memory(shape=signed(c.acc_width), depth=depth)
+            prm = memory(shape=unsigned(fmt.width), depth=depth * slots, init=lane_init("params", lane))
             m.submodules[f"weights_{SPRAM_TAG}_{lane}" if spram else f"weights_{lane}"] = w
             m.submodules[f"params_{lane}"] = prm
-            m.submodules[f"acc_{lane}"] = acc
             ports["weights"] = (ReadPort(m, w, f"weights_{lane}"), w.write_port())
             ports["params"] = (ReadPort(m, prm, f"params_{lane}"), prm.write_port())
-            ports["acc"] = (ReadPort(m, acc, f"acc_{lane}"), acc.write_port())
-            for name, region in STATE_FIELDS.items():
+            for name in acc_names:
+                acc = memory(shape=signed(c.acc_width), depth=depth)
+                m.submodules[f"{name}_{lane}"] = acc
+                ports[name] = (ReadPort(m, acc, f"{name}_{lane}"), acc.write_port())
+            for name, region in sf.items():
                 mem = memory(shape=shape_of(region), depth=depth)
+                m.submodules[f"{name}_{lane}"] = mem
+                ports[name] = (ReadPort(m, mem, f"{name}_{lane}"), mem.write_port())
+            for name, region in tf.items():      # a copy of each table per lane, written together
+                mem = memory(shape=shape_of(region), depth=DPI_LUT_SIZE, init=lane_init(name, lane))
                 m.submodules[f"{name}_{lane}"] = mem
                 ports[name] = (ReadPort(m, mem, f"{name}_{lane}"), mem.write_port())
             mems.append(ports)
 
         def param(lane, name):
             """The parameter word a lane's memory answers with, as field ``name``."""
-            region = PARAM_FIELDS[name]
+            region = pf[name]
             value = mems[lane]["params"][0].data[:c.field_bits(region)]
             return value.as_signed() if c.field_signed(region) else value
         fired = memory(shape=unsigned(c.neuron_bits), depth=max(2, c.n_neurons))
@@ -197,10 +225,10 @@ class Core(wiring.Component):
         rd_region = Signal(REGION_BITS)
         rd_lane = Signal(max(1, lane_bits))
         rd_bad = Signal()                           # the read's address is unmapped: answer 0
-        slot = Signal(range(PARAM_SLOTS))           # the parameter the lanes' parameter memories read
+        slot = Signal(range(slots))                 # the parameter the lanes' parameter memories read
         # parameters held from their read until the write-back stage
-        held = {name: [Signal(shape_of(PARAM_FIELDS[name]), name=f"{name}_r_{l}") for l in range(lanes)]
-                for name in ("threshold", "v_reset", "reset_mode")}
+        held = {name: [Signal(shape_of(pf[name]), name=f"{name}_r_{l}") for l in range(lanes)]
+                for name in (("u_thr", "ahp_jump") if dpi else ("threshold", "v_reset", "reset_mode"))}
 
         # --- configuration address decode ------------------------------------------------
         region = self.cfg.addr[c.index_bits:]
@@ -221,9 +249,21 @@ class Core(wiring.Component):
         acc_addr = Signal.like(nrn_addr)
         w_addr = Signal(range(max(2, c.n_sources * groups)))
         m.d.comb += acc_addr.eq(nrn_addr)
+        # The tables follow each lane's u (DPI_LUT_SHIFT and DPI_LUT_SIZE as in twin.lut_index),
+        # or a configuration read.
+        lut_addr = [Signal(range(DPI_LUT_SIZE), name=f"lut_addr_{l}") for l in range(lanes)] if dpi else []
+        for lane, la in enumerate(lut_addr):
+            u = mems[lane]["u"][0].data
+            hi = u >> DPI_LUT_SHIFT
+            m.d.comb += la.eq(Mux(u < 0, 0, Mux(hi >= DPI_LUT_SIZE, DPI_LUT_SIZE - 1, hi)))
         for lane in range(lanes):
             for name, (rp, _) in mems[lane].items():
-                addr = {"weights": w_addr, "acc": acc_addr, "params": Cat(slot, nrn_addr)}.get(name, nrn_addr)
+                if name in tf:
+                    addr = lut_addr[lane]
+                elif name in acc_names:
+                    addr = acc_addr
+                else:
+                    addr = {"weights": w_addr, "params": Cat(slot, nrn_addr)}.get(name, nrn_addr)
                 m.d.comb += rp.addr.eq(addr)
         m.d.comb += fl_rd.addr.eq(fl_idx)
         # The weights are used as a single-port memory: written at the address they are read from,
@@ -235,11 +275,17 @@ class Core(wiring.Component):
 
         # Accumulate write stage: acc[s_g] += w, one cycle after the reads were issued.
         m.d.sync += s_valid.eq(0)
+        # A DPI weight word adds its magnitude to the accumulator of its synapse type.
         with m.If(s_valid):
             for lane in range(lanes):
-                acc_rp, acc_wp = mems[lane]["acc"]
                 w_rp, _ = mems[lane]["weights"]
-                m.d.comb += [acc_wp.addr.eq(s_g), acc_wp.data.eq(acc_rp.data + w_rp.data), acc_wp.en.eq(1)]
+                if dpi:
+                    mag = w_rp.data[:c.weight_magnitude_bits]
+                    kind = w_rp.data[c.weight_magnitude_bits:]
+                for k, name in enumerate(acc_names):
+                    acc_rp, acc_wp = mems[lane][name]
+                    m.d.comb += [acc_wp.addr.eq(s_g), acc_wp.data.eq(acc_rp.data + (mag if dpi else w_rp.data)),
+                                 acc_wp.en.eq(kind == k if dpi else 1)]
 
         def start_event(source, is_internal):
             m.d.sync += [src.eq(source), g.eq(0), internal.eq(is_internal)]
@@ -264,8 +310,9 @@ class Core(wiring.Component):
                         self._config_write(m, mems, region, index, cfg_lane, cfg_group, w_addr)
                     with m.Else():
                         m.d.comb += [nrn_addr.eq(cfg_group), w_addr.eq(index >> lane_bits)]
+                        m.d.comb += [la.eq(index) for la in lut_addr]
                         with m.Switch(region):
-                            for k, r in enumerate(PARAM_FIELDS.values()):
+                            for k, r in enumerate(pf.values()):
                                 with m.Case(r):
                                     m.d.comb += slot.eq(k)
                         m.d.sync += [rd_region.eq(region), rd_lane.eq(cfg_lane), rd_bad.eq(0)]
@@ -289,12 +336,15 @@ class Core(wiring.Component):
                 with m.If(~rd_bad), m.Switch(rd_region):
                     with m.Case(Region.CONTROL):
                         m.d.comb += self.cfg.rdata.eq(errors)
-                    for name, r in {"weights": Region.WEIGHT, **STATE_FIELDS}.items():
+                    for name, r in {"weights": Region.WEIGHT, **sf}.items():
                         with m.Case(r):
                             for lane in range(lanes):
                                 with m.If(rd_lane == lane):
                                     m.d.comb += self.cfg.rdata.eq(mems[lane][name][0].data)
-                    for name, r in PARAM_FIELDS.items():
+                    for name, r in tf.items():           # every lane holds the same table
+                        with m.Case(r):
+                            m.d.comb += self.cfg.rdata.eq(mems[0][name][0].data)
+                    for name, r in pf.items():
                         with m.Case(r):
                             for lane in range(lanes):
                                 with m.If(rd_lane == lane):
@@ -322,50 +372,119 @@ class Core(wiring.Component):
             # parameter memories give one field per stage, read in the stage before its use.
             def update_stage(nxt, read):
                 """A stage of the update: holds the state's address and asks for parameter ``read``."""
-                m.d.comb += [nrn_addr.eq(g), slot.eq(list(PARAM_FIELDS).index(read))]
+                m.d.comb += [nrn_addr.eq(g), slot.eq(list(pf).index(read))]
                 m.next = nxt
 
-            with m.State("UPDATE_READ"):
-                update_stage("UPDATE_PROD_V", "leak")
-            with m.State("UPDATE_PROD_V"):
-                update_stage("UPDATE_PROD_I", "syn_decay")
-                for lane in range(lanes):
-                    v = mems[lane]["v"][0].data
-                    m.d.comb += [mul_a[lane].eq(param(lane, "leak")), mul_b[lane].eq(v)]
-                    m.d.sync += prod[lane].eq(mul_a[lane] * mul_b[lane])
-            with m.State("UPDATE_PROD_I"):
-                update_stage("UPDATE_ROUND", "threshold")
-                for lane in range(lanes):
-                    i_syn = mems[lane]["i_syn"][0].data
-                    m.d.comb += [mul_a[lane].eq(param(lane, "syn_decay")), mul_b[lane].eq(i_syn)]
-                    m.d.sync += [prod[lane].eq(mul_a[lane] * mul_b[lane]), v_decay[lane].eq(rounded[lane])]
-            with m.State("UPDATE_ROUND"):
-                update_stage("UPDATE_ISYN", "v_reset")
-                for lane in range(lanes):
-                    m.d.sync += [held["threshold"][lane].eq(param(lane, "threshold")),
-                                 isyn_decay[lane].eq(rounded[lane])]
-            with m.State("UPDATE_ISYN"):
-                update_stage("UPDATE_V", "bias")
-                for lane in range(lanes):
-                    acc = mems[lane]["acc"][0].data
-                    m.d.sync += [held["v_reset"][lane].eq(param(lane, "v_reset")),
-                                 isyn_new[lane].eq(arith.saturate(isyn_decay[lane] + acc, fmt))]
-            with m.State("UPDATE_V"):
-                update_stage("UPDATE_MODE", "reset_mode")
-                for lane in range(lanes):
-                    bias = param(lane, "bias")
-                    m.d.sync += v_int[lane].eq(arith.saturate(v_decay[lane] + isyn_new[lane] + bias, fmt))
-            with m.State("UPDATE_MODE"):
-                update_stage("UPDATE_C", "refractory")
-                for lane in range(lanes):
-                    m.d.sync += held["reset_mode"][lane].eq(param(lane, "reset_mode"))
-            with m.State("UPDATE_C"):
-                m.d.comb += nrn_addr.eq(g)
-                for lane in range(lanes):
-                    p = {name: sig[lane] for name, sig in held.items()}
-                    p["refractory"] = param(lane, "refractory")
-                    self._neuron_update(m, mems[lane], p, isyn_new[lane], v_int[lane], pend[lane], g)
-                m.next = "EMIT"
+            if not dpi:
+                with m.State("UPDATE_READ"):
+                    update_stage("UPDATE_PROD_V", "leak")
+                with m.State("UPDATE_PROD_V"):
+                    update_stage("UPDATE_PROD_I", "syn_decay")
+                    for lane in range(lanes):
+                        v = mems[lane]["v"][0].data
+                        m.d.comb += [mul_a[lane].eq(param(lane, "leak")), mul_b[lane].eq(v)]
+                        m.d.sync += prod[lane].eq(mul_a[lane] * mul_b[lane])
+                with m.State("UPDATE_PROD_I"):
+                    update_stage("UPDATE_ROUND", "threshold")
+                    for lane in range(lanes):
+                        i_syn = mems[lane]["i_syn"][0].data
+                        m.d.comb += [mul_a[lane].eq(param(lane, "syn_decay")), mul_b[lane].eq(i_syn)]
+                        m.d.sync += [prod[lane].eq(mul_a[lane] * mul_b[lane]), v_decay[lane].eq(rounded[lane])]
+                with m.State("UPDATE_ROUND"):
+                    update_stage("UPDATE_ISYN", "v_reset")
+                    for lane in range(lanes):
+                        m.d.sync += [held["threshold"][lane].eq(param(lane, "threshold")),
+                                     isyn_decay[lane].eq(rounded[lane])]
+                with m.State("UPDATE_ISYN"):
+                    update_stage("UPDATE_V", "bias")
+                    for lane in range(lanes):
+                        acc = mems[lane]["acc"][0].data
+                        m.d.sync += [held["v_reset"][lane].eq(param(lane, "v_reset")),
+                                     isyn_new[lane].eq(arith.saturate(isyn_decay[lane] + acc, fmt))]
+                with m.State("UPDATE_V"):
+                    update_stage("UPDATE_MODE", "reset_mode")
+                    for lane in range(lanes):
+                        bias = param(lane, "bias")
+                        m.d.sync += v_int[lane].eq(arith.saturate(v_decay[lane] + isyn_new[lane] + bias, fmt))
+                with m.State("UPDATE_MODE"):
+                    update_stage("UPDATE_C", "refractory")
+                    for lane in range(lanes):
+                        m.d.sync += held["reset_mode"][lane].eq(param(lane, "reset_mode"))
+                with m.State("UPDATE_C"):
+                    m.d.comb += nrn_addr.eq(g)
+                    for lane in range(lanes):
+                        p = {name: sig[lane] for name, sig in held.items()}
+                        p["refractory"] = param(lane, "refractory")
+                        self._neuron_update(m, mems[lane], p, isyn_new[lane], v_int[lane], pend[lane], g)
+                    m.next = "EMIT"
+            else:
+                # The DPI update (twin.dpi_step), one product per stage through the lane's
+                # multiplier: the four synaptic decays and the adaptation's, then A[u] * j, then
+                # k_mem * d. Each stage reads the parameter the next one uses.
+                wide = signed(fmt.width + 3)
+                regs = {name: [Signal(signed(fmt.width), name=f"{name}_{l}") for l in range(lanes)]
+                        for name in (*(f"new_{t}" for t in SYNAPSE_TYPES), "ahp_decay", "j", "sh", "d", "u_int")}
+                j_part = [Signal(wide, name=f"j_part_{l}") for l in range(lanes)]
+                order = [f"decay_{t}" for t in (*SYNAPSE_TYPES, "ahp")]
+                with m.State("UPDATE_READ"):
+                    update_stage("DPI_DECAY_0", order[0])
+                for k, name in enumerate(order):              # DPI_DECAY_k: product k, sum k - 1
+                    with m.State(f"DPI_DECAY_{k}"):
+                        nxt = f"DPI_DECAY_{k + 1}" if k + 1 < len(order) else "DPI_INPUT"
+                        update_stage(nxt, order[k + 1] if k + 1 < len(order) else "j_dc")
+                        for lane in range(lanes):
+                            st = mems[lane]["ahp" if name == "decay_ahp" else f"syn_{SYNAPSE_TYPES[k]}"][0].data
+                            m.d.comb += [mul_a[lane].eq(param(lane, name)), mul_b[lane].eq(st)]
+                            m.d.sync += prod[lane].eq(mul_a[lane] * mul_b[lane])
+                            if k:
+                                t = SYNAPSE_TYPES[k - 1]
+                                acc = mems[lane][f"acc_{t}"][0].data
+                                m.d.sync += regs[f"new_{t}"][lane].eq(arith.saturate(rounded[lane] + acc, fmt))
+                with m.State("DPI_INPUT"):                    # the adaptation's decay; input terms; shunt
+                    update_stage("DPI_GATE", "u_nmda")
+                    for lane in range(lanes):
+                        r = {name: sig[lane] for name, sig in regs.items()}
+                        m.d.sync += [r["ahp_decay"].eq(rounded[lane]),
+                                     j_part[lane].eq(param(lane, "j_dc") + r["new_ampa"] - r["new_gaba_a"]),
+                                     r["sh"].eq(arith.saturate(mems[lane]["ahp"][0].data + r["new_gaba_b"], fmt))]
+                with m.State("DPI_GATE"):                     # j = max(0, sat(... + [u > u_nmda] nmda))
+                    update_stage("DPI_PROD_A", "u_thr")
+                    for lane in range(lanes):
+                        r = {name: sig[lane] for name, sig in regs.items()}
+                        u = mems[lane]["u"][0].data
+                        nmda = Mux(u > param(lane, "u_nmda"), r["new_nmda"], 0)
+                        j = arith.saturate(j_part[lane] + nmda, fmt)
+                        m.d.sync += r["j"].eq(Mux(j < 0, 0, j))
+                with m.State("DPI_PROD_A"):                   # A[u] * j
+                    update_stage("DPI_DRIFT", "ahp_jump")
+                    for lane in range(lanes):
+                        m.d.comb += [mul_a[lane].eq(mems[lane]["lut_a"][0].data), mul_b[lane].eq(regs["j"][lane])]
+                        m.d.sync += [prod[lane].eq(mul_a[lane] * mul_b[lane]),
+                                     held["u_thr"][lane].eq(param(lane, "u_thr"))]
+                with m.State("DPI_DRIFT"):                    # d = sat(A j + B - 1 - sh)
+                    update_stage("DPI_PROD_K", "k_mem")
+                    for lane in range(lanes):
+                        r = {name: sig[lane] for name, sig in regs.items()}
+                        b = mems[lane]["lut_b"][0].data
+                        m.d.sync += [r["d"].eq(arith.saturate(rounded[lane] + b - fmt.one - r["sh"], fmt)),
+                                     held["ahp_jump"][lane].eq(param(lane, "ahp_jump"))]
+                with m.State("DPI_PROD_K"):                   # k_mem * d
+                    update_stage("DPI_U", "refractory")
+                    for lane in range(lanes):
+                        m.d.comb += [mul_a[lane].eq(param(lane, "k_mem")), mul_b[lane].eq(regs["d"][lane])]
+                        m.d.sync += prod[lane].eq(mul_a[lane] * mul_b[lane])
+                with m.State("DPI_U"):                        # u_int = max(0, sat(u + k d))
+                    update_stage("DPI_C", "refractory")
+                    for lane in range(lanes):
+                        u_int = arith.saturate(mems[lane]["u"][0].data + rounded[lane], fmt)
+                        m.d.sync += regs["u_int"][lane].eq(Mux(u_int < 0, 0, u_int))
+                with m.State("DPI_C"):                        # compare, reset, write back
+                    m.d.comb += nrn_addr.eq(g)
+                    for lane in range(lanes):
+                        self._dpi_writeback(m, mems[lane], {name: sig[lane] for name, sig in regs.items()},
+                                            held["u_thr"][lane], held["ahp_jump"][lane],
+                                            param(lane, "refractory"), pend[lane], g)
+                    m.next = "EMIT"
             with m.State("EMIT"):
                 sel = Signal(max(1, lane_bits))
                 for lane in reversed(range(lanes)):
@@ -393,7 +512,7 @@ class Core(wiring.Component):
 
             with m.State("CLEAR"):
                 for lane in range(lanes):
-                    for name in ("v", "i_syn", "ref_count", "acc"):
+                    for name in [*sf, *acc_names]:
                         wp = mems[lane][name][1]
                         m.d.comb += [wp.addr.eq(g), wp.data.eq(0), wp.en.eq(1)]
                 m.d.sync += g.eq(g + 1)
@@ -406,7 +525,7 @@ class Core(wiring.Component):
     def _config_write(self, m, mems, region, index, lane_sel, group, w_addr):
         c = self.config
         lane_bits = (c.lanes - 1).bit_length()
-        regions = {"weights": Region.WEIGHT, **STATE_FIELDS}
+        regions = {"weights": Region.WEIGHT, **c.state_fields}
         for lane in range(c.lanes):
             for name, r in regions.items():
                 wp = mems[lane][name][1]
@@ -416,10 +535,14 @@ class Core(wiring.Component):
                     else:
                         m.d.comb += wp.addr.eq(group)
                     m.d.comb += [wp.data.eq(self.cfg.wdata), wp.en.eq(1)]
+            for name, r in c.table_fields.items():      # every lane's copy of a table
+                wp = mems[lane][name][1]
+                with m.If(region == r):
+                    m.d.comb += [wp.addr.eq(index), wp.data.eq(self.cfg.wdata), wp.en.eq(1)]
             wp = mems[lane]["params"][1]
-            for k, r in enumerate(PARAM_FIELDS.values()):
+            for k, r in enumerate(c.param_fields.values()):
                 with m.If((region == r) & (lane_sel == lane)):
-                    m.d.comb += [wp.addr.eq(Cat(Const(k, range(PARAM_SLOTS)), group)),
+                    m.d.comb += [wp.addr.eq(Cat(Const(k, range(param_slots(c))), group)),
                                  wp.data.eq(self.cfg.wdata[:c.field_bits(r)]), wp.en.eq(1)]
 
     def _neuron_update(self, m, ports, params, isyn_new, v_int, fired, g):
@@ -447,7 +570,26 @@ class Core(wiring.Component):
         m.d.sync += fired.eq(spike)
 
 
-def emit_verilog(config: CoreConfig, name: str = "spiketwin_core", network: Network | None = None) -> str:
+    def _dpi_writeback(self, m, ports, r, u_thr, ahp_jump, refractory, fired, g):
+        """The end of the DPI update (twin.dpi_step) for one lane: spike, reset, state written at ``g``."""
+        fmt = self.config.fmt
+        ref_count = ports["ref_count"][0].data
+        spike = Signal()
+        active = ref_count == 0
+        m.d.comb += spike.eq(active & (r["u_int"] >= u_thr))
+        wr = {name: wp for name, (_, wp) in ports.items()
+              if name not in ("weights", "params", *self.config.table_fields)}
+        for wp in wr.values():
+            m.d.comb += [wp.addr.eq(g), wp.en.eq(1)]
+        m.d.comb += [wr[f"acc_{t}"].data.eq(0) for t in SYNAPSE_TYPES]
+        m.d.comb += [wr[f"syn_{t}"].data.eq(r[f"new_{t}"]) for t in SYNAPSE_TYPES]
+        m.d.comb += [wr["u"].data.eq(Mux(active & ~spike, r["u_int"], 0)),
+                     wr["ahp"].data.eq(arith.saturate(r["ahp_decay"] + Mux(spike, ahp_jump, 0), fmt)),
+                     wr["ref_count"].data.eq(Mux(spike, refractory, Mux(active, 0, ref_count - 1)))]
+        m.d.sync += fired.eq(spike)
+
+
+def emit_verilog(config: CoreConfig, name: str = "spiketwin_core", network: Network | DPINetwork | None = None) -> str:
     """The core's Verilog (with ``network`` baked in, if given), converted with the project's Yosys."""
     from amaranth.back import verilog
 

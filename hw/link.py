@@ -7,7 +7,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from spiketwin.config import Control, CoreConfig, ErrorFlag, Region
+from spiketwin.config import REGION_BITS, Control, CoreConfig, ErrorFlag, Region
 from spiketwin.link import (
     ADDR_BYTES,
     END,
@@ -30,7 +30,7 @@ __all__ = ["UARTRx", "UARTTx", "HostLink", "LinkedCore", "crc16_next"]
 
 # A region no address maps: host addresses wider than the core's are sent there, so the core
 # raises BAD_ADDRESS exactly as the twin does for them.
-UNMAPPED_REGION = next(r for r in range(1 << 4) if r not in {int(x) for x in Region})
+UNMAPPED_REGION = next(r for r in range(1 << REGION_BITS) if r not in {int(x) for x in Region})
 
 
 def crc16_next(m: Module, crc, byte, name: str = "crc"):

@@ -17,7 +17,7 @@ from spiketwin.config import ErrorFlag
 from spiketwin.host import readback_sample
 from spiketwin.sim.cosim import compare, parse_trace, write_stimulus
 from spiketwin.sim.harness import HARNESS_CLOCK
-from spiketwin.twin import Network, State, admit_events
+from spiketwin.twin import Network, admit_events, zero_state
 
 
 @cocotb.test()
@@ -30,8 +30,10 @@ async def core_matches_twin(dut):
     events, admit_flags = admit_events(config, sequences)
     initial = None
     if (work / "initial_state.npz").exists():
+        initial = zero_state(config)
         with np.load(work / "initial_state.npz") as f:
-            initial = State(f["v"], f["i_syn"], f["ref_count"], np.zeros(config.n_neurons, bool))
+            for name in config.state_fields:
+                setattr(initial, name, f[name])
     extra = [tuple(w) for w in job["extra_writes"]]
     written = {a for a, _ in extra}
     # Read back every parameter and a sample of weights, except what extra writes changed.

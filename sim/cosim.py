@@ -24,7 +24,7 @@ from spiketwin.host import (
     state_read_addresses,
     state_writes,
 )
-from spiketwin.twin import Network, State, simulate
+from spiketwin.twin import DPINetwork, DPIState, Network, State, lut_index, simulate
 
 from .harness import HARNESS_CLOCK, HARNESS_TOP, Op, harness_verilog
 
@@ -164,17 +164,31 @@ def compare(config: CoreConfig, net: Network, events: np.ndarray, trace: Trace,
         report.update(match=False, expected_error_flags=expected_errors)
     if trace.problems:
         report["match"] = False
-    # How hard the run pushed the arithmetic, so a test can demand coverage.
-    rec = simulate(config, net, events, steps, state=initial_state, record=True)
-    fmt = config.fmt
-    report["coverage"] = {
-        "v_saturated_high": bool((rec.v == fmt.max_raw).any()),
-        "v_saturated_low": bool((rec.v == fmt.min_raw).any()),
-        "i_syn_saturated_high": bool((rec.i_syn == fmt.max_raw).any()),
-        "i_syn_saturated_low": bool((rec.i_syn == fmt.min_raw).any()),
-        "recurrent_spikes": bool(ref.spikes[:-1].any()),
-    }
+    report["coverage"] = coverage(config, net, events, initial_state)
     return report
+
+
+def coverage(config: CoreConfig, net: Network | DPINetwork, events: np.ndarray,
+             initial_state: State | DPIState | None = None) -> dict:
+    """How hard a run pushed the arithmetic (which saturations the twin reached), so a test can
+    demand coverage."""
+    rec = simulate(config, net, events, events.shape[0], state=initial_state, record=True)
+    fmt = config.fmt
+    cov = {}
+    for name in config.state_fields:
+        if name == "ref_count":
+            continue
+        cov[f"{name}_saturated_high"] = bool((rec.traces[name] == fmt.max_raw).any())
+        if config.model == "lif":           # DPI currents and u never go below zero
+            cov[f"{name}_saturated_low"] = bool((rec.traces[name] == fmt.min_raw).any())
+    cov["recurrent_spikes"] = bool(rec.spikes[:-1].any())
+    if config.model == "dpi":
+        # u resets when it fires, so its saturation shows as spikes of neurons whose threshold is
+        # the format's maximum: only a saturated u reaches it.
+        cov["u_saturated_high"] = bool(rec.spikes[..., net.u_thr == fmt.max_raw].any())
+        cov["refractory"] = bool((rec.traces["ref_count"] > 0).any())
+        cov["lut_entries"] = int(np.unique(lut_index(rec.traces["u"])).size)
+    return cov
 
 
 def _build_runner(sim: str, sources: list[Path], toplevel: str, build_dir: Path, defines: dict | None = None):
@@ -289,20 +303,20 @@ class Job:
 
     ``sequences`` (axon indices per step, in sending order, possibly out of range or too many)
     replaces ``events`` when given; the twin then sees what :func:`admit_events` keeps.
-    ``initial_state`` (v, i_syn, ref_count; no pending spikes) is written before the first step.
+    ``initial_state`` (every state field; no pending spikes) is written before the first step.
     ``extra_writes`` are configuration writes sent after the network (e.g. to bad addresses).
     ``load_network=False`` sends no network writes: the core must have it baked in.
     """
 
     config: CoreConfig
-    network: Network
+    network: Network | DPINetwork
     events: np.ndarray | None = None
     seed: int = 0
     in_gap_pct: int = 20
     out_stall_pct: int = 30
     sequences: list | None = None
     extra_writes: list = field(default_factory=list)
-    initial_state: State | None = None
+    initial_state: State | DPIState | None = None
     load_network: bool = True
 
 
@@ -315,7 +329,7 @@ def run_cosim(runner, job: Job, sim: str, work_dir: Path) -> dict:
     state_file.unlink(missing_ok=True)
     if job.initial_state is not None:
         st = job.initial_state
-        np.savez(state_file, v=st.v, i_syn=st.i_syn, ref_count=st.ref_count)
+        np.savez(state_file, **{name: getattr(st, name) for name in job.config.state_fields})
     sequences = job.sequences
     if sequences is None and job.events is None:
         raise ValueError("A co-simulation job needs events or sequences")

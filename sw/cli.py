@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import CoreConfig, Region
+from .config import MODELS, CoreConfig, Region
 from .fixedpoint import ROUNDING_MODES, QFormat, from_word
-from .twin import Network, NetworkFileError
+from .twin import DPINetwork, Network, NetworkFileError
 
 DEFAULTS = {"axons": 64, "neurons": 128, "lanes": 4, "steps": 200}
 
@@ -23,6 +23,8 @@ def _add_core_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--neurons", type=int, default=DEFAULTS["neurons"])
     g.add_argument("--lanes", type=int, default=DEFAULTS["lanes"])
     g.add_argument("--rounding", choices=ROUNDING_MODES, default="trunc")
+    g.add_argument("--neuron-model", choices=MODELS, default="lif",
+                   help="current-based LIF neurons, or the DPI-approximating model")
     p.add_argument("--network", type=Path, help="a network .npz (its configuration is used)")
 
 
@@ -30,7 +32,8 @@ def _config_and_network(args) -> tuple[CoreConfig, Network | None]:
     if args.network is not None:
         net = Network.load(args.network)
         return net.config, net
-    cfg = CoreConfig(args.axons, args.neurons, fmt=QFormat(8, 8, rounding=args.rounding), lanes=args.lanes)
+    cfg = CoreConfig(args.axons, args.neurons, fmt=QFormat(8, 8, rounding=args.rounding), lanes=args.lanes,
+                     model=args.neuron_model)
     return cfg, None
 
 
@@ -82,8 +85,9 @@ def plot_cosim(config: CoreConfig, net: Network, run_dir: Path, path: Path, titl
 
     events = np.load(run_dir / "events.npy")
     ref = simulate(config, net, events, record=True)
+    threshold = net.u_thr if config.model == "dpi" else net.threshold
     return plot_run(config, ref.spikes, path, rtl_spikes=np.load(run_dir / "rtl_spikes.npy"), v=ref.v,
-                    threshold=net.threshold, title=title)
+                    threshold=threshold, title=title)
 
 
 def verify(config: CoreConfig, network: Network | None, sims: list[str], seeds: list[int], steps: int,
@@ -103,7 +107,8 @@ def verify(config: CoreConfig, network: Network | None, sims: list[str], seeds: 
         runner = build(config, sim, work / sim)
         for seed in tqdm(seeds, desc=f"verify {sim}", disable=quiet or len(seeds) < 2, file=sys.stderr):
             rng = np.random.default_rng(seed)
-            net = network if network is not None else Network.random(config, seed)
+            kind = DPINetwork if config.model == "dpi" else Network
+            net = network if network is not None else kind.random(config, seed)
             run_events = random_events(config, steps, rng, activity) if events is None else events
             run_dir = work / sim / f"{tag}{seed}"
             rep = run_cosim(runner, Job(config, net, run_events, seed=seed), sim, run_dir)
@@ -148,7 +153,8 @@ def cmd_verify(args) -> int:
     ok = all(r["match"] for r in reports)
     steps = args.steps if events is None else len(events)
     print(f"{sum(r['match'] for r in reports)}/{len(reports)} runs bit-exact "
-          f"({config.n_axons} axons x {config.n_neurons} neurons, {config.lanes} lane(s), {steps} steps)")
+          f"({config.model.upper()} core, {config.n_axons} axons x {config.n_neurons} neurons, "
+          f"{config.lanes} lane(s), {steps} steps)")
     if args.json:
         Path(args.json).write_text(json.dumps(reports, indent=1))
     return 0 if ok else 1
@@ -598,11 +604,15 @@ def cmd_dpi_digits01(args) -> int:
     model = dpi.train_synapse_counts(ds.x_train, ds.y_train, fan_in=args.fan_in, max_rate_hz=args.max_rate,
                                      duration=args.duration, epochs=args.epochs, seed=args.seed)
     res = dpi.evaluate_synapse_counts(model, ds.x_test, ds.y_test, chips=args.chips, seed=args.seed, progress=True)
+    core = dpi.evaluate_on_core(model, ds.x_test, ds.y_test, chips=args.chips, seed=args.seed, progress=True)
     summary = {"test_samples": int(ds.y_test.size), "fan_in_limit": args.fan_in,
                "synapses_per_neuron": (model.ampa.sum(0) + model.gaba_a.sum(0)).tolist(),
                "train_accuracy_rate_model": model.history[-1]["train_accuracy"],
                "accuracy_without_mismatch": res["nominal"], "chips": args.chips, "mismatch_mean": res["mean"],
                "mismatch_min": res["min"], "mismatch_max": res["max"], "per_chip": res["chips"],
+               "q88_core_dt_s": core["dt"], "q88_core_accuracy_without_mismatch": core["nominal"],
+               "q88_core_mismatch_mean": core["mean"], "q88_core_mismatch_min": core["min"],
+               "q88_core_mismatch_max": core["max"], "q88_core_per_chip": core["chips"],
                "ampa": model.ampa.tolist(), "gaba_a": model.gaba_a.tolist()}
     print(json.dumps({k: v for k, v in summary.items() if k not in ("ampa", "gaba_a")}, indent=1))
     if args.json:

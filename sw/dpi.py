@@ -36,7 +36,8 @@ from .profile import ParameterCV
 __all__ = ["DPIConstants", "DPIParams", "SYNAPSES", "CURRENTS", "BiasGenerator", "Calibration",
            "DEFAULT_MISMATCH", "sample_mismatch", "simulate", "DPIResult", "time_constant", "isi",
            "firing_rate", "rheobase", "membrane_voltage", "tune_resonator", "synapse_charge",
-           "SynapseCountClassifier", "train_synapse_counts", "evaluate_synapse_counts"]
+           "SynapseCountClassifier", "train_synapse_counts", "evaluate_synapse_counts", "to_core", "core_dt",
+           "lut_centres", "evaluate_on_core"]
 
 SYNAPSES = ("ampa", "nmda", "gaba_a", "gaba_b")
 
@@ -653,3 +654,149 @@ def evaluate_synapse_counts(model: SynapseCountClassifier, x, y, chips: int = 20
             for k in tqdm(range(chips), desc="mismatch samples", disable=not progress)]
     return {"nominal": nominal, "chips": accs, "mean": float(np.mean(accs)), "min": float(np.min(accs)),
             "max": float(np.max(accs))}
+
+
+# --- the Q8.8 DPI mode of the core ---------------------------------------------------------------
+
+def core_dt(params: DPIParams, config, k_raw: int = 16, constants: DPIConstants = DPIConstants()) -> float:
+    """A step for the core's DPI mode at which the nominal membrane's ``dt / tau`` is exactly
+    ``k_raw`` format units (16 in Q8.8: dt = tau / 16, about 1.6 ms for the default leak), so the
+    largest parameter of the update carries no rounding error."""
+    tau = float(np.mean(time_constant(constants.C_mem, params.I_tau, constants)))
+    return k_raw / config.fmt.one * tau
+
+
+def lut_centres():
+    """The u at the centre of each lookup-table entry's range: ``(i + 0.5) 2**DPI_LUT_SHIFT / one``."""
+    from .config import DPI_LUT_SHIFT, DPI_LUT_SIZE
+
+    return (np.arange(DPI_LUT_SIZE) + 0.5) * (1 << DPI_LUT_SHIFT) / 256
+
+
+def to_core(params: DPIParams, config, dt: float, counts: dict | None = None, nominal: DPIParams | None = None,
+            constants: DPIConstants = DPIConstants(), meta: dict | None = None):
+    """The float reference's neurons as a :class:`~spiketwin.twin.DPINetwork` stepping ``dt`` seconds.
+
+    ``params`` gives each of ``config.n_neurons`` neurons its biases (for example a
+    :func:`sample_mismatch` chip). Currents become multiples of each neuron's ``I_tau``, the
+    membrane state ``u = ln(I_mem / I0)``, time constants per-step decays ``exp(-dt / tau)`` and
+    ``dt / tau_mem``; the two lookup tables hold ``I_g / (I_mem + I_g)`` and ``I_fb(I_mem) / I_tau``
+    of ``nominal`` (``params`` when None; its first neuron) at each entry's centre. Values are
+    rounded to nearest with the core's quantiser, and a value outside its field's range is refused.
+
+    ``counts`` maps synapse types (:data:`SYNAPSES`) to integer synapse counts [n_sources,
+    n_neurons]; a (source, neuron) pair holds one type, except that AMPA and GABAa synapses of one
+    pair become a single synapse of the net sign (exact when the two share their time constant, as
+    in the paper's classifier).
+    """
+    from . import fixedpoint as fx
+    from .config import SYNAPSE_TYPES
+    from .twin import DPINetwork
+
+    if config.model != "dpi":
+        raise ValueError(f"to_core needs a DPI core configuration, not model {config.model!r}")
+    n = config.n_neurons
+    p = params.broadcast(n)
+    fmt = config.fmt
+    near = replace(fmt, rounding="nearest")
+    c = constants
+    taus = p.tau(c)
+    if np.any(dt > taus["mem"]):
+        raise ValueError(f"dt = {dt:g} s is longer than the membrane time constant "
+                         f"({float(np.min(taus['mem'])):.3g} s); the core's Euler step needs dt < tau")
+
+    def raw(name, x, lo=0, hi=fmt.max_raw):
+        x = np.asarray(x, dtype=np.float64)
+        r = fx.to_raw(x, near)
+        bad = (x * fmt.one < lo - 0.5) | (x * fmt.one > hi + 0.5)
+        if np.any(bad):
+            j = int(np.flatnonzero(np.atleast_1d(bad))[0])
+            raise ValueError(f"{name} of neuron {j} is {np.atleast_1d(x)[j]:.4g}, outside what the core's "
+                             f"{fmt} holds ([{lo / fmt.one:g}, {hi / fmt.one:g}])")
+        return np.clip(r, lo, hi)
+
+    arrays = {f"decay_{s}": raw(f"decay_{s}", np.exp(-dt / taus[s]), hi=fmt.one) for s in SYNAPSES}
+    arrays["decay_ahp"] = raw("decay_ahp", np.exp(-dt / taus["ahp"]), hi=fmt.one)
+    arrays["k_mem"] = raw("k_mem", dt / taus["mem"], hi=fmt.one)
+    arrays["j_dc"] = raw("j_dc", p.I_dc / p.I_tau)
+    arrays["u_thr"] = raw("u_thr", np.log(p.I_thr / c.I0))
+    arrays["u_nmda"] = raw("u_nmda", np.log(np.maximum(p.I_nmda_thr, c.I0) / c.I0))
+    ahp_jump = p.I_ahp_g / p.I_ahp_tau * p.I_ahp_w * c.t_pulse / taus["ahp"]
+    arrays["ahp_jump"] = raw("ahp_jump", ahp_jump / p.I_tau)
+    ref = np.round(p.t_ref / dt).astype(np.int64)
+    if np.any(ref >= 1 << config.refractory_bits):
+        raise ValueError(f"t_ref is {int(ref.max())} steps of {dt:g} s, more than the core's "
+                         f"{config.refractory_bits}-bit counter holds")
+    arrays["refractory"] = ref
+
+    ref_p = (nominal or params).broadcast(1)
+    I = c.I0 * np.exp(lut_centres())
+    arrays["lut_a"] = raw("lut_a", ref_p.I_g / (I + ref_p.I_g), hi=fmt.one)
+    fb = _feedback(I, ref_p, c) / (I + ref_p.I_g)            # = I_fb / I_tau
+    arrays["lut_b"] = fx.to_raw(np.minimum(fb, fmt.max_value), near)
+
+    weights = np.zeros((config.n_sources, n), np.int64)
+    syn_type = np.zeros_like(weights)
+    if counts:
+        unknown = set(counts) - set(SYNAPSES)
+        if unknown:
+            raise ValueError(f"unknown synapse types {sorted(unknown)}; the types are {SYNAPSES}")
+        jump = {s: getattr(p, f"I_g_{s}") / getattr(p, f"I_tau_{s}") * getattr(p, f"I_w_{s}") * c.t_pulse
+                / taus[s] / p.I_tau for s in SYNAPSES}
+        cnt = {s: np.zeros((config.n_sources, n)) for s in SYNAPSES}
+        for s, a in counts.items():
+            a = np.asarray(a)
+            if a.shape != (config.n_sources, n) or np.any(a < 0) or np.any(a != np.round(a)):
+                raise ValueError(f"counts[{s!r}] must be non-negative integers of shape {(config.n_sources, n)}")
+            cnt[s] = a.astype(np.float64)
+        used = np.stack([cnt[s] > 0 for s in SYNAPSES])
+        both = used[0] & used[2]
+        clash = (used.sum(0) - both) > 1
+        if clash.any():
+            src, j = (int(x) for x in np.argwhere(clash)[0])
+            raise ValueError(f"source {src} reaches neuron {j} through more than one synapse type")
+        top = (1 << config.weight_magnitude_bits) - 1
+        for k, s in enumerate(SYNAPSE_TYPES):
+            if s in ("ampa", "gaba_a"):
+                continue
+            weights += raw(f"weight ({s})", cnt[s] * jump[s], hi=top) * used[k]
+            syn_type[used[k]] = k
+        net = cnt["ampa"] * jump["ampa"] - cnt["gaba_a"] * jump["gaba_a"]
+        ag = used[0] | used[2]
+        weights[ag] = raw("weight (ampa/gaba_a)", np.abs(net), hi=top)[ag]
+        syn_type[ag & (net < 0)] = SYNAPSE_TYPES.index("gaba_a")
+    return DPINetwork(config, weights, syn_type, **arrays, meta=meta or {})
+
+
+def evaluate_on_core(model: SynapseCountClassifier, x, y, chips: int = 20, mismatch=DEFAULT_MISMATCH, seed: int = 0,
+                     constants: DPIConstants = DPIConstants(), progress: bool = False) -> dict:
+    """:func:`evaluate_synapse_counts` on the Q8.8 DPI mode of the twin (so, bit for bit, on the
+    core): each chip's biases converted by :func:`to_core` at :func:`core_dt`, Poisson input counts
+    per step; a tie in spike counts counts as an error."""
+    from tqdm import tqdm
+
+    from .config import CoreConfig
+    from .twin import simulate
+
+    x = np.asarray(x, dtype=np.float64)
+    n_in, n_classes = model.ampa.shape
+    config = CoreConfig(n_in, n_classes, model="dpi")
+    dt = core_dt(model.params, config, constants=constants)
+    steps = int(round(model.duration / dt))
+    pad = np.zeros((n_classes, n_classes), np.int64)
+    counts = {"ampa": np.vstack([model.ampa, pad]), "gaba_a": np.vstack([model.gaba_a, pad])}
+
+    def accuracy(chip, k):
+        rng = np.random.default_rng([seed, k])
+        events = rng.poisson(x[:, None, :] * model.max_rate_hz * dt, size=(x.shape[0], steps, n_in))
+        events = np.minimum(events, 1)     # as the float reference: at most one event per input and step
+        net = to_core(chip, config, dt, counts=counts, nominal=model.params, constants=constants)
+        spikes = simulate(config, net, events).spikes.sum(1)
+        top = spikes.max(1, keepdims=True)
+        return float(((spikes.argmax(1) == y) & ((spikes == top).sum(1) == 1)).mean())
+
+    nominal = accuracy(model.params.broadcast(n_classes), 0)
+    accs = [accuracy(sample_mismatch(model.params, n_classes, mismatch, seed=seed + 1000 + k), k + 1)
+            for k in tqdm(range(chips), desc="mismatch samples (Q8.8 core)", disable=not progress)]
+    return {"dt": dt, "steps": steps, "nominal": nominal, "chips": accs, "mean": float(np.mean(accs)),
+            "min": float(np.min(accs)), "max": float(np.max(accs))}

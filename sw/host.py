@@ -7,33 +7,33 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import PARAM_FIELDS, STATE_FIELDS, Control, CoreConfig, Region
+from .config import Control, CoreConfig, Region
 from .fixedpoint import from_word, to_word
-from .twin import Network, State
+from .twin import DPINetwork, DPIState, Network, State
 
 __all__ = ["to_word", "from_word", "network_writes", "state_read_addresses", "decode_state",
            "control_write", "state_writes", "readback_sample"]
 
 
-def network_writes(net: Network, skip_zero_weights: bool = False) -> list[tuple[int, int]]:
-    """(address, data word) pairs that load every weight and parameter of ``net``."""
+def network_writes(net: Network | DPINetwork, skip_zero_weights: bool = False) -> list[tuple[int, int]]:
+    """(address, data word) pairs that load every weight, parameter and table entry of ``net``."""
     c = net.config
     writes = []
-    w = net.weights.reshape(-1)
+    w = net.weight_words()
     idx = np.flatnonzero(w) if skip_zero_weights else np.arange(w.size)
     base = c.address(Region.WEIGHT)
-    writes += [(base + int(i), to_word(w[i], c.data_bits)) for i in idx]
-    for name, region in PARAM_FIELDS.items():
+    writes += [(base + int(i), int(w[i])) for i in idx]
+    for name, region in {**c.param_fields, **c.table_fields}.items():
         values = getattr(net, name)
         base = c.address(region)
         writes += [(base + j, to_word(v, c.data_bits)) for j, v in enumerate(values)]
     return writes
 
 
-def state_writes(config: CoreConfig, state: State) -> list[tuple[int, int]]:
-    """(address, data word) pairs that set v, i_syn and ref_count (unbatched ``state``)."""
+def state_writes(config: CoreConfig, state: State | DPIState) -> list[tuple[int, int]]:
+    """(address, data word) pairs that set every state field but the pending spikes (unbatched ``state``)."""
     writes = []
-    for name, region in STATE_FIELDS.items():
+    for name, region in config.state_fields.items():
         base = config.address(region)
         writes += [(base + j, to_word(x, config.data_bits)) for j, x in enumerate(getattr(state, name))]
     return writes
@@ -56,9 +56,9 @@ def control_write(config: CoreConfig, bits: Control) -> tuple[int, int]:
 
 
 def state_read_addresses(config: CoreConfig) -> list[int]:
-    """Addresses of v, i_syn and ref_count of every neuron, then the error flags."""
+    """Addresses of every state field of every neuron, then the error flags."""
     addrs = []
-    for region in STATE_FIELDS.values():
+    for region in config.state_fields.values():
         base = config.address(region)
         addrs += [base + j for j in range(config.n_neurons)]
     return addrs + [config.address(Region.CONTROL)]
@@ -68,7 +68,7 @@ def decode_state(config: CoreConfig, words: list[int]) -> tuple[dict, int]:
     """Inverse of :func:`state_read_addresses`: ({field: array}, error flags)."""
     n = config.n_neurons
     out = {}
-    for k, (name, region) in enumerate(STATE_FIELDS.items()):
+    for k, (name, region) in enumerate(config.state_fields.items()):
         bits, signed = config.field_bits(region), config.field_signed(region)
         out[name] = np.array([from_word(x, bits, signed) for x in words[k * n:(k + 1) * n]], np.int64)
     return out, int(words[-1])

@@ -184,3 +184,61 @@ def test_synapse_count_classifier_separates_zeros_from_ones_under_mismatch():
     flat = dpi.SynapseCountClassifier(np.ones_like(model.ampa), np.zeros_like(model.gaba_a), model.params,
                                       model.max_rate_hz, model.duration, 64, [])
     assert dpi.evaluate_synapse_counts(flat, ds.x_test, ds.y_test, chips=1)["nominal"] < 0.8
+
+
+# --- the Q8.8 DPI mode of the core against this reference -------------------------------------
+
+def core_rates(params, dcs, seconds=8.0):
+    """Steady firing rates (Hz, from the mean ISI) of the core's DPI mode at each DC input."""
+    from spiketwin.config import CoreConfig
+    from spiketwin.twin import simulate
+
+    config = CoreConfig(1, len(dcs), model="dpi")
+    dt = dpi.core_dt(params, config)
+    net = dpi.to_core(replace(params, I_dc=np.asarray(dcs)), config, dt, nominal=params)
+    spikes = simulate(config, net, np.zeros((int(seconds / dt), 1), np.int64)).spikes
+    return np.array([1 / (np.diff(np.flatnonzero(s)).mean() * dt) if s.sum() > 2 else 0.0 for s in spikes.T])
+
+
+def test_core_mode_follows_the_f_i_curve_within_five_percent():
+    base = dpi.DPIParams()
+    dcs = dpi.rheobase(base) * np.array([1.2, 1.5, 2, 3, 5, 8])
+    ref = dpi.firing_rate(replace(base, I_dc=dcs))
+    err = np.abs(core_rates(base, dcs) / ref - 1)
+    assert np.median(err) < 0.05 and err.max() < 0.1, err
+    assert core_rates(base, [0.9 * dpi.rheobase(base)])[0] == 0          # silent below rheobase
+
+
+def test_core_conversion_units_and_refusals():
+    from spiketwin.config import SYNAPSE_TYPES, CoreConfig
+
+    config = CoreConfig(3, 2, model="dpi")
+    p = dpi.DPIParams(I_dc=8.2e-12)
+    dt = dpi.core_dt(p, config)
+    counts = {"ampa": np.array([[2, 0], [1, 0], [0, 0], [0, 0], [0, 0]]),
+              "gaba_a": np.array([[0, 0], [3, 0], [0, 0], [0, 0], [0, 0]]),
+              "nmda": np.array([[0, 4], [0, 0], [0, 0], [0, 0], [0, 0]])}
+    net = dpi.to_core(p, config, dt, counts=counts)
+    assert net.k_mem[0] == 16 and net.j_dc[0] == 512                    # dt = tau / 16; 8.2 pA = 2 I_tau
+    assert net.u_thr[0] == round(np.log(2e-9 / 5e-13) * 256)
+    jump = dpi.synapse_charge(p)[0] / dpi.time_constant(25e-12, 100e-12) / 4.1e-12
+    assert net.weights[0, 0] == round(2 * jump * 256) and net.syn_type[0, 0] == 0
+    assert net.syn_type[1, 0] == SYNAPSE_TYPES.index("gaba_a")         # 1 AMPA - 3 GABAa: net inhibition
+    assert net.syn_type[0, 1] == SYNAPSE_TYPES.index("nmda") and net.weights[2, 0] == 0
+    with pytest.raises(ValueError, match="through more than one synapse type"):
+        dpi.to_core(p, config, dt, counts={"ampa": counts["nmda"], "nmda": counts["nmda"]})
+    with pytest.raises(ValueError, match="longer than the membrane time constant"):
+        dpi.to_core(p, config, 1.0)
+    with pytest.raises(ValueError, match="j_dc of neuron 0 is .* outside"):
+        dpi.to_core(replace(p, I_dc=1e-9), config, dt)
+    with pytest.raises(ValueError, match="needs a DPI core"):
+        dpi.to_core(p, CoreConfig(3, 2), dt)
+
+
+def test_classifier_runs_on_the_core_mode():
+    from spiketwin.data import load_dataset
+
+    ds = load_dataset("digits01")
+    model = dpi.train_synapse_counts(ds.x_train, ds.y_train, epochs=80, seed=1)
+    res = dpi.evaluate_on_core(model, ds.x_test, ds.y_test, chips=3, seed=1)
+    assert res["nominal"] >= 0.95 and res["min"] >= 0.9, res
