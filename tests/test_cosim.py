@@ -105,8 +105,10 @@ def test_baked_network_runs_without_configuration(tmp_path, sim):
 
 DPI_SMALL = CoreConfig(16, 32, lanes=1, model="dpi")
 DPI_WIDE = CoreConfig(32, 64, lanes=4, model="dpi")
+DPI_NEAREST = CoreConfig(16, 32, lanes=2, model="dpi", fmt=QFormat(8, 8, rounding="nearest"))
 DPI_CASES = ([("verilator", DPI_SMALL, s) for s in range(3)] + [("verilator", DPI_WIDE, s) for s in range(3)]
-             + [("icarus", DPI_SMALL, s) for s in range(2)] + [("icarus", DPI_WIDE, s) for s in range(1)])
+             + [("icarus", DPI_SMALL, s) for s in range(2)] + [("icarus", DPI_WIDE, s) for s in range(1)]
+             + [("verilator", DPI_NEAREST, 0), ("icarus", DPI_NEAREST, 0)])
 
 
 def random_dpi_job(config, seed, steps=STEPS, **kw):
@@ -116,7 +118,7 @@ def random_dpi_job(config, seed, steps=STEPS, **kw):
 
 
 @pytest.mark.parametrize("sim, config, seed", [
-    pytest.param(sim, c, s, id=f"{sim}-dpi-{c.n_neurons}n-{c.lanes}l-seed{s}",
+    pytest.param(sim, c, s, id=f"{sim}-dpi-{c.n_neurons}n-{c.lanes}l-{c.fmt.rounding}-seed{s}",
                  marks=pytest.mark.xdist_group(f"{sim}-dpi-{c.n_neurons}-{c.lanes}"))
     for sim, c, s in DPI_CASES])
 def test_dpi_random_network_bit_exact(built, tmp_path, sim, config, seed):
