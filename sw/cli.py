@@ -33,7 +33,7 @@ def _config_and_network(args) -> tuple[CoreConfig, Network | None]:
         net = Network.load(args.network)
         return net.config, net
     cfg = CoreConfig(args.axons, args.neurons, fmt=QFormat(8, 8, rounding=args.rounding), lanes=args.lanes,
-                     model=args.neuron_model)
+                     model=getattr(args, "neuron_model", "lif"))
     return cfg, None
 
 
