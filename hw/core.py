@@ -238,8 +238,9 @@ class Core(wiring.Component):
         addr_ok = Signal()
         with m.Switch(region):
             for r in Region:
-                with m.Case(int(r)):
-                    m.d.comb += addr_ok.eq(index < c.region_size(r))
+                if c.region_size(r):            # the other model's regions stay unmapped
+                    with m.Case(int(r)):
+                        m.d.comb += addr_ok.eq(index < c.region_size(r))
             with m.Default():
                 m.d.comb += addr_ok.eq(0)
 
