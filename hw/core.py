@@ -18,6 +18,7 @@ from spiketwin.config import (
     ErrorFlag,
     Region,
 )
+from spiketwin.fixedpoint import from_word
 from spiketwin.twin import DPINetwork, Network
 
 from . import arith
@@ -157,12 +158,8 @@ class Core(wiring.Component):
             if name in tf:
                 return [int(x) for x in getattr(net, name)]
             # weights[source, neuron] -> address source * groups + g
-            words = net.weight_words().reshape(c.n_sources, c.n_neurons)
-            return [int(x) for x in fmt_signed(words[..., lane::lanes].reshape(-1))]
-
-        def fmt_signed(words):
-            """Port words as the signed values a weight memory's initial contents take."""
-            return [w - (1 << fmt.width) if w >> (fmt.width - 1) else w for w in (int(x) for x in words)]
+            words = net.weight_words().reshape(c.n_sources, c.n_neurons)[..., lane::lanes].reshape(-1)
+            return [from_word(w, fmt.width, True) for w in words]     # the signed memory's values
 
         # A memory of depth 1 would have a zero-width address, which the Verilog backend writes as
         # [-1:0]; such cores (one neuron per lane) get one unused word instead.
