@@ -208,12 +208,16 @@ class Core(wiring.Component):
         n_fired = Signal(range(c.n_neurons + 1))
         fl_idx = Signal(range(c.n_neurons + 1))
         pend = Signal(lanes)                        # lanes that fired in the group being emitted
-        s_valid = Signal()                          # accumulate write stage
+        s_valid = Signal()                          # accumulation: the reads' data arrive
         s_g = Signal.like(g)
+        t_valid = Signal()                          # accumulation: the registered sum is written
+        t_g = Signal.like(g)
         isyn_new = [Signal(signed(fmt.width), name=f"isyn_new_{l}") for l in range(lanes)]
         v_decay = [Signal(signed(fmt.width), name=f"v_decay_{l}") for l in range(lanes)]
         v_int = [Signal(signed(fmt.width), name=f"v_int_{l}") for l in range(lanes)]
         isyn_decay = [Signal(signed(fmt.width), name=f"isyn_decay_{l}") for l in range(lanes)]
+        acc_r = [Signal(signed(c.acc_width), name=f"acc_r_{l}") for l in range(lanes)]   # next to its adder
+        v_bias = [Signal(signed(fmt.width + 1), name=f"v_bias_{l}") for l in range(lanes)]
         # One multiplier per lane, for leak * v and then syn_decay * i_syn, and one rounding of it.
         mul_a = [Signal(signed(fmt.width), name=f"mul_a_{l}") for l in range(lanes)]
         mul_b = [Signal(signed(fmt.width), name=f"mul_b_{l}") for l in range(lanes)]
@@ -222,22 +226,33 @@ class Core(wiring.Component):
         rd_region = Signal(REGION_BITS)
         rd_lane = Signal(max(1, lane_bits))
         rd_bad = Signal()                           # the read's address is unmapped: answer 0
+        rd_data = Signal(c.data_bits)
         slot = Signal(range(slots))                 # the parameter the lanes' parameter memories read
         # parameters held from their read until the write-back stage
         held = {name: [Signal(shape_of(pf[name]), name=f"{name}_r_{l}") for l in range(lanes)]
-                for name in (("u_thr", "ahp_jump") if dpi else ("threshold", "v_reset", "reset_mode"))}
+                for name in (("u_thr", "ahp_jump") if dpi else ("threshold", "v_reset"))}
+        spike = [Signal(name=f"spike_{l}") for l in range(lanes)]           # decided a stage before
+        v_next = [Signal(signed(fmt.width), name=f"v_next_{l}") for l in range(lanes)]   # the write-back
+        in_refractory = [Signal(name=f"in_refractory_{l}") for l in range(lanes)]
 
-        # --- configuration address decode ------------------------------------------------
-        region = self.cfg.addr[c.index_bits:]
-        index = self.cfg.addr[:c.index_bits]
+        # --- configuration requests --------------------------------------------------------
+        # A request is registered when taken (with whether its address is mapped) and served in
+        # the next cycle from the registers, so the memories' write enables and read addresses
+        # never depend on the configuration port's address combinationally.
+        q_addr = Signal.like(self.cfg.addr)
+        q_wdata = Signal.like(self.cfg.wdata)
+        q_write = Signal()
+        q_ok = Signal()
+        region = q_addr[c.index_bits:]
+        index = q_addr[:c.index_bits]
         cfg_lane = index[:lane_bits] if lane_bits else Const(0, 1)
         cfg_group = index[lane_bits:]
         addr_ok = Signal()
-        with m.Switch(region):
+        with m.Switch(self.cfg.addr[c.index_bits:]):
             for r in Region:
                 if c.region_size(r):            # the other model's regions stay unmapped
                     with m.Case(int(r)):
-                        m.d.comb += addr_ok.eq(index < c.region_size(r))
+                        m.d.comb += addr_ok.eq(self.cfg.addr[:c.index_bits] < c.region_size(r))
             with m.Default():
                 m.d.comb += addr_ok.eq(0)
 
@@ -271,50 +286,35 @@ class Core(wiring.Component):
             w_rp, w_wp = mems[lane]["weights"]
             m.d.comb += [w_wp.addr.eq(w_addr), w_rp.en.eq(~w_wp.en)]
 
-        # Accumulate write stage: acc[s_g] += w, one cycle after the reads were issued.
-        m.d.sync += s_valid.eq(0)
-        # A DPI weight word adds its magnitude to the accumulator of its synapse type.
-        with m.If(s_valid):
-            for lane in range(lanes):
-                w_rp, _ = mems[lane]["weights"]
-                if dpi:
-                    mag = w_rp.data[:c.weight_magnitude_bits]
-                    kind = w_rp.data[c.weight_magnitude_bits:]
-                for k, name in enumerate(acc_names):
-                    acc_rp, acc_wp = mems[lane][name]
-                    m.d.comb += [acc_wp.addr.eq(s_g), acc_wp.data.eq(acc_rp.data + (mag if dpi else w_rp.data)),
+        # Accumulation, acc[g] += w: the reads are issued in ACC; their data (from RAMs placed
+        # far apart on the die, SPRAM in the corners) are registered; the sum is written in the
+        # cycle after. A group's accumulator is read again at the earliest three cycles after
+        # its read (the next event's ACC; with one group a cycle longer through ACC_END).
+        m.d.sync += [s_valid.eq(0), t_valid.eq(s_valid), t_g.eq(s_g)]
+        for lane in range(lanes):
+            w_q = Signal(signed(fmt.width), name=f"w_q_{lane}")
+            m.d.sync += w_q.eq(mems[lane]["weights"][0].data)
+            if dpi:                             # a DPI weight word: its type, its magnitude
+                mag, kind = w_q[:c.weight_magnitude_bits], w_q[c.weight_magnitude_bits:]
+            for k, name in enumerate(acc_names):
+                acc_rp, acc_wp = mems[lane][name]
+                acc_q = Signal(signed(c.acc_width), name=f"{name}_q_{lane}")
+                m.d.sync += acc_q.eq(acc_rp.data)
+                with m.If(t_valid):
+                    m.d.comb += [acc_wp.addr.eq(t_g), acc_wp.data.eq(acc_q + (mag if dpi else w_q)),
                                  acc_wp.en.eq(kind == k if dpi else 1)]
 
         def start_event(source, is_internal):
             m.d.sync += [src.eq(source), g.eq(0), internal.eq(is_internal)]
             m.next = "ACC"
 
-        with m.FSM(init="IDLE"):
+        with m.FSM(init="IDLE") as fsm:
             with m.State("IDLE"):
                 with m.If(self.cfg.valid):
                     m.d.comb += self.cfg.ready.eq(1)
-                    with m.If(~addr_ok):
-                        m.d.sync += errors.eq(errors | ErrorFlag.BAD_ADDRESS)
-                        with m.If(~self.cfg.write):          # a read still gets its answer: 0
-                            m.d.sync += rd_bad.eq(1)
-                            m.next = "CFG_READ"
-                    with m.Elif(self.cfg.write & (region == Region.CONTROL)):
-                        with m.If(self.cfg.wdata & Control.CLEAR_ERRORS):
-                            m.d.sync += errors.eq(0)
-                        with m.If(self.cfg.wdata & Control.CLEAR_STATE):
-                            m.d.sync += g.eq(0)
-                            m.next = "CLEAR"
-                    with m.Elif(self.cfg.write):
-                        self._config_write(m, mems, region, index, cfg_lane, cfg_group, w_addr)
-                    with m.Else():
-                        m.d.comb += [nrn_addr.eq(cfg_group), w_addr.eq(index >> lane_bits)]
-                        m.d.comb += [la.eq(index) for la in lut_addr]
-                        with m.Switch(region):
-                            for k, r in enumerate(pf.values()):
-                                with m.Case(r):
-                                    m.d.comb += slot.eq(k)
-                        m.d.sync += [rd_region.eq(region), rd_lane.eq(cfg_lane), rd_bad.eq(0)]
-                        m.next = "CFG_READ"
+                    m.d.sync += [q_addr.eq(self.cfg.addr), q_wdata.eq(self.cfg.wdata),
+                                 q_write.eq(self.cfg.write), q_ok.eq(addr_ok)]
+                    m.next = "CFG"
                 with m.Elif(self.events.valid):
                     m.d.comb += self.events.ready.eq(1)
                     p = self.events.payload
@@ -329,24 +329,52 @@ class Core(wiring.Component):
                         m.d.sync += ev_count.eq(ev_count + 1)
                         start_event(p.axon, 0)
 
+            with m.State("CFG"):
+                m.next = "IDLE"
+                with m.If(~q_ok):
+                    m.d.sync += errors.eq(errors | ErrorFlag.BAD_ADDRESS)
+                    with m.If(~q_write):                    # a read still gets its answer: 0
+                        m.d.sync += rd_bad.eq(1)
+                        m.next = "CFG_READ"
+                with m.Elif(q_write & (region == Region.CONTROL)):
+                    with m.If(q_wdata & Control.CLEAR_ERRORS):
+                        m.d.sync += errors.eq(0)
+                    with m.If(q_wdata & Control.CLEAR_STATE):
+                        m.d.sync += g.eq(0)
+                        m.next = "CLEAR"
+                with m.Elif(q_write):
+                    self._config_write(m, mems, region, index, cfg_lane, cfg_group, w_addr, q_wdata)
+                with m.Else():
+                    m.d.comb += [nrn_addr.eq(cfg_group), w_addr.eq(index >> lane_bits)]
+                    m.d.comb += [la.eq(index) for la in lut_addr]
+                    with m.Switch(region):
+                        for k, r in enumerate(pf.values()):
+                            with m.Case(r):
+                                m.d.comb += slot.eq(k)
+                    m.d.sync += [rd_region.eq(region), rd_lane.eq(cfg_lane), rd_bad.eq(0)]
+                    m.next = "CFG_READ"
+
             with m.State("CFG_READ"):
-                m.d.comb += self.cfg.rvalid.eq(1)
+                m.d.sync += rd_data.eq(0)                   # the answer, registered
                 with m.If(~rd_bad), m.Switch(rd_region):
                     with m.Case(Region.CONTROL):
-                        m.d.comb += self.cfg.rdata.eq(errors)
+                        m.d.sync += rd_data.eq(errors)
                     for name, r in {"weights": Region.WEIGHT, **sf}.items():
                         with m.Case(r):
                             for lane in range(lanes):
                                 with m.If(rd_lane == lane):
-                                    m.d.comb += self.cfg.rdata.eq(mems[lane][name][0].data)
+                                    m.d.sync += rd_data.eq(mems[lane][name][0].data)
                     for name, r in tf.items():           # every lane holds the same table
                         with m.Case(r):
-                            m.d.comb += self.cfg.rdata.eq(mems[0][name][0].data)
+                            m.d.sync += rd_data.eq(mems[0][name][0].data)
                     for name, r in pf.items():
                         with m.Case(r):
                             for lane in range(lanes):
                                 with m.If(rd_lane == lane):
-                                    m.d.comb += self.cfg.rdata.eq(param(lane, name))
+                                    m.d.sync += rd_data.eq(param(lane, name))
+                m.next = "CFG_REPLY"
+            with m.State("CFG_REPLY"):
+                m.d.comb += [self.cfg.rvalid.eq(1), self.cfg.rdata.eq(rd_data)]
                 m.next = "IDLE"
 
             with m.State("ACC"):
@@ -356,7 +384,9 @@ class Core(wiring.Component):
                     with m.If(internal & (fl_idx != n_fired)):
                         m.next = "INT_FETCH"
                     with m.Else():
-                        m.next = "IDLE"
+                        m.next = "IDLE" if groups > 1 else "ACC_END"
+            with m.State("ACC_END"):
+                m.next = "IDLE"
 
             with m.State("INT_FETCH"):          # fl_rd.addr = fl_idx; data next cycle
                 m.next = "INT_LOAD"
@@ -365,8 +395,8 @@ class Core(wiring.Component):
                 start_event(c.n_axons + fl_rd.data, 1)
 
             # The update runs in registered stages (products; their rounding; i_syn's sum; v's sum;
-            # the comparison and write-back) so that no cycle holds more than one multiplication
-            # or one saturating sum. The state memories hold their outputs meanwhile; the
+            # the comparison and v's next value; the write-back) so that no cycle holds more than
+            # one multiplication or one saturating sum. The state memories hold their outputs meanwhile; the
             # parameter memories give one field per stage, read in the stage before its use.
             def update_stage(nxt, read):
                 """A stage of the update: holds the state's address and asks for parameter ``read``."""
@@ -389,31 +419,33 @@ class Core(wiring.Component):
                         m.d.comb += [mul_a[lane].eq(param(lane, "syn_decay")), mul_b[lane].eq(i_syn)]
                         m.d.sync += [prod[lane].eq(mul_a[lane] * mul_b[lane]), v_decay[lane].eq(rounded[lane])]
                 with m.State("UPDATE_ROUND"):
-                    update_stage("UPDATE_ISYN", "v_reset")
+                    update_stage("UPDATE_ISYN", "bias")
                     for lane in range(lanes):
                         m.d.sync += [held["threshold"][lane].eq(param(lane, "threshold")),
-                                     isyn_decay[lane].eq(rounded[lane])]
-                with m.State("UPDATE_ISYN"):
-                    update_stage("UPDATE_V", "bias")
+                                     isyn_decay[lane].eq(rounded[lane]),
+                                     acc_r[lane].eq(mems[lane]["acc"][0].data)]
+                with m.State("UPDATE_ISYN"):               # i_syn's sum; v's decay plus bias, exact
+                    update_stage("UPDATE_V", "v_reset")
                     for lane in range(lanes):
-                        acc = mems[lane]["acc"][0].data
-                        m.d.sync += [held["v_reset"][lane].eq(param(lane, "v_reset")),
-                                     isyn_new[lane].eq(arith.saturate(isyn_decay[lane] + acc, fmt))]
+                        m.d.sync += [v_bias[lane].eq(v_decay[lane] + param(lane, "bias")),
+                                     isyn_new[lane].eq(arith.saturate(isyn_decay[lane] + acc_r[lane], fmt))]
                 with m.State("UPDATE_V"):
                     update_stage("UPDATE_MODE", "reset_mode")
                     for lane in range(lanes):
-                        bias = param(lane, "bias")
-                        m.d.sync += v_int[lane].eq(arith.saturate(v_decay[lane] + isyn_new[lane] + bias, fmt))
-                with m.State("UPDATE_MODE"):
+                        m.d.sync += [held["v_reset"][lane].eq(param(lane, "v_reset")),
+                                     v_int[lane].eq(arith.saturate(v_bias[lane] + isyn_new[lane], fmt)),
+                                     in_refractory[lane].eq(mems[lane]["ref_count"][0].data != 0)]
+                with m.State("UPDATE_MODE"):               # the spike and v's next value
                     update_stage("UPDATE_C", "refractory")
                     for lane in range(lanes):
-                        m.d.sync += held["reset_mode"][lane].eq(param(lane, "reset_mode"))
-                with m.State("UPDATE_C"):
+                        self._neuron_decide(m, mems[lane], in_refractory[lane], held["threshold"][lane],
+                                            held["v_reset"][lane], param(lane, "reset_mode"), v_int[lane],
+                                            spike[lane], v_next[lane])
+                with m.State("UPDATE_C"):                  # write-back
                     m.d.comb += nrn_addr.eq(g)
                     for lane in range(lanes):
-                        p = {name: sig[lane] for name, sig in held.items()}
-                        p["refractory"] = param(lane, "refractory")
-                        self._neuron_update(m, mems[lane], p, isyn_new[lane], v_int[lane], pend[lane], g)
+                        self._neuron_writeback(m, mems[lane], in_refractory[lane], param(lane, "refractory"),
+                                               isyn_new[lane], spike[lane], v_next[lane], pend[lane], g)
                     m.next = "EMIT"
             else:
                 # The DPI update (twin.dpi_step), one product per stage through the lane's
@@ -518,9 +550,10 @@ class Core(wiring.Component):
                     m.d.sync += [n_fired.eq(0), fl_idx.eq(0), ev_count.eq(0), g.eq(0)]
                     m.next = "IDLE"
 
+        fsm.state.attrs["fsm_encoding"] = "one-hot"     # a state's decoding is one flip-flop
         return m
 
-    def _config_write(self, m, mems, region, index, lane_sel, group, w_addr):
+    def _config_write(self, m, mems, region, index, lane_sel, group, w_addr, wdata):
         c = self.config
         lane_bits = (c.lanes - 1).bit_length()
         regions = {"weights": Region.WEIGHT, **c.state_fields}
@@ -532,41 +565,36 @@ class Core(wiring.Component):
                         m.d.comb += w_addr.eq(index >> lane_bits)
                     else:
                         m.d.comb += wp.addr.eq(group)
-                    m.d.comb += [wp.data.eq(self.cfg.wdata), wp.en.eq(1)]
+                    m.d.comb += [wp.data.eq(wdata), wp.en.eq(1)]
             for name, r in c.table_fields.items():      # every lane's copy of a table
                 wp = mems[lane][name][1]
                 with m.If(region == r):
-                    m.d.comb += [wp.addr.eq(index), wp.data.eq(self.cfg.wdata), wp.en.eq(1)]
+                    m.d.comb += [wp.addr.eq(index), wp.data.eq(wdata), wp.en.eq(1)]
             wp = mems[lane]["params"][1]
             for k, r in enumerate(c.param_fields.values()):
                 with m.If((region == r) & (lane_sel == lane)):
                     m.d.comb += [wp.addr.eq(Cat(Const(k, range(param_slots(c))), group)),
-                                 wp.data.eq(self.cfg.wdata[:c.field_bits(r)]), wp.en.eq(1)]
+                                 wp.data.eq(wdata[:c.field_bits(r)]), wp.en.eq(1)]
 
-    def _neuron_update(self, m, ports, params, isyn_new, v_int, fired, g):
-        """DESIGN.md section 3, step 3, for one lane, from the saturated ``v_int`` and the neuron's
-        ``params``; state is written back at address ``g``."""
+    def _neuron_decide(self, m, ports, refractory, threshold, v_reset, reset_mode, v_int, spike, v_next):
+        """DESIGN.md section 3, step 3, for one lane: from the saturated ``v_int``, whether the neuron
+        fires and v's next value, registered for the write-back stage."""
         fmt = self.config.fmt
-        r = {**{name: rp.data for name, (rp, _) in ports.items()}, **params}
-        spike = Signal()
-        refractory = r["ref_count"] != 0
-        m.d.comb += spike.eq(~refractory & (v_int >= r["threshold"]))
+        v = ports["v"][0].data
+        fires = ~refractory & (v_int >= threshold)
+        after_spike = Mux(reset_mode, v_reset, arith.saturate(v_int - threshold, fmt))
+        m.d.sync += [spike.eq(fires), v_next.eq(Mux(refractory, v, Mux(fires, after_spike, v_int)))]
+
+    def _neuron_writeback(self, m, ports, in_refractory, refractory, isyn_new, spike, v_next, fired, g):
+        """The write-back of one lane's neuron at address ``g``: the decided v, i_syn, the
+        refractory counter (reloaded with ``refractory`` on a spike) and a cleared accumulator."""
+        ref_count = ports["ref_count"][0].data
         wr = {name: ports[name][1] for name in ("v", "i_syn", "ref_count", "acc")}
         for wp in wr.values():
             m.d.comb += [wp.addr.eq(g), wp.en.eq(1)]
-        m.d.comb += [wr["i_syn"].data.eq(isyn_new), wr["acc"].data.eq(0)]
-        with m.If(refractory):
-            m.d.comb += [wr["v"].data.eq(r["v"]), wr["ref_count"].data.eq(r["ref_count"] - 1)]
-        with m.Elif(spike):
-            with m.If(r["reset_mode"]):
-                m.d.comb += wr["v"].data.eq(r["v_reset"])
-            with m.Else():
-                m.d.comb += wr["v"].data.eq(arith.saturate(v_int - r["threshold"], fmt))
-            m.d.comb += wr["ref_count"].data.eq(r["refractory"])
-        with m.Else():
-            m.d.comb += [wr["v"].data.eq(v_int), wr["ref_count"].data.eq(0)]
+        m.d.comb += [wr["v"].data.eq(v_next), wr["i_syn"].data.eq(isyn_new), wr["acc"].data.eq(0),
+                     wr["ref_count"].data.eq(Mux(in_refractory, ref_count - 1, Mux(spike, refractory, 0)))]
         m.d.sync += fired.eq(spike)
-
 
     def _dpi_writeback(self, m, ports, r, u_thr, ahp_jump, refractory, fired, g):
         """The end of the DPI update (twin.dpi_step) for one lane: spike, reset, state written at ``g``."""

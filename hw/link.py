@@ -56,8 +56,9 @@ class _UART(wiring.Component):
 
 
 class UARTRx(_UART):
-    """8N1 receiver. ``valid`` pulses for one cycle with each byte in ``data``; a byte whose stop
-    bit is low is dropped (the frame's CRC then fails)."""
+    """8N1 receiver. ``valid`` pulses for one cycle with each byte in ``data`` (both registered,
+    the cycle after the stop bit's sample); a byte whose stop bit is low is dropped (the frame's
+    CRC then fails)."""
 
     rx: In(1, init=1)
     data: Out(8)
@@ -71,6 +72,7 @@ class UARTRx(_UART):
         timer = Signal(range(cpb))
         bit = Signal(range(8))
         shreg = Signal(8)
+        m.d.sync += self.valid.eq(0)
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(~s2):
@@ -92,7 +94,7 @@ class UARTRx(_UART):
             with m.State("STOP"):
                 m.d.sync += timer.eq(timer - 1)
                 with m.If(timer == 0):
-                    m.d.comb += [self.data.eq(shreg), self.valid.eq(s2)]
+                    m.d.sync += [self.data.eq(shreg), self.valid.eq(s2)]
                     m.next = "IDLE"
         return m
 
@@ -281,19 +283,27 @@ class HostLink(wiring.Component):
         out_last = Signal()
         out_valid = Signal()
         m.d.comb += [stx.byte.payload.eq(Cat(out_data, out_last)), stx.byte.valid.eq(out_valid)]
-        sent = stx.byte.ready & out_valid
+        # The byte is taken: every state that tests this emits a byte in every cycle, so the framer's
+        # ready is enough (and ``out_valid``, an OR over those states, stays off the path).
+        sent = stx.byte.ready
 
         def emit(value, is_last=0):
             m.d.comb += [out_data.eq(value), out_last.eq(is_last), out_valid.eq(1)]
 
         # --- executing ----------------------------------------------------------------------
         opcode = Signal(8)
+        # The opcodes executed after CHECK_OP, decoded once (a flip-flop each, not a comparison)
+        is_op = {op: Signal(name=f"is_{op.name.lower()}")
+                 for op in (Opcode.IDENTIFY, Opcode.RESET, Opcode.WRITE, Opcode.READ, Opcode.ERRORS, Opcode.RUN)}
+        empty = Signal()                             # the reply ends with its status byte
+        plen_zero, steps_zero = Signal(), Signal()
         end = Signal(range(MAX_FRAME + 1))           # index of the first CRC byte
         plen = Signal(range(MAX_FRAME + 1))          # payload length
         rem = Signal(range(MAX_FRAME + 1))
         status = Signal(3)
         steps = Signal(16)
         step_end = Signal(range(2 * MAX_FRAME + 2))   # where the step being checked ends
+        all_steps, at_end, past_end = Signal(), Signal(), Signal()   # the walk's registered comparisons
         last_step = Signal(16)                       # steps - 1, kept to shorten the reply's last-byte test
         k = Signal(16)
         rec = Signal(8 * (ADDR_BYTES + WORD_BYTES))
@@ -371,7 +381,7 @@ class HostLink(wiring.Component):
                 with m.If(sent):
                     after()
 
-        with m.FSM():
+        with m.FSM() as fsm:
             with m.State("IDLE"):
                 m.d.comb += [jump.eq(1), target.eq(0)]
                 with m.If(done):
@@ -379,6 +389,7 @@ class HostLink(wiring.Component):
                     m.next = "CHECK"
             with m.State("CHECK"):                   # byte = opcode
                 m.d.sync += [opcode.eq(byte), end.eq(f_len - 2), plen.eq(f_len - 3), status.eq(f_status)]
+                m.d.sync += [is_op[op].eq(byte == op) for op in is_op]
                 m.d.comb += advance.eq(1)
                 m.next = "CHECK_OP"
                 with m.If(f_status != Status.OK):
@@ -411,24 +422,32 @@ class HostLink(wiring.Component):
                     m.next = "GO"
                 with m.Elif(rem < 6):
                     m.next = "NACK"
+            # The walk over a RUN request's steps, checking that their counts fill the payload
+            # exactly: each comparison is registered in the state before the one deciding on it.
             with m.State("RUN_STEPS"):
-                load_record("WALK")
+                load_record("WALK_PRE")
                 m.d.sync += [k.eq(0)]
+            with m.State("WALK_PRE"):
+                m.d.sync += [all_steps.eq(k == rec[:16]), at_end.eq(ptr == end), past_end.eq(ptr >= end)]
+                m.next = "WALK"
             with m.State("WALK"):                    # byte = count of the step at ptr
-                with m.If(k == rec[:16]):
+                with m.If(all_steps):
                     m.next = "NACK"
-                    with m.If(ptr == end):
+                    with m.If(at_end):
                         m.d.sync += [steps.eq(rec[:16]), last_step.eq(rec[:16] - 1)]
                         m.next = "GO"
-                with m.Elif(ptr >= end):
+                with m.Elif(past_end):
                     m.next = "NACK"
                 with m.Else():
                     m.d.sync += [step_end.eq(ptr + 1 + (byte << 1)), k.eq(k + 1)]
-                    m.next = "WALK_NEXT"
+                    m.next = "WALK_CMP"
+            with m.State("WALK_CMP"):
+                m.d.sync += past_end.eq(step_end > end)
+                m.next = "WALK_NEXT"
             with m.State("WALK_NEXT"):                # jump to the next step's count, if it is inside
-                m.d.comb += [jump.eq(1), target.eq(Mux(step_end > end, end, step_end))]
-                m.next = "WALK"
-                with m.If(step_end > end):
+                m.d.comb += [jump.eq(1), target.eq(step_end)]
+                m.next = "WALK_PRE"
+                with m.If(past_end):                  # (where the pointer then points is not used)
                     m.next = "NACK"
             with m.State("NACK"):
                 emit(Opcode.NACK | REPLY)
@@ -441,41 +460,40 @@ class HostLink(wiring.Component):
 
             with m.State("GO"):                      # valid: header, then the work
                 m.d.comb += [jump.eq(1), target.eq(1)]     # the payload
-                with m.If(opcode == Opcode.RESET):
+                with m.If(is_op[Opcode.RESET]):
                     with m.If(cfg_access(1, control, Control.CLEAR_STATE)):
                         m.next = "HEADER"
                 with m.Else():
                     m.next = "HEADER"
             with m.State("HEADER"):
                 emit(opcode | REPLY)
+                m.d.sync += [plen_zero.eq(plen == 0), steps_zero.eq(steps == 0),
+                             empty.eq(is_op[Opcode.RESET] | (is_op[Opcode.RUN] & (steps == 0)) |
+                                      (is_op[Opcode.READ] & (plen == 0)))]
                 with m.If(sent):
                     m.next = "STATUS"
             with m.State("STATUS"):
-                empty = (opcode == Opcode.RESET) | ((opcode == Opcode.RUN) & (steps == 0)) | \
-                        ((opcode == Opcode.READ) & (plen == 0))
                 emit(Status.OK, empty)
-                with m.If(opcode == Opcode.RUN):     # to the first step's count (whether or not sent,
+                with m.If(is_op[Opcode.RUN]):        # to the first step's count (whether or not sent,
                     m.d.comb += [jump.eq(1), target.eq(3)]   # so the read address waits on no reply)
                 with m.If(sent):
                     m.d.sync += [k.eq(0), nrec.eq(ADDR_BYTES + WORD_BYTES)]
                     m.next = "DONE"
-                    with m.Switch(opcode):
-                        with m.Case(Opcode.IDENTIFY):
-                            m.next = "IDENT"
-                        with m.Case(Opcode.WRITE):
-                            m.next = "W_REC"
-                            with m.If(plen == 0):
-                                m.next = "W_COUNT_HI"
-                        with m.Case(Opcode.READ):
-                            m.d.sync += nrec.eq(ADDR_BYTES)
-                            with m.If(plen != 0):
-                                m.next = "R_REC"
-                        with m.Case(Opcode.ERRORS):
-                            m.d.sync += clear.eq(byte[0])
-                            m.next = "E_READ"
-                        with m.Case(Opcode.RUN):
-                            with m.If(steps != 0):
-                                m.next = "RUN_STEP"
+                    with m.If(is_op[Opcode.IDENTIFY]):
+                        m.next = "IDENT"
+                    with m.If(is_op[Opcode.WRITE]):
+                        m.next = "W_REC"
+                        with m.If(plen_zero):
+                            m.next = "W_COUNT_HI"
+                    with m.If(is_op[Opcode.READ]):
+                        m.d.sync += nrec.eq(ADDR_BYTES)
+                        with m.If(~plen_zero):
+                            m.next = "R_REC"
+                    with m.If(is_op[Opcode.ERRORS]):
+                        m.d.sync += clear.eq(byte[0])
+                        m.next = "E_READ"
+                    with m.If(is_op[Opcode.RUN] & ~steps_zero):
+                        m.next = "RUN_STEP"
 
             with m.State("IDENT"):
                 emit(ident_rom[k], k == len(ident) - 1)
@@ -565,6 +583,7 @@ class HostLink(wiring.Component):
             with m.State("DONE"):
                 m.d.sync += busy.eq(0)
                 m.next = "IDLE"
+        fsm.state.attrs["fsm_encoding"] = "one-hot"     # a state's decoding is one flip-flop
         return m
 
 

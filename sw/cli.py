@@ -287,10 +287,11 @@ def cmd_build(args) -> int:
     return 0
 
 
-def build_linked(config, net, board: str, out: Path, baud: int, clock_mhz="auto") -> dict:
+def build_linked(config, net, board: str, out: Path, baud: int, clock_mhz="auto", allow_timing_fail=False) -> dict:
     """Build the linked core for ``board`` with its core clock: ``"board"`` (the oscillator), a
     frequency in MHz (through the PLL), or ``"auto"``: a first build on the oscillator measures the
-    post-route fmax, then the PLL is set 5% below it (when that is faster than the oscillator)."""
+    post-route fmax, then the PLL is set 5% below it (when that is faster than the oscillator).
+    ``allow_timing_fail``: see ``build_bitstream``."""
     from dataclasses import asdict
 
     from spiketwin.boards.build import build_bitstream, family, platform_for
@@ -318,7 +319,8 @@ def build_linked(config, net, board: str, out: Path, baud: int, clock_mhz="auto"
         except ValueError:
             raise ValueError(f"--clock-mhz must be 'auto', 'board' or a frequency in MHz, not {clock_mhz!r}") from None
         pll = pll_settings(family(board), f_in, target)
-    rep = build_bitstream(LinkTop(config, net, baud, pll), board, out, clock_mhz=pll.f_out_mhz if pll else None)
+    rep = build_bitstream(LinkTop(config, net, baud, pll), board, out, clock_mhz=pll.f_out_mhz if pll else None,
+                          allow_timing_fail=allow_timing_fail)
     return {**rep, "pll": asdict(pll) if pll else None}
 
 
