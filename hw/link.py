@@ -295,8 +295,7 @@ class HostLink(wiring.Component):
         # The opcodes executed after CHECK_OP, decoded once (a flip-flop each, not a comparison)
         is_op = {op: Signal(name=f"is_{op.name.lower()}")
                  for op in (Opcode.IDENTIFY, Opcode.RESET, Opcode.WRITE, Opcode.READ, Opcode.ERRORS, Opcode.RUN)}
-        empty = Signal()                             # the reply ends with its status byte
-        plen_zero, steps_zero = Signal(), Signal()
+        plen_zero, steps_zero = Signal(), Signal()   # registered in HEADER for STATUS
         end = Signal(range(MAX_FRAME + 1))           # index of the first CRC byte
         plen = Signal(range(MAX_FRAME + 1))          # payload length
         rem = Signal(range(MAX_FRAME + 1))
@@ -467,13 +466,12 @@ class HostLink(wiring.Component):
                     m.next = "HEADER"
             with m.State("HEADER"):
                 emit(opcode | REPLY)
-                m.d.sync += [plen_zero.eq(plen == 0), steps_zero.eq(steps == 0),
-                             empty.eq(is_op[Opcode.RESET] | (is_op[Opcode.RUN] & (steps == 0)) |
-                                      (is_op[Opcode.READ] & (plen == 0)))]
+                m.d.sync += [plen_zero.eq(plen == 0), steps_zero.eq(steps == 0)]
                 with m.If(sent):
                     m.next = "STATUS"
             with m.State("STATUS"):
-                emit(Status.OK, empty)
+                empty = is_op[Opcode.RESET] | (is_op[Opcode.RUN] & steps_zero) | (is_op[Opcode.READ] & plen_zero)
+                emit(Status.OK, empty)                # the reply may end with its status byte
                 with m.If(is_op[Opcode.RUN]):        # to the first step's count (whether or not sent,
                     m.d.comb += [jump.eq(1), target.eq(3)]   # so the read address waits on no reply)
                 with m.If(sent):
