@@ -218,19 +218,29 @@ class Core(wiring.Component):
         isyn_decay = [Signal(signed(fmt.width), name=f"isyn_decay_{l}") for l in range(lanes)]
         acc_r = [Signal(signed(c.acc_width), name=f"acc_r_{l}") for l in range(lanes)]   # next to its adder
         v_bias = [Signal(signed(fmt.width + 1), name=f"v_bias_{l}") for l in range(lanes)]
-        # One multiplier per lane, for leak * v and then syn_decay * i_syn, and one rounding of it.
+        # One multiplier per lane, and one rounding of it. Its operands (chosen by the stage, from
+        # the memories' outputs) are registered, then their product: a product asked for in one
+        # stage is rounded two stages later. No memory output reaches the multiplier in the same
+        # cycle (an ECP5 block RAM's output alone takes half of a 90 MHz cycle).
         mul_a = [Signal(signed(fmt.width), name=f"mul_a_{l}") for l in range(lanes)]
         mul_b = [Signal(signed(fmt.width), name=f"mul_b_{l}") for l in range(lanes)]
+        op_a = [Signal(signed(fmt.width), name=f"op_a_{l}") for l in range(lanes)]
+        op_b = [Signal(signed(fmt.width), name=f"op_b_{l}") for l in range(lanes)]
         prod = [Signal(signed(2 * fmt.width), name=f"prod_{l}") for l in range(lanes)]
         rounded = [arith.round_product(prod[l], fmt) for l in range(lanes)]
+        for lane in range(lanes):
+            m.d.sync += [op_a[lane].eq(mul_a[lane]), op_b[lane].eq(mul_b[lane]),
+                         prod[lane].eq(op_a[lane] * op_b[lane])]
         rd_region = Signal(REGION_BITS)
         rd_lane = Signal(max(1, lane_bits))
         rd_bad = Signal()                           # the read's address is unmapped: answer 0
         rd_data = Signal(c.data_bits)
+        rd_lane_data = [Signal(c.data_bits, name=f"rd_lane_data_{l}") for l in range(lanes)]
         slot = Signal(range(slots))                 # the parameter the lanes' parameter memories read
         # parameters held from their read until the write-back stage
         held = {name: [Signal(shape_of(pf[name]), name=f"{name}_r_{l}") for l in range(lanes)]
-                for name in (("u_thr", "ahp_jump") if dpi else ("threshold", "v_reset"))}
+                for name in (("u_thr", "ahp_jump", "refractory") if dpi
+                             else ("threshold", "bias", "v_reset", "reset_mode", "refractory"))}
         spike = [Signal(name=f"spike_{l}") for l in range(lanes)]           # decided a stage before
         v_next = [Signal(signed(fmt.width), name=f"v_next_{l}") for l in range(lanes)]   # the write-back
         in_refractory = [Signal(name=f"in_refractory_{l}") for l in range(lanes)]
@@ -238,11 +248,16 @@ class Core(wiring.Component):
         # --- configuration requests --------------------------------------------------------
         # A request is registered when taken (with whether its address is mapped) and served in
         # the next cycle from the registers, so the memories' write enables and read addresses
-        # never depend on the configuration port's address combinationally.
+        # never depend on the configuration port's address combinationally. A write is decoded
+        # then too, into one bit per memory it writes (q_hit) and a parameter's slot, so that the
+        # write enables and addresses, which reach block RAMs all over the die, are registers.
         q_addr = Signal.like(self.cfg.addr)
         q_wdata = Signal.like(self.cfg.wdata)
         q_write = Signal()
         q_ok = Signal()
+        q_slot = Signal.like(slot)
+        q_hit = [{name: Signal(name=f"q_hit_{name}_{l}") for name in ("weights", *sf, *tf, "params")}
+                 for l in range(lanes)]
         region = q_addr[c.index_bits:]
         index = q_addr[:c.index_bits]
         cfg_lane = index[:lane_bits] if lane_bits else Const(0, 1)
@@ -291,18 +306,27 @@ class Core(wiring.Component):
         # cycle after. A group's accumulator is read again at the earliest three cycles after
         # its read (the next event's ACC; with one group a cycle longer through ACC_END).
         m.d.sync += [s_valid.eq(0), t_valid.eq(s_valid), t_g.eq(s_g)]
+        w_q = [Signal(signed(fmt.width), name=f"w_q_{l}") for l in range(lanes)]
         for lane in range(lanes):
-            w_q = Signal(signed(fmt.width), name=f"w_q_{lane}")
-            m.d.sync += w_q.eq(mems[lane]["weights"][0].data)
+            m.d.sync += w_q[lane].eq(mems[lane]["weights"][0].data)
             if dpi:                             # a DPI weight word: its type, its magnitude
-                mag, kind = w_q[:c.weight_magnitude_bits], w_q[c.weight_magnitude_bits:]
+                mag, kind = w_q[lane][:c.weight_magnitude_bits], w_q[lane][c.weight_magnitude_bits:]
             for k, name in enumerate(acc_names):
                 acc_rp, acc_wp = mems[lane][name]
                 acc_q = Signal(signed(c.acc_width), name=f"{name}_q_{lane}")
                 m.d.sync += acc_q.eq(acc_rp.data)
                 with m.If(t_valid):
-                    m.d.comb += [acc_wp.addr.eq(t_g), acc_wp.data.eq(acc_q + (mag if dpi else w_q)),
+                    m.d.comb += [acc_wp.addr.eq(t_g), acc_wp.data.eq(acc_q + (mag if dpi else w_q[lane])),
                                  acc_wp.en.eq(kind == k if dpi else 1)]
+
+        def read_addresses():
+            """The memories' read addresses for the configuration read held in q_addr."""
+            m.d.comb += [nrn_addr.eq(cfg_group), w_addr.eq(index >> lane_bits)]
+            m.d.comb += [la.eq(index) for la in lut_addr]
+            with m.Switch(region):
+                for k, r in enumerate(pf.values()):
+                    with m.Case(r):
+                        m.d.comb += slot.eq(k)
 
         def start_event(source, is_internal):
             m.d.sync += [src.eq(source), g.eq(0), internal.eq(is_internal)]
@@ -314,6 +338,7 @@ class Core(wiring.Component):
                     m.d.comb += self.cfg.ready.eq(1)
                     m.d.sync += [q_addr.eq(self.cfg.addr), q_wdata.eq(self.cfg.wdata),
                                  q_write.eq(self.cfg.write), q_ok.eq(addr_ok)]
+                    self._config_decode(m, self.cfg, addr_ok, q_hit, q_slot)
                     m.next = "CFG"
                 with m.Elif(self.events.valid):
                     m.d.comb += self.events.ready.eq(1)
@@ -331,47 +356,49 @@ class Core(wiring.Component):
 
             with m.State("CFG"):
                 m.next = "IDLE"
+                self._config_write(m, mems, q_hit, q_slot, index, cfg_group, w_addr, q_wdata)
                 with m.If(~q_ok):
                     m.d.sync += errors.eq(errors | ErrorFlag.BAD_ADDRESS)
                     with m.If(~q_write):                    # a read still gets its answer: 0
                         m.d.sync += rd_bad.eq(1)
-                        m.next = "CFG_READ"
+                        m.next = "CFG_WAIT"
                 with m.Elif(q_write & (region == Region.CONTROL)):
                     with m.If(q_wdata & Control.CLEAR_ERRORS):
                         m.d.sync += errors.eq(0)
                     with m.If(q_wdata & Control.CLEAR_STATE):
                         m.d.sync += g.eq(0)
                         m.next = "CLEAR"
-                with m.Elif(q_write):
-                    self._config_write(m, mems, region, index, cfg_lane, cfg_group, w_addr, q_wdata)
-                with m.Else():
-                    m.d.comb += [nrn_addr.eq(cfg_group), w_addr.eq(index >> lane_bits)]
-                    m.d.comb += [la.eq(index) for la in lut_addr]
-                    with m.Switch(region):
-                        for k, r in enumerate(pf.values()):
-                            with m.Case(r):
-                                m.d.comb += slot.eq(k)
+                with m.Elif(~q_write):
+                    read_addresses()
                     m.d.sync += [rd_region.eq(region), rd_lane.eq(cfg_lane), rd_bad.eq(0)]
-                    m.next = "CFG_READ"
+                    m.next = "CFG_WAIT"
 
+            # A read's answer passes through registers: the memories' outputs (the weights' through
+            # w_q), each lane's word for the region, then the lane's.
+            with m.State("CFG_WAIT"):
+                read_addresses()
+                m.next = "CFG_READ"
             with m.State("CFG_READ"):
-                m.d.sync += rd_data.eq(0)                   # the answer, registered
-                with m.If(~rd_bad), m.Switch(rd_region):
-                    with m.Case(Region.CONTROL):
-                        m.d.sync += rd_data.eq(errors)
-                    for name, r in {"weights": Region.WEIGHT, **sf}.items():
-                        with m.Case(r):
-                            for lane in range(lanes):
-                                with m.If(rd_lane == lane):
-                                    m.d.sync += rd_data.eq(mems[lane][name][0].data)
-                    for name, r in tf.items():           # every lane holds the same table
-                        with m.Case(r):
-                            m.d.sync += rd_data.eq(mems[0][name][0].data)
-                    for name, r in pf.items():
-                        with m.Case(r):
-                            for lane in range(lanes):
-                                with m.If(rd_lane == lane):
-                                    m.d.sync += rd_data.eq(param(lane, name))
+                read_addresses()
+                for lane in range(lanes):
+                    m.d.sync += rd_lane_data[lane].eq(0)
+                    with m.Switch(rd_region):
+                        for name, r in {"weights": Region.WEIGHT, **sf, **tf}.items():
+                            with m.Case(r):       # every lane holds the same tables
+                                m.d.sync += rd_lane_data[lane].eq(w_q[lane] if name == "weights"
+                                                                  else mems[lane][name][0].data)
+                        for name, r in pf.items():
+                            with m.Case(r):
+                                m.d.sync += rd_lane_data[lane].eq(param(lane, name))
+                m.next = "CFG_SELECT"
+            with m.State("CFG_SELECT"):
+                m.d.sync += rd_data.eq(0)                   # an unmapped address answers 0
+                with m.If(~rd_bad & (rd_region == Region.CONTROL)):
+                    m.d.sync += rd_data.eq(errors)
+                with m.Elif(~rd_bad):
+                    for lane in range(lanes):
+                        with m.If(rd_lane == lane):
+                            m.d.sync += rd_data.eq(rd_lane_data[lane])
                 m.next = "CFG_REPLY"
             with m.State("CFG_REPLY"):
                 m.d.comb += [self.cfg.rvalid.eq(1), self.cfg.rdata.eq(rd_data)]
@@ -394,10 +421,11 @@ class Core(wiring.Component):
                 m.d.sync += fl_idx.eq(fl_idx + 1)
                 start_event(c.n_axons + fl_rd.data, 1)
 
-            # The update runs in registered stages (products; their rounding; i_syn's sum; v's sum;
-            # the comparison and v's next value; the write-back) so that no cycle holds more than
-            # one multiplication or one saturating sum. The state memories hold their outputs meanwhile; the
-            # parameter memories give one field per stage, read in the stage before its use.
+            # The update runs in registered stages (operands; products; their rounding; i_syn's sum;
+            # v's sum; the comparison and v's next value; the write-back) so that no cycle holds more
+            # than one multiplication or one saturating sum. The state memories hold their outputs
+            # meanwhile; the parameter memories give one field per stage, read in the stage before
+            # its use; a field that feeds an adder or a decision is first held in a register.
             def update_stage(nxt, read):
                 """A stage of the update: holds the state's address and asks for parameter ``read``."""
                 m.d.comb += [nrn_addr.eq(g), slot.eq(list(pf).index(read))]
@@ -406,51 +434,55 @@ class Core(wiring.Component):
             if not dpi:
                 with m.State("UPDATE_READ"):
                     update_stage("UPDATE_PROD_V", "leak")
-                with m.State("UPDATE_PROD_V"):
+                with m.State("UPDATE_PROD_V"):             # leak * v
                     update_stage("UPDATE_PROD_I", "syn_decay")
                     for lane in range(lanes):
-                        v = mems[lane]["v"][0].data
-                        m.d.comb += [mul_a[lane].eq(param(lane, "leak")), mul_b[lane].eq(v)]
-                        m.d.sync += prod[lane].eq(mul_a[lane] * mul_b[lane])
-                with m.State("UPDATE_PROD_I"):
-                    update_stage("UPDATE_ROUND", "threshold")
+                        m.d.comb += [mul_a[lane].eq(param(lane, "leak")), mul_b[lane].eq(mems[lane]["v"][0].data)]
+                with m.State("UPDATE_PROD_I"):             # syn_decay * i_syn
+                    update_stage("UPDATE_ROUND_V", "threshold")
                     for lane in range(lanes):
                         i_syn = mems[lane]["i_syn"][0].data
                         m.d.comb += [mul_a[lane].eq(param(lane, "syn_decay")), mul_b[lane].eq(i_syn)]
-                        m.d.sync += [prod[lane].eq(mul_a[lane] * mul_b[lane]), v_decay[lane].eq(rounded[lane])]
-                with m.State("UPDATE_ROUND"):
-                    update_stage("UPDATE_ISYN", "bias")
+                with m.State("UPDATE_ROUND_V"):
+                    update_stage("UPDATE_ROUND", "bias")
                     for lane in range(lanes):
                         m.d.sync += [held["threshold"][lane].eq(param(lane, "threshold")),
-                                     isyn_decay[lane].eq(rounded[lane]),
+                                     v_decay[lane].eq(rounded[lane]),
                                      acc_r[lane].eq(mems[lane]["acc"][0].data)]
-                with m.State("UPDATE_ISYN"):               # i_syn's sum; v's decay plus bias, exact
-                    update_stage("UPDATE_V", "v_reset")
+                with m.State("UPDATE_ROUND"):
+                    update_stage("UPDATE_ISYN", "v_reset")
                     for lane in range(lanes):
-                        m.d.sync += [v_bias[lane].eq(v_decay[lane] + param(lane, "bias")),
-                                     isyn_new[lane].eq(arith.saturate(isyn_decay[lane] + acc_r[lane], fmt))]
-                with m.State("UPDATE_V"):
-                    update_stage("UPDATE_MODE", "reset_mode")
+                        m.d.sync += [isyn_decay[lane].eq(rounded[lane]), held["bias"][lane].eq(param(lane, "bias"))]
+                with m.State("UPDATE_ISYN"):               # i_syn's sum; v's decay plus bias, exact
+                    update_stage("UPDATE_V", "reset_mode")
                     for lane in range(lanes):
                         m.d.sync += [held["v_reset"][lane].eq(param(lane, "v_reset")),
+                                     v_bias[lane].eq(v_decay[lane] + held["bias"][lane]),
+                                     isyn_new[lane].eq(arith.saturate(isyn_decay[lane] + acc_r[lane], fmt))]
+                with m.State("UPDATE_V"):
+                    update_stage("UPDATE_MODE", "refractory")
+                    for lane in range(lanes):
+                        m.d.sync += [held["reset_mode"][lane].eq(param(lane, "reset_mode")),
                                      v_int[lane].eq(arith.saturate(v_bias[lane] + isyn_new[lane], fmt)),
                                      in_refractory[lane].eq(mems[lane]["ref_count"][0].data != 0)]
                 with m.State("UPDATE_MODE"):               # the spike and v's next value
                     update_stage("UPDATE_C", "refractory")
                     for lane in range(lanes):
+                        m.d.sync += held["refractory"][lane].eq(param(lane, "refractory"))
                         self._neuron_decide(m, mems[lane], in_refractory[lane], held["threshold"][lane],
-                                            held["v_reset"][lane], param(lane, "reset_mode"), v_int[lane],
+                                            held["v_reset"][lane], held["reset_mode"][lane], v_int[lane],
                                             spike[lane], v_next[lane])
                 with m.State("UPDATE_C"):                  # write-back
                     m.d.comb += nrn_addr.eq(g)
                     for lane in range(lanes):
-                        self._neuron_writeback(m, mems[lane], in_refractory[lane], param(lane, "refractory"),
+                        self._neuron_writeback(m, mems[lane], in_refractory[lane], held["refractory"][lane],
                                                isyn_new[lane], spike[lane], v_next[lane], pend[lane], g)
                     m.next = "EMIT"
             else:
                 # The DPI update (twin.dpi_step), one product per stage through the lane's
                 # multiplier: the four synaptic decays and the adaptation's, then A[u] * j, then
-                # k_mem * d. Each stage reads the parameter the next one uses.
+                # k_mem * d, each rounded two stages after it is asked for. Each stage reads the
+                # parameter the next one uses.
                 wide = signed(fmt.width + 3)
                 regs = {name: [Signal(signed(fmt.width), name=f"{name}_{l}") for l in range(lanes)]
                         for name in (*(f"new_{t}" for t in SYNAPSE_TYPES), "ahp_decay", "j", "sh", "d", "u_int")}
@@ -458,16 +490,16 @@ class Core(wiring.Component):
                 order = [f"decay_{t}" for t in (*SYNAPSE_TYPES, "ahp")]
                 with m.State("UPDATE_READ"):
                     update_stage("DPI_DECAY_0", order[0])
-                for k, name in enumerate(order):              # DPI_DECAY_k: product k, sum k - 1
+                for k in range(len(order) + 1):               # DPI_DECAY_k: product k, sum k - 2
                     with m.State(f"DPI_DECAY_{k}"):
-                        nxt = f"DPI_DECAY_{k + 1}" if k + 1 < len(order) else "DPI_INPUT"
+                        nxt = f"DPI_DECAY_{k + 1}" if k < len(order) else "DPI_INPUT"
                         update_stage(nxt, order[k + 1] if k + 1 < len(order) else "j_dc")
                         for lane in range(lanes):
-                            st = mems[lane]["ahp" if name == "decay_ahp" else f"syn_{SYNAPSE_TYPES[k]}"][0].data
-                            m.d.comb += [mul_a[lane].eq(param(lane, name)), mul_b[lane].eq(st)]
-                            m.d.sync += prod[lane].eq(mul_a[lane] * mul_b[lane])
-                            if k:
-                                t = SYNAPSE_TYPES[k - 1]
+                            if k < len(order):
+                                st = mems[lane]["ahp" if k == len(SYNAPSE_TYPES) else f"syn_{SYNAPSE_TYPES[k]}"][0].data
+                                m.d.comb += [mul_a[lane].eq(param(lane, order[k])), mul_b[lane].eq(st)]
+                            if k >= 2:
+                                t = SYNAPSE_TYPES[k - 2]
                                 acc = mems[lane][f"acc_{t}"][0].data
                                 m.d.sync += regs[f"new_{t}"][lane].eq(arith.saturate(rounded[lane] + acc, fmt))
                 with m.State("DPI_INPUT"):                    # the adaptation's decay; input terms; shunt
@@ -486,34 +518,38 @@ class Core(wiring.Component):
                         j = arith.saturate(j_part[lane] + nmda, fmt)
                         m.d.sync += r["j"].eq(Mux(j < 0, 0, j))
                 with m.State("DPI_PROD_A"):                   # A[u] * j
-                    update_stage("DPI_DRIFT", "ahp_jump")
+                    update_stage("DPI_WAIT_A", "ahp_jump")
                     for lane in range(lanes):
                         m.d.comb += [mul_a[lane].eq(mems[lane]["lut_a"][0].data), mul_b[lane].eq(regs["j"][lane])]
-                        m.d.sync += [prod[lane].eq(mul_a[lane] * mul_b[lane]),
-                                     held["u_thr"][lane].eq(param(lane, "u_thr"))]
+                        m.d.sync += held["u_thr"][lane].eq(param(lane, "u_thr"))
+                with m.State("DPI_WAIT_A"):
+                    update_stage("DPI_DRIFT", "k_mem")
+                    for lane in range(lanes):
+                        m.d.sync += held["ahp_jump"][lane].eq(param(lane, "ahp_jump"))
                 with m.State("DPI_DRIFT"):                    # d = sat(A j + B - 1 - sh)
                     update_stage("DPI_PROD_K", "k_mem")
                     for lane in range(lanes):
                         r = {name: sig[lane] for name, sig in regs.items()}
                         b = mems[lane]["lut_b"][0].data
-                        m.d.sync += [r["d"].eq(arith.saturate(rounded[lane] + b - fmt.one - r["sh"], fmt)),
-                                     held["ahp_jump"][lane].eq(param(lane, "ahp_jump"))]
+                        m.d.sync += r["d"].eq(arith.saturate(rounded[lane] + b - fmt.one - r["sh"], fmt))
                 with m.State("DPI_PROD_K"):                   # k_mem * d
-                    update_stage("DPI_U", "refractory")
+                    update_stage("DPI_WAIT_K", "refractory")
                     for lane in range(lanes):
                         m.d.comb += [mul_a[lane].eq(param(lane, "k_mem")), mul_b[lane].eq(regs["d"][lane])]
-                        m.d.sync += prod[lane].eq(mul_a[lane] * mul_b[lane])
+                with m.State("DPI_WAIT_K"):
+                    update_stage("DPI_U", "refractory")
                 with m.State("DPI_U"):                        # u_int = max(0, sat(u + k d))
                     update_stage("DPI_C", "refractory")
                     for lane in range(lanes):
                         u_int = arith.saturate(mems[lane]["u"][0].data + rounded[lane], fmt)
-                        m.d.sync += regs["u_int"][lane].eq(Mux(u_int < 0, 0, u_int))
+                        m.d.sync += [regs["u_int"][lane].eq(Mux(u_int < 0, 0, u_int)),
+                                     held["refractory"][lane].eq(param(lane, "refractory"))]
                 with m.State("DPI_C"):                        # compare, reset, write back
                     m.d.comb += nrn_addr.eq(g)
                     for lane in range(lanes):
                         self._dpi_writeback(m, mems[lane], {name: sig[lane] for name, sig in regs.items()},
                                             held["u_thr"][lane], held["ahp_jump"][lane],
-                                            param(lane, "refractory"), pend[lane], g)
+                                            held["refractory"][lane], pend[lane], g)
                     m.next = "EMIT"
             with m.State("EMIT"):
                 sel = Signal(max(1, lane_bits))
@@ -553,28 +589,46 @@ class Core(wiring.Component):
         fsm.state.attrs["fsm_encoding"] = "one-hot"     # a state's decoding is one flip-flop
         return m
 
-    def _config_write(self, m, mems, region, index, lane_sel, group, w_addr, wdata):
+    def _config_decode(self, m, cfg, addr_ok, hit, slot):
+        """For a configuration request being taken: which memories of which lanes it writes
+        (``hit``, per lane a bit per memory) and, for a parameter, its slot."""
         c = self.config
         lane_bits = (c.lanes - 1).bit_length()
-        regions = {"weights": Region.WEIGHT, **c.state_fields}
+        region, index = cfg.addr[c.index_bits:], cfg.addr[:c.index_bits]
+        pf = c.param_fields
+        regions = {"weights": Region.WEIGHT, **c.state_fields, **c.table_fields}
+        with m.Switch(region):
+            for k, r in enumerate(pf.values()):
+                with m.Case(r):
+                    m.d.sync += slot.eq(k)
         for lane in range(c.lanes):
-            for name, r in regions.items():
+            this_lane = (index[:lane_bits] == lane) if lane_bits else 1
+            for name, h in hit[lane].items():
+                if name == "params":
+                    in_region = Cat(*[region == r for r in pf.values()]).any()
+                else:
+                    in_region = region == regions[name]
+                own = 1 if name in c.table_fields else this_lane     # every lane's copy of a table
+                m.d.sync += h.eq(cfg.write & addr_ok & in_region & own)
+
+    def _config_write(self, m, mems, hit, slot, index, group, w_addr, wdata):
+        """The write of a decoded configuration request (the memories' fields take wdata's low
+        bits; a parameter word's bits above its field are never read)."""
+        c = self.config
+        lane_bits = (c.lanes - 1).bit_length()
+        for lane in range(c.lanes):
+            for name, h in hit[lane].items():
                 wp = mems[lane][name][1]
-                with m.If((region == r) & (lane_sel == lane)):
+                with m.If(h):
                     if name == "weights":       # its address is the shared w_addr
                         m.d.comb += w_addr.eq(index >> lane_bits)
+                    elif name == "params":
+                        m.d.comb += wp.addr.eq(Cat(slot, group))
+                    elif name in c.table_fields:
+                        m.d.comb += wp.addr.eq(index)
                     else:
                         m.d.comb += wp.addr.eq(group)
                     m.d.comb += [wp.data.eq(wdata), wp.en.eq(1)]
-            for name, r in c.table_fields.items():      # every lane's copy of a table
-                wp = mems[lane][name][1]
-                with m.If(region == r):
-                    m.d.comb += [wp.addr.eq(index), wp.data.eq(wdata), wp.en.eq(1)]
-            wp = mems[lane]["params"][1]
-            for k, r in enumerate(c.param_fields.values()):
-                with m.If((region == r) & (lane_sel == lane)):
-                    m.d.comb += [wp.addr.eq(Cat(Const(k, range(param_slots(c))), group)),
-                                 wp.data.eq(wdata[:c.field_bits(r)]), wp.en.eq(1)]
 
     def _neuron_decide(self, m, ports, refractory, threshold, v_reset, reset_mode, v_int, spike, v_next):
         """DESIGN.md section 3, step 3, for one lane: from the saturated ``v_int``, whether the neuron
