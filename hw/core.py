@@ -323,10 +323,7 @@ class Core(wiring.Component):
             """The memories' read addresses for the configuration read held in q_addr."""
             m.d.comb += [nrn_addr.eq(cfg_group), w_addr.eq(index >> lane_bits)]
             m.d.comb += [la.eq(index) for la in lut_addr]
-            with m.Switch(region):
-                for k, r in enumerate(pf.values()):
-                    with m.Case(r):
-                        m.d.comb += slot.eq(k)
+            m.d.comb += slot.eq(q_slot)             # decoded when the request was taken
 
         def start_event(source, is_internal):
             m.d.sync += [src.eq(source), g.eq(0), internal.eq(is_internal)]
