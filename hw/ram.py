@@ -15,7 +15,7 @@ from __future__ import annotations
 from amaranth.hdl import Module, Signal
 from amaranth.lib.memory import Memory
 
-__all__ = ["ReadPort", "memory"]
+__all__ = ["BankedMemory", "ReadPort", "memory"]
 
 
 def memory(*, shape, depth: int, init=(), attrs: dict | None = None) -> Memory:
@@ -35,3 +35,46 @@ class ReadPort:
         self.data = Signal.like(port.data, name=f"{name}_rdata", reset_less=True)
         with m.If(self.en):
             m.d.sync += self.data.eq(port.data)
+
+
+class BankedMemory:
+    """A single-port memory of ``depth`` words split into banks of ``bank_words`` (a block RAM
+    each), whose words are registered next to their RAM before one of them is chosen.
+
+    A lane's weights span several block RAMs, which the placer may put far apart; a block RAM's
+    output alone takes half a 90 MHz cycle on the ECP5, so no path leaves one through more than
+    its own register. ``data`` is the word at the ``addr`` of two cycles before; a write stores
+    ``wdata`` at ``addr`` when ``we`` is high (that bank's read data then holds).
+    """
+
+    def __init__(self, m: Module, *, shape, depth: int, bank_words: int, init=(), attrs: dict | None = None,
+                 name: str):
+        if bank_words < 1 or bank_words & (bank_words - 1):
+            raise ValueError(f"bank_words must be a power of 2, not {bank_words}")
+        n_banks = -(-depth // bank_words)
+        init = list(init)
+        self.addr = Signal(range(max(2, depth)), name=f"{name}_addr")
+        self.wdata = Signal(shape, name=f"{name}_wdata")
+        self.we = Signal(name=f"{name}_we")
+        self.data = Signal(shape, name=f"{name}_data")
+        bank_bits = (bank_words - 1).bit_length()
+        self.banks = []
+        sel = self.addr[bank_bits:] if n_banks > 1 else 0
+        sel_d = Signal(range(n_banks), name=f"{name}_sel_d")       # the bank read, a cycle later
+        sel_q = Signal(range(n_banks), name=f"{name}_sel_q")       # and with its registered word
+        m.d.sync += [sel_d.eq(sel), sel_q.eq(sel_d)]
+        for b in range(n_banks):
+            words = min(bank_words, depth - b * bank_words)
+            mem = memory(shape=shape, depth=max(2, words), init=init[b * bank_words:(b + 1) * bank_words],
+                         attrs=attrs)
+            bank_name = name if n_banks == 1 else f"{name}_{b}"
+            m.submodules[bank_name] = mem
+            rp, wp = ReadPort(m, mem, bank_name), mem.write_port()
+            hit = self.we & (sel == b) if n_banks > 1 else self.we
+            m.d.comb += [rp.addr.eq(self.addr), wp.addr.eq(self.addr), wp.data.eq(self.wdata), wp.en.eq(hit),
+                         rp.en.eq(~hit)]
+            word = Signal(shape, name=f"{bank_name}_q")
+            m.d.sync += word.eq(rp.data)
+            with m.If(sel_q == b):
+                m.d.comb += self.data.eq(word)
+            self.banks.append(mem)
