@@ -4,7 +4,7 @@ synaptic operations/s they give (lanes x fmax); prints JSON, then a table.
     python bench/boards.py [--boards icebreaker ulx3s-85f] [--json out.json]
 
 The cores: on the UP5K 256 sources x 128 neurons on 4 lanes, the weights in its four SPRAM banks
-(about 86% of its logic cells); on the ECP5 a 4-lane and a 16-lane core. Each is built with its
+(about 88% of its logic cells); on the ECP5 a 4-lane and a 16-lane core. Each is built with its
 PLL at the target clock (36 MHz on the UP5K, 90 MHz on the ECP5), so that nextpnr's timing-driven
 placement aims there, and the post-route fmax it reaches is reported, met or not
 (``--targets auto`` builds as ``spiketwin build --clock-mhz auto`` does instead).
