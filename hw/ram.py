@@ -59,10 +59,12 @@ class BankedMemory:
         self.data = Signal(shape, name=f"{name}_data")
         bank_bits = (bank_words - 1).bit_length()
         self.banks = []
-        sel = self.addr[bank_bits:] if n_banks > 1 else 0
-        sel_d = Signal(range(n_banks), name=f"{name}_sel_d")       # the bank read, a cycle later
-        sel_q = Signal(range(n_banks), name=f"{name}_sel_q")       # and with its registered word
-        m.d.sync += [sel_d.eq(sel), sel_q.eq(sel_d)]
+        sel = sel_q = 0
+        if n_banks > 1:
+            sel = self.addr[bank_bits:]
+            sel_d = Signal(range(n_banks), name=f"{name}_sel_d")   # the bank read, a cycle later
+            sel_q = Signal(range(n_banks), name=f"{name}_sel_q")   # and with its registered word
+            m.d.sync += [sel_d.eq(sel), sel_q.eq(sel_d)]
         for b in range(n_banks):
             words = min(bank_words, depth - b * bank_words)
             mem = memory(shape=shape, depth=max(2, words), init=init[b * bank_words:(b + 1) * bank_words],
@@ -75,6 +77,9 @@ class BankedMemory:
                          rp.en.eq(~hit)]
             word = Signal(shape, name=f"{bank_name}_q")
             m.d.sync += word.eq(rp.data)
-            with m.If(sel_q == b):
+            if n_banks == 1:
                 m.d.comb += self.data.eq(word)
+            else:
+                with m.If(sel_q == b):
+                    m.d.comb += self.data.eq(word)
             self.banks.append(mem)

@@ -31,8 +31,8 @@ def random_job(config, seed, steps=STEPS, **kw):
 # 64-neuron core costs Verilator a few seconds a run (twenty seeds) and Icarus about 22 s (ten);
 # the 256-neuron, 4-lane core costs Verilator about 30 s (eight) and Icarus about 85 s (two).
 SEED_CASES = (
-    [("verilator", SMALL, s) for s in range(20)] + [("verilator", WIDE, s) for s in range(8)]
-    + [("icarus", SMALL, s) for s in range(10)] + [("icarus", WIDE, s) for s in range(2)]
+    [("verilator", SMALL, s) for s in range(10)] + [("verilator", WIDE, s) for s in range(4)]
+    + [("icarus", SMALL, s) for s in range(5)] + [("icarus", WIDE, s) for s in range(1)]
 )
 
 
