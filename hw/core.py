@@ -355,9 +355,9 @@ class Core(wiring.Component):
         # later. The weight passes through two registers (its bank's, then w_q: a lane's weights
         # span block RAMs placed apart on the die, SPRAM in the corners); the accumulator's word
         # through one (acc_q); the sum is written in the cycle after, two cycles after the
-        # accumulator's read. A group's accumulator is read again
-        # at the earliest three cycles after its read (the next event's ACC; with one group a
-        # cycle longer through ACC_END), after that write.
+        # accumulator's read. A group's accumulator is read again at the earliest three cycles
+        # after its read (the next event's ACC; with one group a cycle longer through ACC_END),
+        # after that write.
         m.d.sync += [s_valid.eq(0), t_valid.eq(s_valid), t_g.eq(s_g), u_valid.eq(t_valid), u_g.eq(t_g)]
         w_q = [Signal(signed(fmt.width), name=f"w_q_{l}") for l in range(lanes)]
         for lane in range(lanes):

@@ -58,7 +58,6 @@ class BankedMemory:
         self.we = Signal(name=f"{name}_we")
         self.data = Signal(shape, name=f"{name}_data")
         bank_bits = (bank_words - 1).bit_length()
-        self.banks = []
         sel = sel_q = 0
         if n_banks > 1:
             sel = self.addr[bank_bits:]
@@ -82,4 +81,3 @@ class BankedMemory:
             else:
                 with m.If(sel_q == b):
                     m.d.comb += self.data.eq(word)
-            self.banks.append(mem)
