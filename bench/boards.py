@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 from spiketwin import CoreConfig
+from spiketwin.boards.build import build_linked
 from spiketwin.boards.link_top import DEFAULT_BAUD
-from spiketwin.cli import build_linked
 
 CORES = {
     "icebreaker": CoreConfig(128, 128, lanes=4),

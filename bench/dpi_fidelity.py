@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from spiketwin import dpi
-from spiketwin.config import SYNAPSE_TYPES, CoreConfig
+from spiketwin.config import CoreConfig
 from spiketwin.fixedpoint import Q8_8, QFormat, to_float
+from spiketwin.models.dpi import SYNAPSE_TYPES
 from spiketwin.twin import simulate
 
 FINE_DT = 1e-5

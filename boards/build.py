@@ -4,35 +4,28 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import asdict
 from pathlib import Path
 
 from spiketwin.tools import use_project_tools
 
-__all__ = ["BOARDS", "platform_for", "family", "summarise", "build_bitstream", "parse_nextpnr_log"]
+from . import BOARDS as _BOARDS
+from . import get_board
 
-BOARDS = ("icebreaker", "ulx3s-12f", "ulx3s-25f", "ulx3s-45f", "ulx3s-85f")
+__all__ = ["BOARDS", "platform_for", "family", "summarise", "build_bitstream", "build_linked", "plan_core",
+           "parse_nextpnr_log"]
 
-# nextpnr's cell names for the resources a report summarises, per FPGA family.
-_CELLS = {
-    "ice40": {"lut": "ICESTORM_LC", "ram": "ICESTORM_RAM", "spram": "ICESTORM_SPRAM", "dsp": "ICESTORM_DSP"},
-    "ecp5": {"lut": "TRELLIS_COMB", "ff": "TRELLIS_FF", "ram": "DP16KD", "dsp": "MULT18X18D"},
-}
+#: The boards' names (the boards themselves: :data:`spiketwin.boards.BOARDS`).
+BOARDS = tuple(_BOARDS)
 
 
 def platform_for(board: str):
-    if board == "icebreaker":
-        from amaranth_boards.icebreaker import ICEBreakerPlatform
-
-        return ICEBreakerPlatform()
-    if board in BOARDS and board.startswith("ulx3s-"):
-        from amaranth_boards import ulx3s
-
-        return getattr(ulx3s, f"ULX3S_{board.split('-')[1].upper()}_Platform")()
-    raise ValueError(f"Board must be one of {BOARDS}, not {board!r}")
+    """The amaranth-boards platform of ``board``."""
+    return get_board(board).platform()
 
 
 def family(board: str) -> str:
-    return "ice40" if board == "icebreaker" else "ecp5"
+    return get_board(board).family.name
 
 
 def parse_nextpnr_log(text: str) -> dict:
@@ -49,7 +42,8 @@ def parse_nextpnr_log(text: str) -> dict:
 
 def summarise(utilisation: dict, board: str) -> dict:
     """LUT, FF, RAM, SPRAM and DSP use ({used, available}) from nextpnr's per-cell utilisation."""
-    return {key: utilisation[cell] for key, cell in _CELLS[family(board)].items() if cell in utilisation}
+    cells = get_board(board).family.cells
+    return {key: utilisation[cell] for key, cell in cells.items() if cell in utilisation}
 
 
 def build_bitstream(top, board: str, out_dir: Path, name: str = "spiketwin", clock_mhz: float | None = None,
@@ -62,24 +56,23 @@ def build_bitstream(top, board: str, out_dir: Path, name: str = "spiketwin", clo
     """
     use_project_tools()
     out_dir = Path(out_dir)
-    platform = platform_for(board)
+    spec = get_board(board)
+    platform = spec.platform()
     # The core's and the link's state machines are one-hot (fsm_encoding); Yosys warns that their
     # registers' initial values are then ignored, which is harmless: the clock's power-on reset
     # (boards/pll.py, or the platform's) holds the sync domain in reset at start.
     script = ['logger -nowarn "Initialization value on FSM state register is ignored"']
-    extra = {}
-    if family(board) == "ice40":
+    extra = {"synth_opts": spec.family.synth_opts} if spec.family.synth_opts else {}
+    if spec.spram is not None:
         from spiketwin.hw.core import SPRAM_TAG
 
-        # Multipliers go to the UP5K's DSP blocks rather than into LUTs, large single-port
-        # memories (the core's weights) to its SPRAM.
-        extra = {"synth_opts": "-dsp -spram"}
+        # SPRAM cannot be initialised, and Yosys maps only memories without initial contents to it.
         script.append(f"delete t:$meminit_v2 r:MEMID=*_{SPRAM_TAG}_* %i")
     if allow_timing_fail:
         extra["nextpnr_opts"] = "--timing-allow-fail"
     platform.build(top, name=name, build_dir=str(out_dir), do_program=False,
                    script_after_read="\n".join(script), **extra)
-    bitstream = out_dir / f"{name}.{'bin' if family(board) == 'ice40' else 'bit'}"
+    bitstream = out_dir / f"{name}{spec.bitstream_suffix}"
     if not bitstream.exists():
         raise RuntimeError(f"the build produced no bitstream at {bitstream}")
     parsed = parse_nextpnr_log((out_dir / f"{name}.tim").read_text())
@@ -92,3 +85,69 @@ def build_bitstream(top, board: str, out_dir: Path, name: str = "spiketwin", clo
               "resources": summarise(parsed["utilisation"], board), **parsed}
     (out_dir / f"{name}-report.json").write_text(json.dumps(report, indent=1))
     return report
+
+
+def build_linked(config, net, board: str, out: Path, baud: int, clock_mhz="auto", allow_timing_fail=False) -> dict:
+    """Build the linked core for ``board`` with its core clock: ``"board"`` (the oscillator), a
+    frequency in MHz (through the PLL), or ``"auto"``: a first build on the oscillator measures the
+    post-route fmax, then the PLL is set 5% below it (when that is faster than the oscillator).
+    ``allow_timing_fail``: see ``build_bitstream``."""
+    from .link_top import LinkTop
+
+    spec = get_board(board)
+    f_in = spec.platform().default_clk_frequency / 1e6
+    spram = spec.weights_in_spram(config, baked=net is not None)
+    if clock_mhz == "board":
+        pll = None
+    elif clock_mhz == "auto":
+        first = build_bitstream(LinkTop(config, net, baud, weights_in_spram=spram), board, out)
+        fmax = first["core_clock"]["mhz"] if first["core_clock"] else 0.0
+        target = int(fmax * 0.95 * 4) / 4
+        try:
+            pll = spec.pll(target, f_in) if target > f_in else None
+        except ValueError:                       # below the PLL's range: the oscillator it is
+            pll = None
+        if pll is None:
+            return {**first, "pll": None}
+        print(f"post-route fmax {fmax:.1f} MHz on the {f_in:g} MHz oscillator: rebuilding with a "
+              f"{pll.f_out_mhz:.3f} MHz PLL", flush=True)
+    else:
+        try:
+            target = float(clock_mhz)
+        except ValueError:
+            raise ValueError(f"--clock-mhz must be 'auto', 'board' or a frequency in MHz, not {clock_mhz!r}") from None
+        pll = spec.pll(target, f_in)
+    rep = build_bitstream(LinkTop(config, net, baud, pll, weights_in_spram=spram), board, out,
+                          clock_mhz=pll.f_out_mhz if pll else None, allow_timing_fail=allow_timing_fail)
+    return {**rep, "pll": asdict(pll) if pll else None}
+
+
+def plan_core(board: str, network=None, axons: int | None = None, neurons: int | None = None,
+              lanes: int | None = None, model: str = "lif", rounding: str = "trunc"):
+    """What ``build --board`` builds: (config, the network to bake in or None, a note).
+
+    A network's own core, with its weights baked in where they fit the FPGA's block RAM (else, on
+    a board with SPRAM that holds them, loaded over the link); without one, the board's default
+    core, with any of ``axons``, ``neurons`` and ``lanes`` given replacing the default's. A core
+    that cannot fit the board is refused (:class:`~spiketwin.boards.BoardTooSmall`) before any
+    synthesis.
+    """
+    from spiketwin.config import CoreConfig
+    from spiketwin.fixedpoint import QFormat
+
+    spec = get_board(board)
+    if network is not None:
+        if lanes is not None:
+            raise ValueError("--lanes cannot change a --model's core; train or export it with the lanes you want")
+        config, note = network.config, "baked in"
+        weight_bits = network.weights.size * config.data_bits
+        if weight_bits > spec.block_ram_bits and spec.weights_fit_spram(config):
+            network, note = None, "weights in SPRAM, loaded over the link"
+    else:
+        d = spec.default_core
+        config = CoreConfig(axons or d.n_axons, neurons or d.n_neurons, lanes=lanes or d.lanes, model=model,
+                            fmt=QFormat(d.fmt.int_bits, d.fmt.frac_bits, rounding=rounding),
+                            refractory_bits=d.refractory_bits)
+        note = "weights loaded over the link" + (" (in SPRAM)" if spec.weights_in_spram(config, False) else "")
+    spec.check_fits(config, baked=network is not None)
+    return config, network, note

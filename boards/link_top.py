@@ -30,18 +30,22 @@ class LinkTop(Elaboratable):
         UART rate; the core clock must be at least four times faster.
     pll : PLLSettings, optional
         The core clock from a PLL (:mod:`spiketwin.boards.pll`); without it, the board's oscillator.
+    weights_in_spram : bool
+        The core's weights in the FPGA's single-port RAM (:meth:`Board.weights_in_spram
+        <spiketwin.boards.board.Board.weights_in_spram>` says when).
 
     The activity LED (``led_g``, or ``led`` 0) lights while a request executes, the error LED
     (``led_r``, or ``led`` 1) while any of the core's sticky error flags is set.
     """
 
     def __init__(self, config: CoreConfig, network: Network | None = None, baud: int = DEFAULT_BAUD,
-                 pll: PLLSettings | None = None):
+                 pll: PLLSettings | None = None, weights_in_spram: bool = False):
         if network is not None and network.config != config:
             raise ValueError("The network was built for another core configuration")
         if not isinstance(baud, int) or baud < 1:
             raise ValueError(f"baud must be a positive integer, not {baud!r}")
         self.config, self.network, self.baud, self.pll = config, network, baud, pll
+        self.weights_in_spram = weights_in_spram
 
     def clocks_per_bit(self, clk_hz: float) -> int:
         cpb = int(round(clk_hz / self.baud))
@@ -55,7 +59,8 @@ class LinkTop(Elaboratable):
             clk_hz = self.pll.f_out_mhz * 1e6
         else:
             clk_hz = platform.default_clk_frequency if platform is not None else 12e6
-        m.submodules.linked = linked = LinkedCore(self.config, self.network, self.clocks_per_bit(clk_hz))
+        m.submodules.linked = linked = LinkedCore(self.config, self.network, self.clocks_per_bit(clk_hz),
+                                                  weights_in_spram=self.weights_in_spram)
         if platform is None:
             return m
         m.domains.sync = ClockDomain("sync")

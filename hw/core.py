@@ -1,27 +1,18 @@
-"""The time-multiplexed spiking core, generated from a :class:`~spiketwin.config.CoreConfig`: LIF
-neurons, or the DPI-approximating model when ``config.model == "dpi"``.
+"""The time-multiplexed spiking core, generated from a :class:`~spiketwin.config.CoreConfig`, for any
+neuron model (each model's update pipeline is in :mod:`spiketwin.hw.models`).
 
 Its behaviour is specified by :mod:`spiketwin.twin`; the co-simulation tests hold the two bit-exact.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from spiketwin.config import (
-    DPI_LUT_SHIFT,
-    DPI_LUT_SIZE,
-    REGION_BITS,
-    SYNAPSE_TYPES,
-    Control,
-    CoreConfig,
-    ErrorFlag,
-    Region,
-)
+from spiketwin.config import REGION_BITS, Control, CoreConfig, ErrorFlag, Region
 from spiketwin.fixedpoint import from_word
-from spiketwin.twin import DPINetwork, Network
 
 from . import arith
+from .models import LaneContext, pipeline_for
 from .ram import BankedMemory, ReadPort, memory
 
 #: Words per bank of a lane's weights outside SPRAM: an ECP5 block RAM holds 1024 words of 16 bits.
@@ -68,21 +59,26 @@ def _layout(fields: dict) -> data.StructLayout:
 
 
 class Core(wiring.Component):
-    """A spiking core of ``config.n_neurons`` current-based LIF neurons or DPI-approximating neurons.
+    """A spiking core of ``config.n_neurons`` neurons of the model ``config.model``.
 
     One step: external axon events arrive on ``events`` and the previous step's spikes are
     replayed from an internal list; each event adds its weight row to an exact accumulator (in
     the DPI model, to the accumulator of each weight's synapse type), ``lanes`` neurons per clock.
-    An event with ``step=1`` closes the step: every neuron is updated (DESIGN.md sections 3 and
-    4), fired neuron addresses leave on ``spikes`` in increasing order, followed by a beat with
-    ``end=1``.
+    An event with ``step=1`` closes the step: every neuron is updated (``docs/models.md``), fired
+    neuron addresses leave on ``spikes`` in increasing order, followed by a beat with ``end=1``.
 
     Parameters
     ----------
     config : CoreConfig
-    network : Network or DPINetwork, optional
-        Weights and parameters baked into the memories' initial contents, so the core runs the
-        network from reset without configuration writes (they can still overwrite it).
+    network : Network, optional
+        A network of the core's neuron model (:class:`~spiketwin.twin.Network`,
+        :class:`~spiketwin.twin.DPINetwork`, ...): its weights and parameters are baked into the
+        memories' initial contents, so the core runs the network from reset without configuration
+        writes (they can still overwrite it).
+    weights_in_spram : bool
+        Name the weight memories for the build to map to single-port RAM (the UP5K's SPRAM, a
+        bank per lane; ``spiketwin.boards`` decides when they fit). SPRAM cannot be initialised,
+        so no network can be baked in then.
 
     Members
     -------
@@ -97,34 +93,22 @@ class Core(wiring.Component):
         Sticky :class:`ErrorFlag` bits; cleared by writing ``Control.CLEAR_ERRORS``.
     """
 
-    def __init__(self, config: CoreConfig, network: Network | DPINetwork | None = None):
+    def __init__(self, config: CoreConfig, network=None, *, weights_in_spram: bool = False):
         if not isinstance(config, CoreConfig):
             raise TypeError(f"config must be a CoreConfig, not {config!r}")
         if network is not None and network.config != config:
             raise ValueError("The network was built for another core configuration")
+        if network is not None and weights_in_spram:
+            raise ValueError("SPRAM cannot be initialised: a core with its weights in SPRAM has no network baked in")
         self.config = config
         self.network = network
+        self.weights_in_spram = weights_in_spram
         super().__init__({
             "events": In(stream.Signature(_layout(config.event_fields))),
             "spikes": Out(stream.Signature(_layout(config.spike_fields))),
             "cfg": In(ConfigSignature(addr_bits=config.addr_bits, data_bits=config.data_bits)),
             "errors": Out(len(ErrorFlag)),
         })
-
-    #: The UP5K's single-port RAMs: four of 16k x 16 bits.
-    SPRAM_BANKS, SPRAM_WORDS = 4, 16384
-
-    @classmethod
-    def weights_fit_spram(cls, config: CoreConfig) -> bool:
-        """Whether the UP5K's SPRAM can hold the weights of ``config``: a bank per lane."""
-        return config.lanes <= cls.SPRAM_BANKS and config.n_sources * config.groups <= cls.SPRAM_WORDS
-
-    def weights_in_spram(self, platform) -> bool:
-        """Whether the weights go to SPRAM (one bank per lane): when building for an iCE40 UltraPlus,
-        the lanes' weights fit a bank each, and no network is baked in (SPRAM starts empty, so the
-        weights are then loaded through the configuration port)."""
-        return (str(getattr(platform, "device", "")).startswith("iCE40UP") and self.network is None
-                and self.weights_fit_spram(self.config))
 
     def elaborate(self, platform):
         c = self.config
@@ -145,8 +129,8 @@ class Core(wiring.Component):
         net = self.network
         pf, sf, tf = c.param_fields, c.state_fields, c.table_fields
         slots = param_slots(c)
-        dpi = c.model == "dpi"
-        acc_names = [f"acc_{t}" for t in SYNAPSE_TYPES] if dpi else ["acc"]
+        pipe = pipeline_for(c)
+        acc_names = list(c.neuron_model.accumulators)
 
         def lane_init(name, lane):
             """Initial contents of one lane's memory: neuron j = g * lanes + lane at address g."""
@@ -169,7 +153,7 @@ class Core(wiring.Component):
         depth = max(2, groups)
         mems = []  # per lane: {name: (read_port, write_port)}
         weights = []  # per lane: a BankedMemory
-        spram = self.weights_in_spram(platform)
+        spram = self.weights_in_spram
         w_depth = c.n_sources * groups
         whole = 1 << (w_depth - 1).bit_length()
         for lane in range(lanes):
@@ -191,7 +175,7 @@ class Core(wiring.Component):
                 m.submodules[f"{name}_{lane}"] = mem
                 ports[name] = (ReadPort(m, mem, f"{name}_{lane}"), mem.write_port())
             for name, region in tf.items():      # a copy of each table per lane, written together
-                mem = memory(shape=shape_of(region), depth=DPI_LUT_SIZE, init=lane_init(name, lane))
+                mem = memory(shape=shape_of(region), depth=c.table_size, init=lane_init(name, lane))
                 m.submodules[f"{name}_{lane}"] = mem
                 ports[name] = (ReadPort(m, mem, f"{name}_{lane}"), mem.write_port())
             mems.append(ports)
@@ -226,12 +210,6 @@ class Core(wiring.Component):
         t_g = Signal.like(g)
         u_valid = Signal()                          # accumulation: the registered sum is written
         u_g = Signal.like(g)
-        isyn_new = [Signal(signed(fmt.width), name=f"isyn_new_{l}") for l in range(lanes)]
-        v_decay = [Signal(signed(fmt.width), name=f"v_decay_{l}") for l in range(lanes)]
-        v_int = [Signal(signed(fmt.width), name=f"v_int_{l}") for l in range(lanes)]
-        isyn_decay = [Signal(signed(fmt.width), name=f"isyn_decay_{l}") for l in range(lanes)]
-        acc_r = [Signal(signed(c.acc_width), name=f"acc_r_{l}") for l in range(lanes)]   # next to its adder
-        v_bias = [Signal(signed(fmt.width + 1), name=f"v_bias_{l}") for l in range(lanes)]
         # One multiplier per lane, and one rounding of it. Its operands (chosen by the stage, from
         # the memories' outputs) are registered, then their product: a product asked for in one
         # stage is rounded two stages later. No memory output reaches the multiplier in the same
@@ -250,14 +228,6 @@ class Core(wiring.Component):
         rd_bad = Signal()                           # the read's address is unmapped: answer 0
         rd_data = Signal(c.data_bits)
         rd_lane_data = [Signal(c.data_bits, name=f"rd_lane_data_{l}") for l in range(lanes)]
-        # parameters held from their read until the write-back stage
-        held = {name: [Signal(shape_of(pf[name]), name=f"{name}_r_{l}") for l in range(lanes)]
-                for name in (("u_thr", "ahp_jump", "refractory") if dpi
-                             else ("threshold", "bias", "v_reset", "reset_mode", "refractory"))}
-        spike = [Signal(name=f"spike_{l}") for l in range(lanes)]           # decided a stage before
-        v_next = [Signal(signed(fmt.width), name=f"v_next_{l}") for l in range(lanes)]   # the write-back
-        in_refractory = [Signal(name=f"in_refractory_{l}") for l in range(lanes)]
-
         # --- configuration requests --------------------------------------------------------
         # A request is registered when taken (with whether its address is mapped) and served in
         # the next cycle from the registers, so the memories' write enables and read addresses
@@ -289,22 +259,7 @@ class Core(wiring.Component):
         # so its address is loaded three cycles before its use: in the stage two before the stage
         # named here. Before the update's first stage (from IDLE, or EMIT between groups) the
         # parameter memories' address rests at the first field.
-        order = [f"decay_{t}" for t in (*SYNAPSE_TYPES, "ahp")]     # the DPI's decays, one per stage
-        if dpi:
-            reads = {"UPDATE_READ": order[0],
-                     **{f"DPI_DECAY_{k}": order[k + 1] if k + 1 < len(order) else "j_dc"
-                        for k in range(len(order) + 1)},
-                     "DPI_INPUT": "u_nmda", "DPI_GATE": "u_thr", "DPI_PROD_A": "ahp_jump", "DPI_WAIT_A": "k_mem",
-                     "DPI_DRIFT": "k_mem", "DPI_PROD_K": "refractory", "DPI_WAIT_K": "refractory",
-                     "DPI_U": "refractory"}
-            stages = ["UPDATE_READ", *(f"DPI_DECAY_{k}" for k in range(len(order) + 1)), "DPI_INPUT", "DPI_GATE",
-                      "DPI_PROD_A", "DPI_WAIT_A", "DPI_DRIFT", "DPI_PROD_K", "DPI_WAIT_K", "DPI_U", "DPI_C"]
-        else:
-            reads = {"UPDATE_READ": "leak", "UPDATE_PROD_V": "syn_decay", "UPDATE_PROD_I": "threshold",
-                     "UPDATE_ROUND_V": "bias", "UPDATE_ROUND": "v_reset", "UPDATE_ISYN": "reset_mode",
-                     "UPDATE_V": "refractory", "UPDATE_MODE": "refractory"}
-            stages = ["UPDATE_READ", "UPDATE_PROD_V", "UPDATE_PROD_I", "UPDATE_ROUND_V", "UPDATE_ROUND", "UPDATE_ISYN",
-                      "UPDATE_V", "UPDATE_MODE", "UPDATE_C"]
+        reads, stages = pipe.reads, pipe.stages
         after = dict(zip(stages, stages[1:], strict=False))
 
         def slot_of(name):
@@ -324,16 +279,13 @@ class Core(wiring.Component):
         nrn_addr, acc_addr, slot, w_addr = (Signal.like(sig, name=sig.name.replace("_next", "_addr"))
                                             for sig in (nrn_next, acc_next, slot_next, w_next))
         m.d.sync += [nrn_addr.eq(nrn_next), acc_addr.eq(acc_next), slot.eq(slot_next), w_addr.eq(w_next)]
-        # The tables follow each lane's u (DPI_LUT_SHIFT and DPI_LUT_SIZE as in twin.lut_index),
-        # or a configuration read.
-        lut_next = [Signal(range(DPI_LUT_SIZE), name=f"lut_next_{l}") for l in range(lanes)] if dpi else []
+        # The tables follow each lane's state (the model's table_index), or a configuration read.
+        lut_next = [Signal(range(c.table_size), name=f"lut_next_{l}") for l in range(lanes)] if tf else []
         lut_addr = [Signal.like(la, name=f"lut_addr_{l}") for l, la in enumerate(lut_next)]
         cfg_lut = Signal()                          # the tables' next address is a configuration read's
         for lane, la in enumerate(lut_next):
-            u = mems[lane]["u"][0].data
-            hi = u >> DPI_LUT_SHIFT
             with m.If(~cfg_lut):
-                m.d.comb += la.eq(Mux(u < 0, 0, Mux(hi >= DPI_LUT_SIZE, DPI_LUT_SIZE - 1, hi)))
+                m.d.comb += la.eq(pipe.table_index(mems[lane]))
             m.d.sync += lut_addr[lane].eq(la)
         for lane in range(lanes):
             for name, (rp, _) in mems[lane].items():
@@ -362,15 +314,12 @@ class Core(wiring.Component):
         w_q = [Signal(signed(fmt.width), name=f"w_q_{l}") for l in range(lanes)]
         for lane in range(lanes):
             m.d.sync += w_q[lane].eq(weights[lane].data)
-            if dpi:                             # a DPI weight word: its type, its magnitude
-                mag, kind = w_q[lane][:c.weight_magnitude_bits], w_q[lane][c.weight_magnitude_bits:]
-            for k, name in enumerate(acc_names):
+            for name, (addend, enable) in zip(acc_names, pipe.accumulate(w_q[lane]), strict=True):
                 acc_rp, acc_wp = mems[lane][name]
                 acc_q = Signal(signed(c.acc_width), name=f"{name}_q_{lane}")
                 m.d.sync += acc_q.eq(acc_rp.data)
                 with m.If(u_valid):
-                    m.d.comb += [acc_wp.addr.eq(u_g), acc_wp.data.eq(acc_q + (mag if dpi else w_q[lane])),
-                                 acc_wp.en.eq(kind == k if dpi else 1)]
+                    m.d.comb += [acc_wp.addr.eq(u_g), acc_wp.data.eq(acc_q + addend), acc_wp.en.eq(enable)]
 
         def read_addresses(addr, param_slot):
             """The next cycle's read addresses for a configuration request at ``addr`` (a parameter
@@ -489,125 +438,12 @@ class Core(wiring.Component):
                     m.d.comb += slot_next.eq(slot_of(reads[after[nxt]]))
                 m.next = nxt
 
-            if not dpi:
-                with m.State("UPDATE_READ"):
-                    update_stage("UPDATE_PROD_V")
-                with m.State("UPDATE_PROD_V"):             # leak * v
-                    update_stage("UPDATE_PROD_I")
-                    for lane in range(lanes):
-                        m.d.comb += [mul_a[lane].eq(param(lane, "leak")), mul_b[lane].eq(mems[lane]["v"][0].data)]
-                with m.State("UPDATE_PROD_I"):             # syn_decay * i_syn
-                    update_stage("UPDATE_ROUND_V")
-                    for lane in range(lanes):
-                        i_syn = mems[lane]["i_syn"][0].data
-                        m.d.comb += [mul_a[lane].eq(param(lane, "syn_decay")), mul_b[lane].eq(i_syn)]
-                with m.State("UPDATE_ROUND_V"):
-                    update_stage("UPDATE_ROUND")
-                    for lane in range(lanes):
-                        m.d.sync += [held["threshold"][lane].eq(param(lane, "threshold")),
-                                     v_decay[lane].eq(rounded[lane]),
-                                     acc_r[lane].eq(mems[lane]["acc"][0].data)]
-                with m.State("UPDATE_ROUND"):
-                    update_stage("UPDATE_ISYN")
-                    for lane in range(lanes):
-                        m.d.sync += [isyn_decay[lane].eq(rounded[lane]), held["bias"][lane].eq(param(lane, "bias"))]
-                with m.State("UPDATE_ISYN"):               # i_syn's sum; v's decay plus bias, exact
-                    update_stage("UPDATE_V")
-                    for lane in range(lanes):
-                        m.d.sync += [held["v_reset"][lane].eq(param(lane, "v_reset")),
-                                     v_bias[lane].eq(v_decay[lane] + held["bias"][lane]),
-                                     isyn_new[lane].eq(arith.saturate(isyn_decay[lane] + acc_r[lane], fmt))]
-                with m.State("UPDATE_V"):
-                    update_stage("UPDATE_MODE")
-                    for lane in range(lanes):
-                        m.d.sync += [held["reset_mode"][lane].eq(param(lane, "reset_mode")),
-                                     v_int[lane].eq(arith.saturate(v_bias[lane] + isyn_new[lane], fmt)),
-                                     in_refractory[lane].eq(mems[lane]["ref_count"][0].data != 0)]
-                with m.State("UPDATE_MODE"):               # the spike and v's next value
-                    update_stage("UPDATE_C")
-                    for lane in range(lanes):
-                        m.d.sync += held["refractory"][lane].eq(param(lane, "refractory"))
-                        self._neuron_decide(m, mems[lane], in_refractory[lane], held["threshold"][lane],
-                                            held["v_reset"][lane], held["reset_mode"][lane], v_int[lane],
-                                            spike[lane], v_next[lane])
-                with m.State("UPDATE_C"):                  # write-back
-                    m.d.comb += nrn_next.eq(g + 1)             # the next group's first parameter
-                    for lane in range(lanes):
-                        self._neuron_writeback(m, mems[lane], in_refractory[lane], held["refractory"][lane],
-                                               isyn_new[lane], spike[lane], v_next[lane], pend[lane], g)
-                    m.next = "EMIT"
-            else:
-                # The DPI update (twin.dpi_step), one product per stage through the lane's
-                # multiplier: the four synaptic decays and the adaptation's, then A[u] * j, then
-                # k_mem * d, each rounded two stages after it is asked for. The parameters each
-                # stage uses are in ``reads``.
-                wide = signed(fmt.width + 3)
-                regs = {name: [Signal(signed(fmt.width), name=f"{name}_{l}") for l in range(lanes)]
-                        for name in (*(f"new_{t}" for t in SYNAPSE_TYPES), "ahp_decay", "j", "sh", "d", "u_int")}
-                j_part = [Signal(wide, name=f"j_part_{l}") for l in range(lanes)]
-                with m.State("UPDATE_READ"):
-                    update_stage("DPI_DECAY_0")
-                for k in range(len(order) + 1):               # DPI_DECAY_k: product k, sum k - 2
-                    with m.State(f"DPI_DECAY_{k}"):
-                        nxt = f"DPI_DECAY_{k + 1}" if k < len(order) else "DPI_INPUT"
-                        update_stage(nxt)
-                        for lane in range(lanes):
-                            if k < len(order):
-                                st = mems[lane]["ahp" if k == len(SYNAPSE_TYPES) else f"syn_{SYNAPSE_TYPES[k]}"][0].data
-                                m.d.comb += [mul_a[lane].eq(param(lane, order[k])), mul_b[lane].eq(st)]
-                            if k >= 2:
-                                t = SYNAPSE_TYPES[k - 2]
-                                acc = mems[lane][f"acc_{t}"][0].data
-                                m.d.sync += regs[f"new_{t}"][lane].eq(arith.saturate(rounded[lane] + acc, fmt))
-                with m.State("DPI_INPUT"):                    # the adaptation's decay; input terms; shunt
-                    update_stage("DPI_GATE")
-                    for lane in range(lanes):
-                        r = {name: sig[lane] for name, sig in regs.items()}
-                        m.d.sync += [r["ahp_decay"].eq(rounded[lane]),
-                                     j_part[lane].eq(param(lane, "j_dc") + r["new_ampa"] - r["new_gaba_a"]),
-                                     r["sh"].eq(arith.saturate(mems[lane]["ahp"][0].data + r["new_gaba_b"], fmt))]
-                with m.State("DPI_GATE"):                     # j = max(0, sat(... + [u > u_nmda] nmda))
-                    update_stage("DPI_PROD_A")
-                    for lane in range(lanes):
-                        r = {name: sig[lane] for name, sig in regs.items()}
-                        u = mems[lane]["u"][0].data
-                        nmda = Mux(u > param(lane, "u_nmda"), r["new_nmda"], 0)
-                        j = arith.saturate(j_part[lane] + nmda, fmt)
-                        m.d.sync += r["j"].eq(Mux(j < 0, 0, j))
-                with m.State("DPI_PROD_A"):                   # A[u] * j
-                    update_stage("DPI_WAIT_A")
-                    for lane in range(lanes):
-                        m.d.comb += [mul_a[lane].eq(mems[lane]["lut_a"][0].data), mul_b[lane].eq(regs["j"][lane])]
-                        m.d.sync += held["u_thr"][lane].eq(param(lane, "u_thr"))
-                with m.State("DPI_WAIT_A"):
-                    update_stage("DPI_DRIFT")
-                    for lane in range(lanes):
-                        m.d.sync += held["ahp_jump"][lane].eq(param(lane, "ahp_jump"))
-                with m.State("DPI_DRIFT"):                    # d = sat(A j + B - 1 - sh)
-                    update_stage("DPI_PROD_K")
-                    for lane in range(lanes):
-                        r = {name: sig[lane] for name, sig in regs.items()}
-                        b = mems[lane]["lut_b"][0].data
-                        m.d.sync += r["d"].eq(arith.saturate(rounded[lane] + b - fmt.one - r["sh"], fmt))
-                with m.State("DPI_PROD_K"):                   # k_mem * d
-                    update_stage("DPI_WAIT_K")
-                    for lane in range(lanes):
-                        m.d.comb += [mul_a[lane].eq(param(lane, "k_mem")), mul_b[lane].eq(regs["d"][lane])]
-                with m.State("DPI_WAIT_K"):
-                    update_stage("DPI_U")
-                with m.State("DPI_U"):                        # u_int = max(0, sat(u + k d))
-                    update_stage("DPI_C")
-                    for lane in range(lanes):
-                        u_int = arith.saturate(mems[lane]["u"][0].data + rounded[lane], fmt)
-                        m.d.sync += [regs["u_int"][lane].eq(Mux(u_int < 0, 0, u_int)),
-                                     held["refractory"][lane].eq(param(lane, "refractory"))]
-                with m.State("DPI_C"):                        # compare, reset, write back
-                    m.d.comb += nrn_next.eq(g + 1)                # the next group's first parameter
-                    for lane in range(lanes):
-                        self._dpi_writeback(m, mems[lane], {name: sig[lane] for name, sig in regs.items()},
-                                            held["u_thr"][lane], held["ahp_jump"][lane],
-                                            held["refractory"][lane], pend[lane], g)
-                    m.next = "EMIT"
+            def finish_group():
+                m.d.comb += nrn_next.eq(g + 1)             # the next group's first parameter
+                m.next = "EMIT"
+
+            pipe.elaborate(LaneContext(m=m, mems=mems, param=param, mul_a=mul_a, mul_b=mul_b, rounded=rounded,
+                                       group=g, fired=pend, stage=update_stage, finish=finish_group))
             with m.State("EMIT"):
                 m.d.comb += nrn_next.eq(g + 1)             # the next group's first parameter
                 sel = Signal(max(1, lane_bits))
@@ -695,46 +531,8 @@ class Core(wiring.Component):
                         m.d.comb += wp.addr.eq(group)
                     m.d.comb += [wp.data.eq(wdata), wp.en.eq(1)]
 
-    def _neuron_decide(self, m, ports, refractory, threshold, v_reset, reset_mode, v_int, spike, v_next):
-        """DESIGN.md section 3, step 3, for one lane: from the saturated ``v_int``, whether the neuron
-        fires and v's next value, registered for the write-back stage."""
-        fmt = self.config.fmt
-        v = ports["v"][0].data
-        fires = ~refractory & (v_int >= threshold)
-        after_spike = Mux(reset_mode, v_reset, arith.saturate(v_int - threshold, fmt))
-        m.d.sync += [spike.eq(fires), v_next.eq(Mux(refractory, v, Mux(fires, after_spike, v_int)))]
 
-    def _neuron_writeback(self, m, ports, in_refractory, refractory, isyn_new, spike, v_next, fired, g):
-        """The write-back of one lane's neuron at address ``g``: the decided v, i_syn, the
-        refractory counter (reloaded with ``refractory`` on a spike) and a cleared accumulator."""
-        ref_count = ports["ref_count"][0].data
-        wr = {name: ports[name][1] for name in ("v", "i_syn", "ref_count", "acc")}
-        for wp in wr.values():
-            m.d.comb += [wp.addr.eq(g), wp.en.eq(1)]
-        m.d.comb += [wr["v"].data.eq(v_next), wr["i_syn"].data.eq(isyn_new), wr["acc"].data.eq(0),
-                     wr["ref_count"].data.eq(Mux(in_refractory, ref_count - 1, Mux(spike, refractory, 0)))]
-        m.d.sync += fired.eq(spike)
-
-    def _dpi_writeback(self, m, ports, r, u_thr, ahp_jump, refractory, fired, g):
-        """The end of the DPI update (twin.dpi_step) for one lane: spike, reset, state written at ``g``."""
-        fmt = self.config.fmt
-        ref_count = ports["ref_count"][0].data
-        spike = Signal()
-        active = ref_count == 0
-        m.d.comb += spike.eq(active & (r["u_int"] >= u_thr))
-        wr = {name: wp for name, (_, wp) in ports.items()
-              if name not in ("params", *self.config.table_fields)}
-        for wp in wr.values():
-            m.d.comb += [wp.addr.eq(g), wp.en.eq(1)]
-        m.d.comb += [wr[f"acc_{t}"].data.eq(0) for t in SYNAPSE_TYPES]
-        m.d.comb += [wr[f"syn_{t}"].data.eq(r[f"new_{t}"]) for t in SYNAPSE_TYPES]
-        m.d.comb += [wr["u"].data.eq(Mux(active & ~spike, r["u_int"], 0)),
-                     wr["ahp"].data.eq(arith.saturate(r["ahp_decay"] + Mux(spike, ahp_jump, 0), fmt)),
-                     wr["ref_count"].data.eq(Mux(spike, refractory, Mux(active, 0, ref_count - 1)))]
-        m.d.sync += fired.eq(spike)
-
-
-def emit_verilog(config: CoreConfig, name: str = "spiketwin_core", network: Network | DPINetwork | None = None) -> str:
+def emit_verilog(config: CoreConfig, name: str = "spiketwin_core", network=None) -> str:
     """The core's Verilog (with ``network`` baked in, if given), converted with the project's Yosys."""
     from amaranth.back import verilog
 

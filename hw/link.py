@@ -10,16 +10,22 @@ from amaranth.lib.wiring import In, Out
 from spiketwin.config import REGION_BITS, Control, CoreConfig, ErrorFlag, Region
 from spiketwin.link import (
     ADDR_BYTES,
+    AXON_BYTES,
+    COUNT_BYTES,
     END,
     ESC,
     ESC_END,
     ESC_ESC,
     MAX_FRAME,
+    NEURON_BYTES,
     REPLY,
-    VERSION,
+    STEP_END,
+    STEPS_BYTES,
     WORD_BYTES,
     Opcode,
     Status,
+    check_link_config,
+    identify_payload,
 )
 from spiketwin.twin import Network
 
@@ -196,6 +202,7 @@ class HostLink(wiring.Component):
     """
 
     def __init__(self, config: CoreConfig, clocks_per_bit: int):
+        check_link_config(config)
         self.config = config
         self.clocks_per_bit = clocks_per_bit
         super().__init__({
@@ -300,27 +307,26 @@ class HostLink(wiring.Component):
         plen = Signal(range(MAX_FRAME + 1))          # payload length
         rem = Signal(range(MAX_FRAME + 1))
         status = Signal(3)
-        steps = Signal(16)
+        steps = Signal(8 * STEPS_BYTES)
         step_end = Signal(range(2 * MAX_FRAME + 2))   # where the step being checked ends
         all_steps, at_end, past_end = Signal(), Signal(), Signal()   # the walk's registered comparisons
-        last_step = Signal(16)                       # steps - 1, kept to shorten the reply's last-byte test
-        k = Signal(16)
+        last_step = Signal.like(steps)               # steps - 1, kept to shorten the reply's last-byte test
+        k = Signal(16)                               # records, steps or IDENTIFY bytes done
         rec = Signal(8 * (ADDR_BYTES + WORD_BYTES))
         nrec = Signal(range(ADDR_BYTES + WORD_BYTES + 1))
         word = Signal(c.data_bits)
         clear = Signal()
-        n_ev = Signal(8)
-        neuron = Signal(16)
+        n_ev = Signal(8 * COUNT_BYTES)
+        neuron = Signal(8 * NEURON_BYTES)
         spike_end = Signal()
-        ident = [*VERSION, *bytes.fromhex(c.config_hash()), *c.n_axons.to_bytes(2, "big"),
-                 *c.n_neurons.to_bytes(2, "big"), c.lanes, *MAX_FRAME.to_bytes(2, "big")]
+        ident = identify_payload(c)
         ident_rom = Array(Const(x, 8) for x in ident)
 
         addr_hi_zero = rec[WORD_BYTES * 8 + c.addr_bits:] == 0 if c.addr_bits < 8 * ADDR_BYTES else Const(1)
         host_addr = rec[WORD_BYTES * 8:WORD_BYTES * 8 + c.addr_bits]
         core_addr = Mux(addr_hi_zero, host_addr, UNMAPPED_REGION << c.index_bits)
         control = c.address(Region.CONTROL)
-        axon = Signal(16)
+        axon = Signal(8 * AXON_BYTES)
 
         # Requests to the core leave from registers, so no path runs from this FSM's decoding
         # through the core's address decoding into its memories in one cycle.
@@ -411,7 +417,7 @@ class HostLink(wiring.Component):
                             m.next = "GO"
                     with m.Case(Opcode.RUN):
                         with m.If(plen >= 2):
-                            m.d.sync += nrec.eq(2)
+                            m.d.sync += nrec.eq(STEPS_BYTES)
                             m.next = "RUN_STEPS"
                     with m.Default():
                         m.d.sync += status.eq(Status.UNKNOWN_OPCODE)
@@ -427,13 +433,13 @@ class HostLink(wiring.Component):
                 load_record("WALK_PRE")
                 m.d.sync += [k.eq(0)]
             with m.State("WALK_PRE"):
-                m.d.sync += [all_steps.eq(k == rec[:16]), at_end.eq(ptr == end), past_end.eq(ptr >= end)]
+                m.d.sync += [all_steps.eq(k == rec[:len(steps)]), at_end.eq(ptr == end), past_end.eq(ptr >= end)]
                 m.next = "WALK"
             with m.State("WALK"):                    # byte = count of the step at ptr
                 with m.If(all_steps):
                     m.next = "NACK"
                     with m.If(at_end):
-                        m.d.sync += [steps.eq(rec[:16]), last_step.eq(rec[:16] - 1)]
+                        m.d.sync += [steps.eq(rec[:len(steps)]), last_step.eq(rec[:len(steps)] - 1)]
                         m.next = "GO"
                 with m.Elif(past_end):
                     m.next = "NACK"
@@ -503,7 +509,7 @@ class HostLink(wiring.Component):
             with m.State("W_REC"):
                 load_record("W_CFG")
             with m.State("W_CFG"):
-                with m.If(cfg_access(1, core_addr, rec[:16])):
+                with m.If(cfg_access(1, core_addr, rec[:8 * WORD_BYTES])):
                     m.d.sync += [k.eq(k + 1), nrec.eq(ADDR_BYTES + WORD_BYTES)]
                     m.next = "W_REC"
                     with m.If(ptr == end):
@@ -565,7 +571,7 @@ class HostLink(wiring.Component):
                 m.d.comb += self.spikes.ready.eq(1)
                 with m.If(self.spikes.valid):
                     p = self.spikes.payload
-                    m.d.sync += [neuron.eq(Mux(p.end, 0xFFFF, p.neuron)), spike_end.eq(p.end)]
+                    m.d.sync += [neuron.eq(Mux(p.end, STEP_END, p.neuron)), spike_end.eq(p.end)]
                     m.next = "RUN_HI"
             final = spike_end & (k == last_step)
 
@@ -596,16 +602,21 @@ class LinkedCore(wiring.Component):
     errors : Out(3)
         The core's sticky error flags.
     busy : Out(1)
+
+    ``weights_in_spram`` is passed to the :class:`~spiketwin.hw.core.Core`.
     """
 
-    def __init__(self, config: CoreConfig, network: Network | None = None, clocks_per_bit: int = 104):
+    def __init__(self, config: CoreConfig, network: Network | None = None, clocks_per_bit: int = 104, *,
+                 weights_in_spram: bool = False):
+        check_link_config(config)
         self.config, self.network, self.clocks_per_bit = config, network, clocks_per_bit
+        self.weights_in_spram = weights_in_spram
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "busy": Out(1),
                           "errors": Out(len(ErrorFlag))})
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.core = core = Core(self.config, self.network)
+        m.submodules.core = core = Core(self.config, self.network, weights_in_spram=self.weights_in_spram)
         m.submodules.link = link = HostLink(self.config, self.clocks_per_bit)
         wiring.connect(m, link.cfg, core.cfg)
         wiring.connect(m, link.events, core.events)

@@ -24,7 +24,7 @@ from spiketwin.host import (
     state_read_addresses,
     state_writes,
 )
-from spiketwin.twin import DPINetwork, DPIState, Network, State, lut_index, simulate
+from spiketwin.twin import Network, simulate
 
 from .harness import HARNESS_CLOCK, HARNESS_TOP, Op, harness_verilog
 
@@ -59,7 +59,7 @@ def shuffled_sequences(events: np.ndarray, rng: np.random.Generator) -> list[lis
 
 
 def write_stimulus(path: Path, config: CoreConfig, net: Network | None, sequences: list[list[int]],
-                   extra_writes: list[tuple[int, int]] = (), initial_state: State | None = None,
+                   extra_writes: list[tuple[int, int]] = (), initial_state=None,
                    readback: list[int] = ()) -> None:
     """Clear, load the network unless it is None (baked in), then ``initial_state`` and
     ``extra_writes``; send each step's events in the given order and the step marker; read the
@@ -131,7 +131,7 @@ def parse_trace(path: Path, config: CoreConfig, steps: int, n_readback: int = 0)
 
 
 def compare(config: CoreConfig, net: Network, events: np.ndarray, trace: Trace,
-            expected_errors: int = 0, initial_state: State | None = None,
+            expected_errors: int = 0, initial_state=None,
             readback: list[tuple[int, int]] = ()) -> dict:
     """Bit-for-bit comparison; the report names the first differing step and neuron, and the
     first ``readback`` (address, expected word) that the core did not hold."""
@@ -168,27 +168,11 @@ def compare(config: CoreConfig, net: Network, events: np.ndarray, trace: Trace,
     return report
 
 
-def coverage(config: CoreConfig, net: Network | DPINetwork, events: np.ndarray,
-             initial_state: State | DPIState | None = None) -> dict:
-    """How hard a run pushed the arithmetic (which saturations the twin reached), so a test can
-    demand coverage."""
+def coverage(config: CoreConfig, net, events: np.ndarray, initial_state=None) -> dict:
+    """How hard a run pushed the arithmetic (the model's measures: which saturations the twin
+    reached, and so on), so a test can demand coverage."""
     rec = simulate(config, net, events, events.shape[0], state=initial_state, record=True)
-    fmt = config.fmt
-    cov = {}
-    for name in config.state_fields:
-        if name == "ref_count":
-            continue
-        cov[f"{name}_saturated_high"] = bool((rec.traces[name] == fmt.max_raw).any())
-        if config.model == "lif":           # DPI currents and u never go below zero
-            cov[f"{name}_saturated_low"] = bool((rec.traces[name] == fmt.min_raw).any())
-    cov["recurrent_spikes"] = bool(rec.spikes[:-1].any())
-    if config.model == "dpi":
-        # u resets when it fires, so its saturation shows as spikes of neurons whose threshold is
-        # the format's maximum: only a saturated u reaches it.
-        cov["u_saturated_high"] = bool(rec.spikes[..., net.u_thr == fmt.max_raw].any())
-        cov["refractory"] = bool((rec.traces["ref_count"] > 0).any())
-        cov["lut_entries"] = int(np.unique(lut_index(rec.traces["u"])).size)
-    return cov
+    return config.neuron_model.coverage(config, net, rec.spikes, rec.traces)
 
 
 def _build_runner(sim: str, sources: list[Path], toplevel: str, build_dir: Path, defines: dict | None = None):
@@ -309,14 +293,14 @@ class Job:
     """
 
     config: CoreConfig
-    network: Network | DPINetwork
+    network: Network  # or the network of any neuron model
     events: np.ndarray | None = None
     seed: int = 0
     in_gap_pct: int = 20
     out_stall_pct: int = 30
     sequences: list | None = None
     extra_writes: list = field(default_factory=list)
-    initial_state: State | DPIState | None = None
+    initial_state: object = None  # the model's state record
     load_network: bool = True
 
 
@@ -379,8 +363,9 @@ def lint(verilog_path: Path) -> tuple[bool, str]:
     """Verilator lint (-Wall) of emitted Verilog; returns (clean, the warnings that count).
 
     Waived as idioms of Yosys's write_verilog rather than design faults: WIDTHEXPAND, PROCASSINIT,
-    UNUSEDSIGNAL, DECLFILENAME (TOOLCHAIN.md), CASEINCOMPLETE (casez over FSM encodings with the
-    defaults assigned before it) and WIDTHTRUNC on a logical NOT of a vector (its zero test).
+    UNUSEDSIGNAL, DECLFILENAME (Amaranth's output always has them), CASEINCOMPLETE (casez over FSM
+    encodings with the defaults assigned before it) and WIDTHTRUNC on a logical NOT of a vector (its
+    zero test).
     Any other warning, including any other truncation, makes the lint fail.
     """
     import re

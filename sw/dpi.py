@@ -668,7 +668,7 @@ def core_dt(params: DPIParams, config, k_raw: int = 16, constants: DPIConstants 
 
 def lut_centres():
     """The u at the centre of each lookup-table entry's range: ``(i + 0.5) 2**DPI_LUT_SHIFT / one``."""
-    from .config import DPI_LUT_SHIFT, DPI_LUT_SIZE
+    from .models.dpi import DPI_LUT_SHIFT, DPI_LUT_SIZE
 
     return (np.arange(DPI_LUT_SIZE) + 0.5) * (1 << DPI_LUT_SHIFT) / 256
 
@@ -690,8 +690,7 @@ def to_core(params: DPIParams, config, dt: float, counts: dict | None = None, no
     in the paper's classifier).
     """
     from . import fixedpoint as fx
-    from .config import SYNAPSE_TYPES
-    from .twin import DPINetwork
+    from .models.dpi import SYNAPSE_TYPES, DPINetwork, magnitude_bits
 
     if config.model != "dpi":
         raise ValueError(f"to_core needs a DPI core configuration, not model {config.model!r}")
@@ -755,7 +754,7 @@ def to_core(params: DPIParams, config, dt: float, counts: dict | None = None, no
         if clash.any():
             src, j = (int(x) for x in np.argwhere(clash)[0])
             raise ValueError(f"source {src} reaches neuron {j} through more than one synapse type")
-        top = (1 << config.weight_magnitude_bits) - 1
+        top = (1 << magnitude_bits(config)) - 1
         for k, s in enumerate(SYNAPSE_TYPES):
             if s in ("ampa", "gaba_a"):
                 continue

@@ -45,7 +45,7 @@ from .twin import CoreModel, Network
 
 __all__ = ["Opcode", "Status", "REPLY", "END", "ESC", "ESC_END", "ESC_ESC", "MAX_FRAME", "STEP_END", "VERSION",
            "crc16", "encode_frame", "FrameDecoder", "request", "run_payloads", "BoardModel", "ModelPort", "Link",
-           "LinkError"]
+           "LinkError", "IDENTIFY_LAYOUT", "identify_payload", "parse_identify", "check_link_config"]
 
 END, ESC, ESC_END, ESC_ESC = 0xC0, 0xDB, 0xDC, 0xDD
 MAX_FRAME = 512          # bytes of request content (opcode, payload, CRC) the board buffers
@@ -53,7 +53,15 @@ REPLY = 0x80             # set in a reply's opcode
 STEP_END = 0xFFFF        # closes each step's spike list in a RUN reply (never a neuron index)
 VERSION = (1, 0)
 ADDR_BYTES, WORD_BYTES, AXON_BYTES, NEURON_BYTES = 4, 2, 2, 2
-MAX_EVENTS_PER_STEP = 255
+STEPS_BYTES = 2          # a RUN request's step count
+COUNT_BYTES = 1          # a RUN step's event count
+MAX_EVENTS_PER_STEP = (1 << 8 * COUNT_BYTES) - 1
+
+#: The IDENTIFY reply's payload (after the status byte), field by field: the one layout that the
+#: host parses, the board model answers and the gateware's ROM holds (``identify_payload``).
+IDENTIFY_LAYOUT = (("version_major", "B"), ("version_minor", "B"), ("config_hash", "8s"), ("n_axons", "H"),
+                   ("n_neurons", "H"), ("lanes", "B"), ("max_frame", "H"))
+_IDENTIFY = struct.Struct(">" + "".join(code for _, code in IDENTIFY_LAYOUT))
 
 
 class Opcode(enum.IntEnum):
@@ -74,6 +82,39 @@ class Status(enum.IntEnum):
     TOO_LONG = 4         # more than MAX_FRAME bytes of content
     BAD_ESCAPE = 5       # ESC followed by anything but ESC_END or ESC_ESC
     OVERRUN = 6          # bytes of the frame arrived while the board was busy and were dropped
+
+
+def check_link_config(config: CoreConfig) -> None:
+    """Refuse a core the link's fields cannot carry (``docs/link.md``), with the limit it breaks.
+
+    (Every axon index, ``n_axons`` itself included, and every neuron index below ``STEP_END`` fit
+    their 16-bit fields: a core has at most ``CoreConfig.MAX_SOURCES`` = 2**16 sources.)"""
+    limits = (
+        (config.data_bits <= 8 * WORD_BYTES, f"words of {config.data_bits} bits are wider than the link's "
+                                             f"{8 * WORD_BYTES}-bit words"),
+        (config.lanes < 1 << 8, f"{config.lanes} lanes do not fit IDENTIFY's 8-bit lane count"),
+        (config.addr_bits <= 8 * ADDR_BYTES, f"addresses of {config.addr_bits} bits are wider than the link's "
+                                             f"{8 * ADDR_BYTES}-bit addresses"),
+    )
+    for ok, problem in limits:
+        if not ok:
+            raise ValueError(f"The host link cannot carry this core: {problem}")
+
+
+def identify_payload(config: CoreConfig) -> bytes:
+    """What a board with ``config``'s core answers to IDENTIFY, after the status byte."""
+    return _IDENTIFY.pack(*VERSION, bytes.fromhex(config.config_hash()), config.n_axons, config.n_neurons,
+                          config.lanes, MAX_FRAME)
+
+
+def parse_identify(body: bytes) -> dict:
+    """The fields of an IDENTIFY reply's payload (``IDENTIFY_LAYOUT``; the hash as hex)."""
+    if len(body) != _IDENTIFY.size:
+        raise LinkError(f"an IDENTIFY reply carries {_IDENTIFY.size} bytes, not {len(body)}")
+    fields = dict(zip((name for name, _ in IDENTIFY_LAYOUT), _IDENTIFY.unpack(body), strict=True))
+    fields["config_hash"] = fields["config_hash"].hex()
+    fields["version"] = (fields.pop("version_major"), fields.pop("version_minor"))
+    return fields
 
 
 def crc16(data: bytes, crc: int = 0xFFFF) -> int:
@@ -193,8 +234,7 @@ class BoardModel:
             return _reply(Opcode.NACK, Status.BAD_LENGTH)
         c, core = self.core.config, self.core
         if opcode == Opcode.IDENTIFY:
-            body = bytes(VERSION) + bytes.fromhex(c.config_hash()) + struct.pack(
-                ">HHBH", c.n_axons, c.n_neurons, c.lanes, MAX_FRAME)
+            body = identify_payload(c)
         elif opcode == Opcode.WRITE:
             k = len(payload) // 6
             for addr, word in struct.iter_unpack(">IH", payload):
@@ -298,14 +338,15 @@ class Link:
         return content[2:]
 
     def identify(self) -> dict:
-        body = self._transact(Opcode.IDENTIFY)
-        n_axons, n_neurons, lanes, max_frame = struct.unpack(">HHBH", body[10:17])
-        return {"version": tuple(body[:2]), "config_hash": body[2:10].hex(), "n_axons": n_axons,
-                "n_neurons": n_neurons, "lanes": lanes, "max_frame": max_frame}
+        return parse_identify(self._transact(Opcode.IDENTIFY))
 
     def check(self, config: CoreConfig) -> dict:
-        """Identify the board and refuse one whose core is not ``config``."""
+        """Identify the board and refuse one that speaks another protocol version or whose core is
+        not ``config``."""
         ident = self.identify()
+        if ident["version"] != VERSION:
+            raise LinkError(f"the board speaks link protocol {'.'.join(map(str, ident['version']))}, this host "
+                            f"{'.'.join(map(str, VERSION))}: rebuild the bitstream with this spiketwin")
         if ident["config_hash"] != config.config_hash():
             raise LinkError(f"the board's core ({ident['n_axons']} axons, {ident['n_neurons']} neurons, hash "
                             f"{ident['config_hash']}) is not the expected one (hash {config.config_hash()})")

@@ -60,7 +60,7 @@ def plot_run(config: CoreConfig, twin_spikes: np.ndarray, path: Path, rtl_spikes
             line, = ax.plot(v[:, j] * fmt.resolution, lw=0.8, label=f"neuron {j}")
             if threshold is not None:
                 ax.axhline(threshold[j] * fmt.resolution, color=line.get_color(), ls="--", lw=0.6)
-        ax.set_ylabel(f"{'u = ln(I_mem / I0)' if config.model == 'dpi' else 'v'} ({fmt})")
+        ax.set_ylabel(f"{config.neuron_model.membrane_label} ({fmt})")
         ax.legend(loc="upper right", fontsize=8)
     axes[-1, 0].set_xlabel("step")
     return _save(fig, path)

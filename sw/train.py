@@ -1,8 +1,8 @@
 """Surrogate-gradient training of a layered LIF network that maps onto one core (NumPy only).
 
-The float model follows DESIGN.md section 3 exactly: ``i = alpha*i + acc``, ``v = beta*v + i + bias``,
-a spike when ``v >= threshold``, reset by subtraction; a layer's spikes at step t are the next
-layer's input at step t+1, as in the core's crossbar. With ``qat=True`` the forward pass *is* the
+The float model follows the LIF step of ``docs/models.md`` exactly: ``i = alpha*i + acc``,
+``v = beta*v + i + bias``, a spike when ``v >= threshold``, reset by subtraction; a layer's spikes
+at step t are the next layer's input at step t+1, as in the core's crossbar. With ``qat=True`` the forward pass *is* the
 core's arithmetic (weights, parameters and every product rounded and saturated by
 :mod:`spiketwin.fixedpoint`) and gradients pass straight through the rounding. With a
 :class:`~spiketwin.digital_twin.FPGAMismatchModel`, every forward pass draws fresh weight and

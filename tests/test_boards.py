@@ -3,7 +3,8 @@ import json
 import pytest
 
 from spiketwin import CoreConfig, Network
-from spiketwin.boards.build import build_bitstream, parse_nextpnr_log, platform_for
+from spiketwin.boards import BoardTooSmall, get_board
+from spiketwin.boards.build import build_bitstream, parse_nextpnr_log, plan_core, platform_for
 from spiketwin.boards.demo import DemoTop
 from spiketwin.boards.link_top import LinkTop
 from spiketwin.boards.pll import ecp5_pll, ice40_pll
@@ -57,8 +58,8 @@ def test_link_top_checks_its_uart_rate():
 def test_icebreaker_link_bitstream_and_report(tmp_path, capsys):
     from spiketwin.cli import main
 
-    assert main(["build", "--board", "icebreaker", "--axons", "16", "--neurons", "32", "--clock-mhz", "20",
-                 "--out", str(tmp_path)]) == 0
+    assert main(["build", "--board", "icebreaker", "--axons", "16", "--neurons", "32", "--lanes", "1",
+                 "--clock-mhz", "20", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "icebreaker" / "spiketwin-report.json").read_text())
     # The core runs from the PLL, and nextpnr checked the design against the PLL's output.
     assert report["pll"]["params"] == {"DIVR": 0, "DIVF": 52, "DIVQ": 5, "FILTER_RANGE": 1}
@@ -79,8 +80,47 @@ def test_model_too_big_for_the_up5k_refused(tmp_path, capsys):
     path = tmp_path / "big.npz"
     Network.random(CoreConfig(64, 256, lanes=8), 0).save(path)
     assert main(["build", "--board", "icebreaker", "--model", str(path), "--out", str(tmp_path)]) == 2
-    assert "fit neither the UP5K's block RAM nor its SPRAM (at most 4 lanes of 16384 weights each; " \
-           "this core has 8 of 10240)" in capsys.readouterr().err
+    assert ("spiketwin: error: a 64 x 256 core on 8 lane(s) needs at least 1329 kbit of block RAM (weights 1280 kbit), "
+            "more than the icebreaker's 120 kbit; its SPRAM holds at most 4 lanes of 16384 weights and only for "
+            "cores with nothing baked in (this core has 8 lanes of 10240)\n") == capsys.readouterr().err
+
+
+def test_default_cores_of_the_boards():
+    """``build --board B`` with no other option: the largest core that fits B at its target clock."""
+    config, baked, note = plan_core("icebreaker")
+    assert (config.n_sources, config.n_neurons, config.lanes) == (256, 128, 4) and baked is None
+    assert note == "weights loaded over the link (in SPRAM)" and get_board("icebreaker").target_mhz == 36
+    config, _, note = plan_core("ulx3s-85f")
+    assert config.lanes == 16 and config.n_neurons == 256 and note == "weights loaded over the link"
+    assert get_board("ulx3s-85f").target_mhz >= 90
+    config, _, _ = plan_core("icebreaker", lanes=2, model="dpi")
+    assert config == CoreConfig(128, 128, lanes=2, model="dpi")
+    assert plan_core("icebreaker", axons=16, neurons=32, lanes=1)[0] == CoreConfig(16, 32)
+
+
+def test_a_core_too_big_for_any_board_is_refused_before_synthesis():
+    with pytest.raises(BoardTooSmall, match=r"a 1024 x 1024 core on 16 lane\(s\) needs at least \d+ kbit of block "
+                                            r"RAM \(weights 32768 kbit\), more than the ulx3s-85f's 3744 kbit$"):
+        plan_core("ulx3s-85f", axons=1024, neurons=1024)
+    with pytest.raises(BoardTooSmall, match="more than the ulx3s-12f's 576 kbit"):
+        plan_core("ulx3s-12f", axons=256, neurons=256)
+
+
+def test_a_model_too_big_for_block_ram_goes_to_spram_on_the_icebreaker():
+    net = Network.random(CoreConfig(128, 128, lanes=4), 0)
+    config, baked, note = plan_core("icebreaker", net)
+    assert config is net.config and baked is None and note == "weights in SPRAM, loaded over the link"
+    small = Network.random(CoreConfig(16, 32, lanes=1), 0)
+    assert plan_core("icebreaker", small)[1] is small
+    with pytest.raises(ValueError, match="--lanes cannot change a --model's core"):
+        plan_core("icebreaker", small, lanes=2)
+
+
+def test_spram_cores_have_no_baked_network():
+    from spiketwin.hw.core import Core
+
+    with pytest.raises(ValueError, match="SPRAM cannot be initialised: a core with its weights in SPRAM has no"):
+        Core(CoreConfig(4, 4), Network.random(CoreConfig(4, 4), 0), weights_in_spram=True)
 
 
 @pytest.mark.parametrize("f_in, target", [(12.0, 17.0), (12.0, 20.0), (12.0, 36.0), (12.0, 100.0), (12.0, 275.0)])

@@ -1,4 +1,4 @@
-"""The emitted core against the twin, bit for bit, on Icarus and Verilator (DESIGN.md section 3)."""
+"""The emitted core against the twin, bit for bit, on Icarus and Verilator (docs/models.md)."""
 
 import numpy as np
 import pytest

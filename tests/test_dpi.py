@@ -210,7 +210,8 @@ def test_core_mode_follows_the_f_i_curve_within_five_percent():
 
 
 def test_core_conversion_units_and_refusals():
-    from spiketwin.config import SYNAPSE_TYPES, CoreConfig
+    from spiketwin.config import CoreConfig
+    from spiketwin.models.dpi import SYNAPSE_TYPES
 
     config = CoreConfig(3, 2, model="dpi")
     p = dpi.DPIParams(I_dc=8.2e-12)

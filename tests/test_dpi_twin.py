@@ -1,12 +1,13 @@
-"""The DPI model of the twin (DESIGN.md section 4) against a plain reading of its step, and its files."""
+"""The DPI model of the twin (docs/models.md, "DPI") against a plain reading of its step, and its files."""
 
 import numpy as np
 import pytest
 
 from spiketwin import CoreConfig, simulate
-from spiketwin.config import SYNAPSE_TYPES, Region
+from spiketwin.config import Region
 from spiketwin.fixedpoint import QFormat
 from spiketwin.host import network_writes
+from spiketwin.models.dpi import SYNAPSE_TYPES
 from spiketwin.twin import CoreModel, DPINetwork, Network, NetworkFileError
 
 

@@ -145,3 +145,45 @@ def test_linked_core_answers_byte_for_byte_as_the_board_model(tmp_path, sim):
     for i, (g, w) in enumerate(zip(frames_got, frames_want, strict=True)):
         assert g == w, f"reply {i}: board {g.hex()} != model {w.hex()}"
     assert b"\xff\x01" in want and b"\xff\x04" in want          # the corrupt frames were really refused
+
+
+def test_identify_is_built_and_parsed_by_one_pair():
+    from spiketwin.link import VERSION, identify_payload, parse_identify
+
+    config = CoreConfig(300, 64, lanes=8)
+    ident = parse_identify(identify_payload(config))
+    assert ident == {"version": VERSION, "config_hash": config.config_hash(), "n_axons": 300, "n_neurons": 64,
+                     "lanes": 8, "max_frame": MAX_FRAME}
+    assert Link(ModelPort(BoardModel(config))).check(config) == ident
+    with pytest.raises(LinkError, match="an IDENTIFY reply carries 17 bytes, not 16"):
+        parse_identify(identify_payload(config)[:-1])
+
+
+def test_host_refuses_a_board_of_another_protocol_version(monkeypatch):
+    import spiketwin.link as link
+
+    config = CoreConfig(4, 4)
+    board = BoardModel(config)
+    monkeypatch.setattr(link, "VERSION", (2, 0))      # what a newer board would say
+    payload = link.identify_payload(config)
+    monkeypatch.setattr(link, "VERSION", (1, 0))
+    monkeypatch.setattr(link, "identify_payload", lambda c: payload)
+    with pytest.raises(LinkError, match=r"the board speaks link protocol 2\.0, this host 1\.0: rebuild the bitstream"):
+        Link(ModelPort(board)).check(config)
+
+
+@pytest.mark.parametrize("kwargs, problem", [
+    ({"n_axons": 4, "n_neurons": 4, "fmt": "Q12.8"}, "words of 20 bits are wider than the link's 16-bit words"),
+    ({"n_axons": 4, "n_neurons": 512, "lanes": 256}, "256 lanes do not fit IDENTIFY's 8-bit lane count"),
+    ({"n_axons": 16000, "n_neurons": 16000}, "addresses of 34 bits are wider than the link's 32-bit addresses"),
+])
+def test_linked_core_refuses_a_core_the_link_cannot_carry(kwargs, problem):
+    from spiketwin.fixedpoint import QFormat
+    from spiketwin.hw.link import LinkedCore
+
+    if kwargs.get("fmt") == "Q12.8":
+        kwargs["fmt"] = QFormat(12, 8)
+    with pytest.raises(ValueError) as e:
+        LinkedCore(CoreConfig(**kwargs))
+    assert str(e.value) == f"The host link cannot carry this core: {problem}"
+

@@ -10,7 +10,7 @@ from spiketwin.twin import NetworkFileError, State, admit_events
 
 
 def golden(config, net, events, steps):
-    """A plain, one-neuron-at-a-time reading of DESIGN.md section 3 with Python integers."""
+    """A plain, one-neuron-at-a-time reading of the LIF step in docs/models.md with Python integers."""
     fmt = config.fmt
     lo, hi = fmt.min_raw, fmt.max_raw
 

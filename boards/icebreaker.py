@@ -1,0 +1,19 @@
+"""The iCEBreaker (iCE40 UP5K): 5280 LUT4, 30 block RAMs of 4 kbit, 4 SPRAM banks of 16k x 16, 8 DSPs."""
+
+from spiketwin.config import CoreConfig
+
+from .board import ICE40, Board
+
+__all__ = ["ICEBREAKER"]
+
+
+def _platform():
+    from amaranth_boards.icebreaker import ICEBreakerPlatform
+
+    return ICEBreakerPlatform()
+
+
+#: The default core: 256 sources x 128 neurons on 4 lanes, the weights in the four SPRAM banks
+#: (16,384 words each: exactly a lane's 256 x 32), 37.7 MHz post-route at a 36 MHz PLL clock.
+ICEBREAKER = Board("icebreaker", _platform, ICE40, block_ram_bits=30 * 4096, spram=(4, 16384),
+                   programmer="icebreaker", default_core=CoreConfig(128, 128, lanes=4), target_mhz=36.0)

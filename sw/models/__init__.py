@@ -1,0 +1,140 @@
+"""Neuron models of the core, one module each, registered by name.
+
+A model declares once everything the rest of spiketwin needs of it (:class:`NeuronModel`): its
+parameter, state and table fields with their memory-map regions, its network and state records,
+the twin's pure step, and its coverage measures. :class:`~spiketwin.config.CoreConfig`, the twin,
+the host and co-simulation look the model up here; the gateware's update pipeline lives beside it
+in :mod:`spiketwin.hw.models`. ``docs/adding-a-model.md`` walks through adding one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+__all__ = ["Field", "NeuronModel", "register", "get_model", "model_names", "SHARED_REGIONS"]
+
+#: Regions every core maps, whatever its model: the weights and the control word.
+SHARED_REGIONS = {"weight": 0, "control": 31}
+
+
+@dataclass(frozen=True)
+class Field:
+    """One configuration-port field: its region code and what it holds.
+
+    ``kind`` is ``"word"`` (a signed word of the core's format), ``"flag"`` (one unsigned bit) or
+    ``"count"`` (whole steps, ``refractory_bits`` unsigned bits).
+    """
+
+    region: int
+    kind: str = "word"
+
+    def __post_init__(self):
+        if self.kind not in ("word", "flag", "count"):
+            raise ValueError(f"Field kind must be 'word', 'flag' or 'count', not {self.kind!r}")
+
+
+@dataclass(frozen=True)
+class NeuronModel:
+    """What a neuron model is, to the twin, the host, co-simulation and the gateware.
+
+    Attributes
+    ----------
+    name : str
+        The name ``CoreConfig(model=...)`` takes.
+    summary : str
+        One line for help texts.
+    params, state, tables : dict[str, Field]
+        Per-neuron parameters (in the order the update reads them), per-neuron state, per-core
+        lookup tables; the names are the network's and state record's attribute names.
+    table_size : int
+        Entries of each table (0 without tables).
+    accumulators : tuple[str, ...]
+        The exact per-neuron accumulators, one per synapse type (their memories' names).
+    network, state_record : type
+        The network file's record (a :class:`~spiketwin.network.NetworkArrays`) and the state's.
+    step : callable
+        ``step(config, network, state, acc) -> (fired, state)``: one time step after accumulation.
+    weight_planes : callable
+        ``weight_planes(network) -> list`` of [n_sources, n_neurons] arrays, one per accumulator:
+        what an event adds to each.
+    membrane, threshold : str
+        The state field plotted as the membrane, and the parameter it fires against.
+    membrane_label : str
+        The membrane's axis label.
+    coverage : callable
+        ``coverage(config, network, spikes, traces) -> dict``: how hard a run pushed the arithmetic.
+    check_config : callable
+        ``check_config(config)`` raises ``ValueError`` for a configuration the model cannot run on.
+    memory_map_notes : callable
+        ``memory_map_notes(config) -> dict``: what the Verilog sidecar's memory map adds for the model.
+    """
+
+    name: str
+    summary: str
+    params: dict
+    state: dict
+    tables: dict
+    table_size: int
+    accumulators: tuple
+    network: type
+    state_record: type
+    step: Callable
+    weight_planes: Callable
+    membrane: str
+    threshold: str
+    membrane_label: str
+    coverage: Callable
+    check_config: Callable = field(default=lambda config: None)
+    memory_map_notes: Callable = field(default=lambda config: {})
+
+    @property
+    def fields(self) -> dict:
+        """Every field of the model, parameters, state and tables."""
+        return {**self.params, **self.state, **self.tables}
+
+
+_MODELS: dict[str, NeuronModel] = {}
+
+
+def register(model: NeuronModel) -> NeuronModel:
+    """Add ``model``; a region code means one field name across all models."""
+    if model.name in _MODELS:
+        raise ValueError(f"A neuron model named {model.name!r} is registered already")
+    taken = {f.region: name for m in _MODELS.values() for name, f in m.fields.items()}
+    taken.update({code: name for name, code in SHARED_REGIONS.items()})
+    names = {name: f.region for m in _MODELS.values() for name, f in m.fields.items()}
+    for name, f in model.fields.items():
+        if taken.get(f.region, name) != name:
+            raise ValueError(f"Model {model.name!r}: field {name!r} takes region {f.region}, which is "
+                             f"{taken[f.region]!r}'s")
+        if names.get(name, f.region) != f.region:
+            raise ValueError(f"Model {model.name!r}: field {name!r} is region {names[name]} elsewhere, "
+                             f"not {f.region}")
+    _MODELS[model.name] = model
+    return model
+
+
+def get_model(name: str) -> NeuronModel:
+    try:
+        return _MODELS[name]
+    except KeyError:
+        raise ValueError(f"model must be one of {model_names()}, not {name!r}") from None
+
+
+def model_names() -> tuple[str, ...]:
+    return tuple(_MODELS)
+
+
+def all_fields() -> dict[str, int]:
+    """Every registered field's name and region code, shared regions included, by code."""
+    codes = {name: f.region for m in _MODELS.values() for name, f in m.fields.items()}
+    codes.update(SHARED_REGIONS)
+    return dict(sorted(codes.items(), key=lambda kv: kv[1]))
+
+
+from .dpi import DPI  # noqa: E402
+from .lif import LIF  # noqa: E402
+
+register(LIF)
+register(DPI)

@@ -1,0 +1,277 @@
+"""The DPI-approximating neuron (``docs/models.md``, "DPI"): fields, network and state records, the twin's step.
+
+The membrane state is ``u = ln(I_mem / I0)`` and every current is in units of the neuron's
+``I_tau``; :func:`spiketwin.dpi.to_core` converts the float circuit reference to this model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .. import fixedpoint as fx
+from ..network import NetworkArrays
+from . import Field, NeuronModel
+
+if TYPE_CHECKING:
+    from ..config import CoreConfig
+
+__all__ = ["DPI", "DPINetwork", "DPIState", "dpi_step", "lut_index", "SYNAPSE_TYPES", "SYN_TYPE_BITS",
+           "DPI_LUT_SIZE", "DPI_LUT_SHIFT", "magnitude_bits"]
+
+#: Synapse types, in the order of their type code.
+SYNAPSE_TYPES = ("ampa", "nmda", "gaba_a", "gaba_b")
+#: A weight word: the synapse type code in the top SYN_TYPE_BITS bits, below them the unsigned
+#: magnitude (raw format units of the neuron's I_tau).
+SYN_TYPE_BITS = 2
+#: Entries of each lookup table, and the shift from raw u to an entry: entry
+#: ``clip(u >> DPI_LUT_SHIFT, 0, DPI_LUT_SIZE - 1)``, covering u in [0, 16) in Q8.8.
+DPI_LUT_SIZE = 256
+DPI_LUT_SHIFT = 4
+
+
+def magnitude_bits(config: CoreConfig) -> int:
+    """Bits of a weight word's magnitude, below its synapse type code."""
+    return config.fmt.width - SYN_TYPE_BITS
+
+
+@dataclass
+class DPINetwork(NetworkArrays):
+    """Raw integer weights, per-neuron parameters and lookup tables of one DPI core (``docs/models.md``, "DPI").
+
+    Currents are in units of each neuron's leak current ``I_tau`` and the membrane state is
+    ``u = ln(I_mem / I0)`` (the membrane voltage in units of ``U_T / kappa``), all in the core's
+    format. :func:`spiketwin.dpi.to_core` converts the float reference's biases to these.
+
+    Attributes
+    ----------
+    weights : int array [n_sources, n_neurons]
+        Unsigned magnitudes, ``[0, 2**(width - SYN_TYPE_BITS))``: what one event adds to the
+        synaptic current of type ``syn_type``; 0 = no synapse.
+    syn_type : int array [n_sources, n_neurons]
+        Index into :data:`SYNAPSE_TYPES` (AMPA, NMDA, GABAa, GABAb).
+    decay_ampa, decay_nmda, decay_gaba_a, decay_gaba_b, decay_ahp : int arrays [n_neurons]
+        Per-step decay factors ``exp(-dt / tau)``, raw, in ``[0, fmt.one]``.
+    j_dc : int array [n_neurons]
+        DC input current, non-negative.
+    u_nmda : int array [n_neurons]
+        The NMDA current joins the input while ``u > u_nmda``.
+    k_mem : int array [n_neurons]
+        ``dt / tau_mem``, in ``[0, fmt.one]``.
+    u_thr : int array [n_neurons]
+        A neuron fires when its integrated ``u >= u_thr``; u then resets to 0 (I_mem = I0).
+    ahp_jump : int array [n_neurons]
+        What a spike adds to the neuron's adaptation current, non-negative.
+    refractory : int array [n_neurons]
+        Whole steps, ``[0, 2**refractory_bits)``, held at u = 0.
+    lut_a, lut_b : int arrays [DPI_LUT_SIZE]
+        The core's tables of ``I_g / (I_mem + I_g)`` and ``I_fb(I_mem) / I_tau`` at the centre of
+        each entry's range of u; non-negative.
+    """
+
+    config: CoreConfig
+    weights: np.ndarray
+    syn_type: np.ndarray
+    decay_ampa: np.ndarray
+    decay_nmda: np.ndarray
+    decay_gaba_a: np.ndarray
+    decay_gaba_b: np.ndarray
+    decay_ahp: np.ndarray
+    j_dc: np.ndarray
+    u_nmda: np.ndarray
+    k_mem: np.ndarray
+    u_thr: np.ndarray
+    ahp_jump: np.ndarray
+    refractory: np.ndarray
+    lut_a: np.ndarray
+    lut_b: np.ndarray
+    meta: dict = field(default_factory=dict)
+
+    MODEL = "dpi"
+
+    def expected_shape(self, name: str) -> tuple:
+        c = self.config
+        if name in ("weights", "syn_type"):
+            return (c.n_sources, c.n_neurons)
+        return super().expected_shape(name)
+
+    def value_range(self, name: str) -> tuple[int, int]:
+        c = self.config
+        if name == "weights":
+            return 0, (1 << magnitude_bits(c)) - 1
+        if name == "syn_type":
+            return 0, len(SYNAPSE_TYPES) - 1
+        if name.startswith("decay_") or name == "k_mem":
+            return 0, c.fmt.one
+        if name in ("j_dc", "ahp_jump", "lut_a", "lut_b"):
+            return 0, c.fmt.max_raw
+        return self.field_range(name)
+
+    def weight_words(self) -> np.ndarray:
+        """The weights as the configuration port's words (type code above the magnitude), flat."""
+        return ((self.syn_type << magnitude_bits(self.config)) | self.weights).reshape(-1)
+
+    def weight_word(self, index: int) -> int:
+        bits = magnitude_bits(self.config)
+        return int(self.syn_type.reshape(-1)[index]) << bits | int(self.weights.reshape(-1)[index])
+
+    def set_weight_word(self, index: int, word: int) -> None:
+        bits = magnitude_bits(self.config)
+        self.weights.reshape(-1)[index] = word & ((1 << bits) - 1)
+        self.syn_type.reshape(-1)[index] = (word >> bits) & ((1 << SYN_TYPE_BITS) - 1)
+
+    @classmethod
+    def random(cls, config: CoreConfig, seed: int = 0, density: float = 0.25) -> DPINetwork:
+        """A random DPI network that exercises the arithmetic: every synapse type, recurrent
+        synapses, saturating currents for a few neurons, refractory periods of 0 to 3 steps,
+        thresholds from unreachable to low, and tables with large and zero entries."""
+        rng = np.random.default_rng(seed)
+        fmt, n, s = config.fmt, config.n_neurons, config.n_sources
+        one, top = fmt.one, (1 << magnitude_bits(config)) - 1
+        w = np.abs(rng.normal(0, 1.5, size=(s, n))) * one
+        heavy = rng.random((s, n)) < 0.02
+        w[heavy] = rng.uniform(20, 64, size=heavy.sum()) * one
+        w[rng.random((s, n)) >= density] = 0
+        weights = np.minimum(np.round(w).astype(np.int64), top)
+        syn_type = rng.integers(0, len(SYNAPSE_TYPES), size=(s, n))
+
+        decays = {f"decay_{t}": rng.integers(one // 2, one + 1, size=n) for t in (*SYNAPSE_TYPES, "ahp")}
+        for d in decays.values():
+            d[rng.random(n) < 0.1] = one
+        u_thr = rng.integers(2 * one, 10 * one, size=n)
+        silent = rng.random(n) < 0.15
+        u_thr[silent] = fmt.max_raw                         # never fire, and with a strong DC input
+        j_dc = rng.integers(0, 4 * one, size=n)             # u runs up to saturation
+        j_dc[silent] = 6 * one
+        ahp_jump = rng.integers(0, one, size=n)
+        ahp_jump[rng.random(n) < 0.15] = 120 * one         # one spike nearly saturates the adaptation
+        lut_a = np.round(one / (1 + np.exp(np.arange(DPI_LUT_SIZE) / 16 - 5))).astype(np.int64)
+        lut_b = np.minimum(np.round(np.exp(np.arange(DPI_LUT_SIZE) / 24 - 4) * one), fmt.max_raw).astype(np.int64)
+        return cls(config, weights, syn_type, **decays,
+                   j_dc=j_dc, u_nmda=rng.integers(0, 8 * one, size=n),
+                   k_mem=rng.integers(one // 16, one // 2, size=n), u_thr=u_thr,
+                   ahp_jump=ahp_jump, refractory=rng.integers(0, 4, size=n),
+                   lut_a=lut_a, lut_b=lut_b)
+
+    @classmethod
+    def zeros(cls, config: CoreConfig) -> DPINetwork:
+        n, z = config.n_neurons, np.zeros(config.n_neurons, np.int64)
+        zw = np.zeros((config.n_sources, n), np.int64)
+        return cls(config, zw, zw.copy(), **{f"decay_{t}": z.copy() for t in (*SYNAPSE_TYPES, "ahp")},
+                   j_dc=z.copy(), u_nmda=z.copy(), k_mem=z.copy(), u_thr=z + config.fmt.max_raw,
+                   ahp_jump=z.copy(), refractory=z.copy(), lut_a=np.zeros(DPI_LUT_SIZE, np.int64),
+                   lut_b=np.zeros(DPI_LUT_SIZE, np.int64))
+
+
+@dataclass
+class DPIState:
+    """DPI neuron state, [n_neurons] or [batch, n_neurons], raw: u = ln(I_mem / I0), the four
+    synaptic currents and the adaptation current (units of I_tau), the refractory counter, and
+    the spikes of the last step."""
+
+    u: np.ndarray
+    syn_ampa: np.ndarray
+    syn_nmda: np.ndarray
+    syn_gaba_a: np.ndarray
+    syn_gaba_b: np.ndarray
+    ahp: np.ndarray
+    ref_count: np.ndarray
+    spikes: np.ndarray
+
+    @classmethod
+    def zeros(cls, config: CoreConfig, batch: tuple = ()) -> DPIState:
+        shape = (*batch, config.n_neurons)
+        return cls(*(np.zeros(shape, np.int64) for _ in range(7)), np.zeros(shape, bool))
+
+
+def lut_index(u: np.ndarray) -> np.ndarray:
+    """The lookup-table entry of raw u: ``clip(u >> DPI_LUT_SHIFT, 0, DPI_LUT_SIZE - 1)``."""
+    return np.clip(np.asarray(u) >> DPI_LUT_SHIFT, 0, DPI_LUT_SIZE - 1)
+
+
+def dpi_step(config: CoreConfig, net: DPINetwork, state: DPIState, acc: np.ndarray) -> tuple[np.ndarray, DPIState]:
+    """One time step of the DPI model after accumulation (``docs/models.md``, "DPI"); ``acc`` is
+    [4, ..., n_neurons], the summed weight magnitudes of each synapse type.
+
+    With ``sat`` the format's saturation and ``mul`` its product (:mod:`spiketwin.fixedpoint`):
+
+    - each synaptic current ``s' = sat(mul(decay_s, s) + acc_s)``;
+    - input ``j = max(0, sat(j_dc + ampa' + [u > u_nmda] nmda' - gaba_a'))``, shunt
+      ``sh = sat(ahp + gaba_b')`` (the adaptation current of the previous step);
+    - drift ``d = sat(mul(A[u], j) + B[u] - 1 - sh)`` with ``A``, ``B`` the tables at ``lut_index(u)``;
+    - ``u_int = max(0, sat(u + mul(k_mem, d)))``; a neuron not refractory fires when
+      ``u_int >= u_thr``, and then u = 0 and the counter is loaded from ``refractory``; a
+      refractory neuron is held at u = 0 and decrements its counter;
+    - ``ahp' = sat(mul(decay_ahp, ahp) + [fired] ahp_jump)``.
+
+    This is eq. 2a of the ARCANA paper written for u = ln(I_mem / I0):
+    ``tau du/dt = (I_g / (I_mem + I_g)) I_in / I_tau + I_fb / I_tau - 1 - I_sh / I_tau``.
+    """
+    fmt = config.fmt
+    syn = {t: fx.mac(getattr(net, f"decay_{t}"), getattr(state, f"syn_{t}"), acc[k], fmt=fmt)
+           for k, t in enumerate(SYNAPSE_TYPES)}
+    gate = state.u > net.u_nmda
+    j = np.maximum(fx.add(net.j_dc, syn["ampa"], np.where(gate, syn["nmda"], 0), -syn["gaba_a"], fmt=fmt), 0)
+    sh = fx.add(state.ahp, syn["gaba_b"], fmt=fmt)
+    idx = lut_index(state.u)
+    d = fx.mac(net.lut_a[idx], j, net.lut_b[idx], -fmt.one, -sh, fmt=fmt)
+    u_int = np.maximum(fx.mac(net.k_mem, d, state.u, fmt=fmt), 0)
+    active = state.ref_count == 0
+    fired = active & (u_int >= net.u_thr)
+    u = np.where(active & ~fired, u_int, 0)
+    ref = np.where(fired, net.refractory, np.where(active, 0, state.ref_count - 1))
+    ahp = fx.mac(net.decay_ahp, state.ahp, np.where(fired, net.ahp_jump, 0), fmt=fmt)
+    return fired, DPIState(u, syn["ampa"], syn["nmda"], syn["gaba_a"], syn["gaba_b"], ahp, ref, fired)
+
+
+def coverage(config: CoreConfig, net: DPINetwork, spikes: np.ndarray, traces: dict) -> dict:
+    """Which currents saturated (they never go below zero), whether u saturated, spikes recurred,
+    neurons were refractory, and how many table entries a run used."""
+    fmt = config.fmt
+    cov = {f"{name}_saturated_high": bool((traces[name] == fmt.max_raw).any())
+           for name in ("u", *(f"syn_{t}" for t in SYNAPSE_TYPES), "ahp")}
+    cov["recurrent_spikes"] = bool(spikes[:-1].any())
+    # u resets when it fires, so its saturation shows as spikes of neurons whose threshold is
+    # the format's maximum: only a saturated u reaches it.
+    cov["u_saturated_high"] = bool(spikes[..., net.u_thr == fmt.max_raw].any())
+    cov["refractory"] = bool((traces["ref_count"] > 0).any())
+    cov["lut_entries"] = int(np.unique(lut_index(traces["u"])).size)
+    return cov
+
+
+def _check_config(config: CoreConfig) -> None:
+    if config.fmt.width <= SYN_TYPE_BITS + 1:
+        raise ValueError(f"A DPI core needs a format wider than {SYN_TYPE_BITS + 1} bits")
+
+
+def _memory_map_notes(config: CoreConfig) -> dict:
+    return {"weight_word": {"type_bits": SYN_TYPE_BITS, "types": list(SYNAPSE_TYPES),
+                            "magnitude_bits": magnitude_bits(config)},
+            "lut_index": f"clip(u >> {DPI_LUT_SHIFT}, 0, {DPI_LUT_SIZE - 1})"}
+
+
+DPI = NeuronModel(
+    name="dpi",
+    summary="DPI-approximating neurons (u = ln(I_mem / I0), four synapse types, adaptation)",
+    # in the order the update reads them
+    params={"decay_ampa": Field(15), "decay_nmda": Field(16), "decay_gaba_a": Field(17), "decay_gaba_b": Field(18),
+            "decay_ahp": Field(19), "j_dc": Field(13), "u_nmda": Field(14), "k_mem": Field(11), "u_thr": Field(12),
+            "ahp_jump": Field(20), "refractory": Field(7, "count")},
+    state={"u": Field(21), "syn_ampa": Field(22), "syn_nmda": Field(23), "syn_gaba_a": Field(24),
+           "syn_gaba_b": Field(25), "ahp": Field(26), "ref_count": Field(10, "count")},
+    tables={"lut_a": Field(27), "lut_b": Field(28)},
+    table_size=DPI_LUT_SIZE,
+    accumulators=tuple(f"acc_{t}" for t in SYNAPSE_TYPES),
+    network=DPINetwork,
+    state_record=DPIState,
+    step=dpi_step,
+    weight_planes=lambda net: [net.weights * (net.syn_type == k) for k in range(len(SYNAPSE_TYPES))],
+    membrane="u",
+    threshold="u_thr",
+    membrane_label="u = ln(I_mem / I0)",
+    coverage=coverage,
+    check_config=_check_config,
+    memory_map_notes=_memory_map_notes,
+)

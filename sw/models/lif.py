@@ -1,0 +1,193 @@
+"""The current-based LIF neuron (``docs/models.md``, "LIF"): fields, network and state records, the twin's step.
+
+It is the discrete neuron snnTorch calls ``Synaptic`` and NIR ``CubaLIF``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .. import fixedpoint as fx
+from ..network import NetworkArrays
+from . import Field, NeuronModel
+
+if TYPE_CHECKING:
+    from ..config import CoreConfig
+
+__all__ = ["LIF", "Network", "State", "step", "RESET_SUBTRACT", "RESET_TO_VALUE"]
+
+RESET_SUBTRACT = 0
+RESET_TO_VALUE = 1
+
+
+@dataclass
+class Network(NetworkArrays):
+    """Raw integer weights and per-neuron parameters of one LIF core.
+
+    Attributes
+    ----------
+    config : CoreConfig
+    weights : int array [n_sources, n_neurons]
+        ``W[source, neuron]`` in raw format units; sources are axons then neurons; 0 = no synapse.
+    threshold, bias, v_reset : int arrays [n_neurons]
+        Raw format units.
+    leak, syn_decay : int arrays [n_neurons]
+        Membrane decay beta and synaptic decay alpha, raw, in ``[0, fmt.one]``.
+    reset_mode : int array [n_neurons]
+        0: subtract the threshold; 1: set v to v_reset.
+    refractory : int array [n_neurons]
+        Whole steps, ``[0, 2**refractory_bits)``.
+
+    meta : dict
+        Optional JSON-serialisable description, e.g. a trained classifier's output neurons and
+        input encoding (see :mod:`spiketwin.train`).
+
+    The ``.npz`` file (``save``/``load``) holds one array per attribute above under the same
+    name (int64), plus ``config`` (a JSON string of ``CoreConfig.to_dict()``), ``format_version``
+    (currently 1) and, when ``meta`` is not empty, ``meta`` (a JSON string).
+    """
+
+    config: CoreConfig
+    weights: np.ndarray
+    threshold: np.ndarray
+    leak: np.ndarray
+    syn_decay: np.ndarray
+    bias: np.ndarray
+    v_reset: np.ndarray
+    reset_mode: np.ndarray
+    refractory: np.ndarray
+    meta: dict = field(default_factory=dict)
+
+    MODEL = "lif"
+
+    def expected_shape(self, name: str) -> tuple:
+        c = self.config
+        return (c.n_sources, c.n_neurons) if name == "weights" else (c.n_neurons,)
+
+    def value_range(self, name: str) -> tuple[int, int]:
+        c = self.config
+        if name == "weights":
+            return c.fmt.min_raw, c.fmt.max_raw
+        if name in ("leak", "syn_decay"):
+            return 0, c.fmt.one
+        return self.field_range(name)
+
+    # --- construction --------------------------------------------------------------------
+    @classmethod
+    def zeros(cls, config: CoreConfig) -> Network:
+        n = config.n_neurons
+        z = np.zeros(n, np.int64)
+        return cls(config, np.zeros((config.n_sources, n), np.int64), threshold=z + config.fmt.one,
+                   leak=z + config.fmt.one, syn_decay=z.copy(), bias=z.copy(), v_reset=z.copy(),
+                   reset_mode=z.copy(), refractory=z.copy())
+
+    @classmethod
+    def random(cls, config: CoreConfig, seed: int = 0, density: float = 0.25) -> Network:
+        """A random network that exercises every corner of the arithmetic.
+
+        Weights are sparse with both signs and a heavy tail (so v and i_syn saturate at both
+        ends for some neurons), recurrent synapses are included, both reset modes and refractory
+        periods from 0 to 3 steps occur, and a few neurons have extreme bias or threshold.
+        """
+        rng = np.random.default_rng(seed)
+        fmt, n, s = config.fmt, config.n_neurons, config.n_sources
+        one = fmt.one
+        w = rng.normal(0.15, 0.6, size=(s, n)) * one
+        heavy = rng.random((s, n)) < 0.02
+        w[heavy] = rng.choice([-1, 1], size=heavy.sum()) * rng.uniform(20, 200, size=heavy.sum()) * one
+        w[rng.random((s, n)) >= density] = 0
+        weights = fx.saturate(np.round(w).astype(np.int64), fmt)
+        threshold = rng.integers(one // 4, 4 * one, size=n)
+        extreme = rng.random(n) < 0.1
+        threshold[extreme] = rng.choice([fmt.max_raw, fmt.min_raw // 2, 0], size=extreme.sum())
+        leak = rng.integers(0, one + 1, size=n)
+        leak[rng.random(n) < 0.1] = one
+        syn_decay = rng.integers(0, one + 1, size=n)
+        bias = rng.integers(-one // 4, one // 4, size=n)
+        big = rng.random(n) < 0.05
+        bias[big] = rng.choice([fmt.max_raw, fmt.min_raw], size=big.sum())
+        v_reset = rng.integers(-one, one // 2, size=n)
+        reset_mode = rng.integers(0, 2, size=n)
+        refractory = rng.integers(0, 4, size=n)
+        return cls(config, weights, threshold, leak, syn_decay, bias, v_reset, reset_mode, refractory)
+
+    def weight_words(self) -> np.ndarray:
+        """The weights as the configuration port's words, flat in address order."""
+        return self.weights.reshape(-1) & ((1 << self.config.data_bits) - 1)
+
+    def weight_word(self, index: int) -> int:
+        return int(self.weights.reshape(-1)[index]) & ((1 << self.config.data_bits) - 1)
+
+    def set_weight_word(self, index: int, word: int) -> None:
+        self.weights.reshape(-1)[index] = fx.from_word(word, self.config.data_bits, True)
+
+
+@dataclass
+class State:
+    """Neuron state, [n_neurons] or [batch, n_neurons]: v and i_syn raw, refractory counter,
+    and the spikes of the last step (the pending internal events)."""
+
+    v: np.ndarray
+    i_syn: np.ndarray
+    ref_count: np.ndarray
+    spikes: np.ndarray
+
+    @classmethod
+    def zeros(cls, config: CoreConfig, batch: tuple = ()) -> State:
+        shape = (*batch, config.n_neurons)
+        return cls(np.zeros(shape, np.int64), np.zeros(shape, np.int64), np.zeros(shape, np.int64),
+                   np.zeros(shape, bool))
+
+
+def step(config: CoreConfig, net: Network, state: State, acc: np.ndarray) -> tuple[np.ndarray, State]:
+    """One time step after accumulation (``docs/models.md``, "LIF", steps 2-3).
+
+    ``i_syn' = sat(mul(alpha, i_syn) + acc)``; for a neuron not refractory
+    ``v' = sat(mul(beta, v) + i_syn' + bias)``, spiking when ``v' >= threshold`` and then reset
+    (``sat(v' - threshold)`` or ``v_reset``) with the counter loaded from ``refractory``; a
+    refractory neuron only decrements its counter.
+    """
+    fmt = config.fmt
+    i_syn = fx.mac(net.syn_decay, state.i_syn, acc, fmt=fmt)
+    active = state.ref_count == 0
+    v_int = fx.mac(net.leak, state.v, i_syn, net.bias, fmt=fmt)
+    fired = active & (v_int >= net.threshold)
+    v_after = np.where(net.reset_mode == RESET_SUBTRACT, fx.add(v_int, -net.threshold, fmt=fmt),
+                       net.v_reset)
+    v = np.where(fired, v_after, np.where(active, v_int, state.v))
+    ref = np.where(fired, net.refractory, np.where(active, 0, state.ref_count - 1))
+    return fired, State(v, i_syn, ref, fired)
+
+
+def coverage(config: CoreConfig, net: Network, spikes: np.ndarray, traces: dict) -> dict:
+    """Which saturations a run reached, at both ends of v and i_syn, and whether spikes recurred."""
+    fmt = config.fmt
+    cov = {}
+    for name in ("v", "i_syn"):
+        cov[f"{name}_saturated_high"] = bool((traces[name] == fmt.max_raw).any())
+        cov[f"{name}_saturated_low"] = bool((traces[name] == fmt.min_raw).any())
+    cov["recurrent_spikes"] = bool(spikes[:-1].any())
+    return cov
+
+
+LIF = NeuronModel(
+    name="lif",
+    summary="current-based LIF neurons",
+    params={"threshold": Field(1), "leak": Field(2), "syn_decay": Field(3), "bias": Field(4),
+            "v_reset": Field(5), "reset_mode": Field(6, "flag"), "refractory": Field(7, "count")},
+    state={"v": Field(8), "i_syn": Field(9), "ref_count": Field(10, "count")},
+    tables={},
+    table_size=0,
+    accumulators=("acc",),
+    network=Network,
+    state_record=State,
+    step=step,
+    weight_planes=lambda net: [net.weights],
+    membrane="v",
+    threshold="threshold",
+    membrane_label="v",
+    coverage=coverage,
+)
