@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import MODELS, CoreConfig, Region
+from .config import MODELS, CoreConfig
 from .fixedpoint import ROUNDING_MODES, QFormat, from_word
 from .twin import Network, NetworkFileError
 
@@ -348,7 +348,8 @@ def cmd_run(args) -> int:
     if not args.baked:
         link.load(net)
     link.errors(clear=True)
-    v_addrs = [config.address(Region.V, int(j)) for j in outputs]
+    membrane = config.neuron_model.membrane
+    v_addrs = [config.address(config.state_fields[membrane], int(j)) for j in outputs]
     twin = simulate(config, net, events)
     correct, mismatches = 0, []
     for i in tqdm(range(n), desc="samples", file=sys.stderr):
@@ -356,7 +357,7 @@ def cmd_run(args) -> int:
         spikes = link.run(sample_sequences(events[i]), config.n_neurons)
         v_out = np.array([from_word(w, config.data_bits, True) for w in link.read(v_addrs)])
         diff = np.argwhere(spikes != twin.spikes[i])
-        if diff.size or (v_out != twin.state.v[i, outputs]).any():
+        if diff.size or (v_out != getattr(twin.state, membrane)[i, outputs]).any():
             step, neuron = (int(diff[0][0]), int(diff[0][1])) if diff.size else (-1, -1)
             mismatches.append({"sample": i, "step": step, "neuron": neuron, "differences": int(len(diff))})
             tqdm.write(f"sample {i}: board and twin differ (first at step {step}, neuron {neuron}; {len(diff)} in all)")
@@ -561,6 +562,11 @@ def cmd_dpi_digits01(args) -> int:
     print(json.dumps({k: v for k, v in summary.items() if k not in ("ampa", "gaba_a")}, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=1))
+    if args.out:
+        net = dpi.classifier_network(model, ds.name)
+        net.meta.update(q88_core_accuracy_without_mismatch=core["nominal"], q88_core_mismatch_mean=core["mean"],
+                        q88_core_mismatch_min=core["min"], seed=args.seed)
+        print(f"saved {net.save(args.out)} (DPI core, {net.config.n_axons} axons, {net.config.n_neurons} neurons)")
     if args.plot:
         plot_synapse_counts(model.ampa, model.gaba_a, res["chips"], args.plot)
         print(f"plot: {args.plot}", file=sys.stderr)
@@ -725,6 +731,8 @@ def build_parser() -> argparse.ArgumentParser:
     dd.add_argument("--duration", type=float, default=0.1, help="presentation time per sample (s)")
     dd.add_argument("--seed", type=int, default=0)
     dd.add_argument("--json", type=Path)
+    dd.add_argument("--out", type=Path, help="save the nominal chip as a DPI core network file (a classifier that "
+                                             "verify, build, sim-board and run take)")
     dd.add_argument("--plot", type=Path, default=Path("dpi_digits01.png"))
     dd.set_defaults(func=cmd_dpi_digits01)
 

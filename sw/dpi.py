@@ -767,6 +767,30 @@ def to_core(params: DPIParams, config, dt: float, counts: dict | None = None, no
     return DPINetwork(config, weights, syn_type, **arrays, meta=meta or {})
 
 
+def _core_layout(model: SynapseCountClassifier, constants: DPIConstants):
+    """The DPI core a synapse-count classifier runs on: (config, dt, steps, counts per synapse type)."""
+    from .config import CoreConfig
+
+    n_in, n_classes = model.ampa.shape
+    config = CoreConfig(n_in, n_classes, model="dpi")
+    dt = core_dt(model.params, config, constants=constants)
+    pad = np.zeros((n_classes, n_classes), np.int64)
+    counts = {"ampa": np.vstack([model.ampa, pad]), "gaba_a": np.vstack([model.gaba_a, pad])}
+    return config, dt, int(round(model.duration / dt)), counts
+
+
+def classifier_network(model: SynapseCountClassifier, dataset: str, constants: DPIConstants = DPIConstants()):
+    """The nominal chip of a synapse-count classifier as a DPI core network file's contents: a
+    classifier (``meta``: outputs, dataset, Poisson encoding at the core's dt) that ``verify``,
+    ``build``, ``sim-board`` and ``run`` take as they take a trained LIF model."""
+    config, dt, steps, counts = _core_layout(model, constants)
+    meta = {"kind": "classifier", "dataset": dataset, "outputs": list(range(config.n_neurons)),
+            "encoding": {"steps": steps, "max_rate": model.max_rate_hz * dt, "method": "poisson"},
+            "trainer": "dpi-digits01", "dt_s": dt, "duration_s": model.duration, "max_rate_hz": model.max_rate_hz}
+    return to_core(model.params.broadcast(config.n_neurons), config, dt, counts=counts, nominal=model.params,
+                   constants=constants, meta=meta)
+
+
 def evaluate_on_core(model: SynapseCountClassifier, x, y, chips: int = 20, mismatch=DEFAULT_MISMATCH, seed: int = 0,
                      constants: DPIConstants = DPIConstants(), progress: bool = False) -> dict:
     """:func:`evaluate_synapse_counts` on the Q8.8 DPI mode of the twin (so, bit for bit, on the
@@ -774,16 +798,11 @@ def evaluate_on_core(model: SynapseCountClassifier, x, y, chips: int = 20, misma
     most one event per input and step); a tie in spike counts counts as an error."""
     from tqdm import tqdm
 
-    from .config import CoreConfig
     from .twin import simulate
 
     x = np.asarray(x, dtype=np.float64)
     n_in, n_classes = model.ampa.shape
-    config = CoreConfig(n_in, n_classes, model="dpi")
-    dt = core_dt(model.params, config, constants=constants)
-    steps = int(round(model.duration / dt))
-    pad = np.zeros((n_classes, n_classes), np.int64)
-    counts = {"ampa": np.vstack([model.ampa, pad]), "gaba_a": np.vstack([model.gaba_a, pad])}
+    config, dt, steps, counts = _core_layout(model, constants)
 
     def accuracy(chip, k):
         rng = np.random.default_rng([seed, k])

@@ -392,4 +392,5 @@ def evaluate_on_twin(net: Network, outputs: np.ndarray, events: np.ndarray, labe
 
     r = simulate(net.config, net, events)
     counts = r.spikes[..., outputs].sum(-2)
-    return float((predict(counts, r.state.v[..., outputs]) == labels).mean())
+    membrane = getattr(r.state, net.config.neuron_model.membrane)
+    return float((predict(counts, membrane[..., outputs]) == labels).mean())

@@ -71,6 +71,41 @@ def test_run_on_the_simulated_board_matches_the_twin_bit_for_bit(tmp_path, capsy
         stop_board(board)
 
 
+def serve(model: Path, work: Path, port: int) -> subprocess.Popen:
+    """Start ``sim-board --once`` for ``model`` and wait until it listens."""
+    board = subprocess.Popen([sys.executable, "-m", "spiketwin.cli", "sim-board", "--model", str(model),
+                              "--port", str(port), "--once", "--work", str(work)], env=fresh_env(),
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.time() + 300
+    while not (work / "run" / "listening").exists():
+        if board.poll() is not None or time.time() > deadline:
+            stop_board(board)
+            pytest.fail(f"the simulated board did not come up: {board.stdout.read()}")
+        time.sleep(0.5)
+    return board
+
+
+@pytest.mark.sim
+def test_a_dpi_network_runs_on_the_simulated_board_bit_for_bit(tmp_path, capsys):
+    """The DPI mode on a board: a classifier from dpi-digits01 loaded over the link, run, read back."""
+    model = tmp_path / "dpi.npz"
+    assert main(["dpi-digits01", "--epochs", "30", "--chips", "1", "--out", str(model),
+                 "--plot", str(tmp_path / "d.png")]) == 0
+    assert Network.load(model).config.model == "dpi"
+    port = free_port()
+    board = serve(model, tmp_path / "board", port)
+    try:
+        capsys.readouterr()
+        assert main(["run", "--port", f"socket://127.0.0.1:{port}", "--model", str(model), "--n", "4",
+                     "--json", str(tmp_path / "run.json")]) == 0
+        assert "4/4 samples bit-exact with the twin" in capsys.readouterr().out
+        report = json.loads((tmp_path / "run.json").read_text())
+        assert report["board"]["n_neurons"] == 2 and report["accuracy"] >= 0.75
+        assert board.wait(timeout=60) == 0
+    finally:
+        stop_board(board)
+
+
 def test_flash_dry_run_prints_the_command(tmp_path, capsys):
     bit = tmp_path / "spiketwin.bit"
     bit.write_bytes(b"\x00")
