@@ -1,6 +1,8 @@
 """Boards: one file per board (its platform, FPGA family, memories, programmer and default core),
 the bitstream build and the board tops. ``BOARDS`` lists them by their ``--board`` name."""
 
+from spiketwin.errors import InvalidValue
+
 from .board import Board, BoardTooSmall
 from .icebreaker import ICEBREAKER
 from .ulx3s import ULX3S
@@ -14,4 +16,4 @@ def get_board(name: str) -> Board:
     try:
         return BOARDS[name]
     except KeyError:
-        raise ValueError(f"Board must be one of {tuple(BOARDS)}, not {name!r}") from None
+        raise InvalidValue(f"Board must be one of {tuple(BOARDS)}, not {name!r}") from None

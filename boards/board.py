@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spiketwin.config import CoreConfig
+from spiketwin.errors import InvalidValue
 
 from .pll import PLLSettings, ecp5_pll, ice40_pll
 
 __all__ = ["Family", "Board", "ICE40", "ECP5", "BoardTooSmall"]
 
 
-class BoardTooSmall(ValueError):
+class BoardTooSmall(InvalidValue):
     """A core that does not fit a board's memories (refused before synthesis)."""
 
 

@@ -7,13 +7,14 @@ import re
 from dataclasses import asdict
 from pathlib import Path
 
+from spiketwin.errors import InvalidValue, ToolError
 from spiketwin.tools import use_project_tools
 
 from . import BOARDS as _BOARDS
 from . import get_board
 
 __all__ = ["BOARDS", "platform_for", "family", "summarise", "build_bitstream", "build_linked", "plan_core",
-           "parse_nextpnr_log"]
+           "build_board", "flash", "parse_nextpnr_log"]
 
 #: The boards' names (the boards themselves: :data:`spiketwin.boards.BOARDS`).
 BOARDS = tuple(_BOARDS)
@@ -74,7 +75,7 @@ def build_bitstream(top, board: str, out_dir: Path, name: str = "spiketwin", clo
                    script_after_read="\n".join(script), **extra)
     bitstream = out_dir / f"{name}{spec.bitstream_suffix}"
     if not bitstream.exists():
-        raise RuntimeError(f"the build produced no bitstream at {bitstream}")
+        raise ToolError(f"the build produced no bitstream at {bitstream}")
     parsed = parse_nextpnr_log((out_dir / f"{name}.tim").read_text())
     clock_mhz = clock_mhz or platform.default_clk_frequency / 1e6
     core = min(parsed["fmax"].items(), key=lambda kv: abs(kv[1]["target_mhz"] - clock_mhz), default=(None, None))
@@ -115,7 +116,8 @@ def build_linked(config, net, board: str, out: Path, baud: int, clock_mhz="auto"
         try:
             target = float(clock_mhz)
         except ValueError:
-            raise ValueError(f"--clock-mhz must be 'auto', 'board' or a frequency in MHz, not {clock_mhz!r}") from None
+            raise InvalidValue(f"--clock-mhz must be 'auto', 'board' or a frequency in MHz, "
+                               f"not {clock_mhz!r}") from None
         pll = spec.pll(target, f_in)
     rep = build_bitstream(LinkTop(config, net, baud, pll, weights_in_spram=spram), board, out,
                           clock_mhz=pll.f_out_mhz if pll else None, allow_timing_fail=allow_timing_fail)
@@ -138,7 +140,7 @@ def plan_core(board: str, network=None, axons: int | None = None, neurons: int |
     spec = get_board(board)
     if network is not None:
         if lanes is not None:
-            raise ValueError("--lanes cannot change a --model's core; train or export it with the lanes you want")
+            raise InvalidValue("--lanes cannot change a --model's core; train or export it with the lanes you want")
         config, note = network.config, "baked in"
         weight_bits = network.weights.size * config.data_bits
         if weight_bits > spec.block_ram_bits and spec.weights_fit_spram(config):
@@ -151,3 +153,50 @@ def plan_core(board: str, network=None, axons: int | None = None, neurons: int |
         note = "weights loaded over the link" + (" (in SPRAM)" if spec.weights_in_spram(config, False) else "")
     spec.check_fits(config, baked=network is not None)
     return config, network, note
+
+
+def build_board(board: str, out: Path, network=None, axons: int | None = None, neurons: int | None = None,
+                lanes: int | None = None, model: str = "lif", rounding: str = "trunc", baud: int | None = None,
+                clock_mhz="auto", log=print) -> dict:
+    """The whole of ``spiketwin build``: plan the core (:func:`plan_core`), build it behind its UART
+    link (:func:`build_linked`) into ``out``, and write the report with the core, its fmax and the
+    synaptic operations/s it gives (``spiketwin-report.json``)."""
+    from .link_top import DEFAULT_BAUD
+
+    baud = DEFAULT_BAUD if baud is None else baud
+    spec = get_board(board)
+    config, baked, note = plan_core(board, network, axons, neurons, lanes, model, rounding)
+    log(f"building for {board}: {config.model.upper()} core, {config.n_axons} axons x {config.n_neurons} neurons, "
+        f"{config.lanes} lane(s), {note} (Yosys + nextpnr) ...")
+    out = Path(out)
+    rep = build_linked(config, baked, board, out, baud, clock_mhz)
+    clock = rep["core_clock"]
+    rep["core"] = {"config": config.to_dict(), "config_hash": config.config_hash(), "baked": baked is not None,
+                   "weights_in_spram": spec.weights_in_spram(config, baked is not None), "baud": baud}
+    if clock is not None:
+        rep["fmax_mhz"] = clock["mhz"]
+        # One weight per lane and clock while an event is accumulated (the core's busiest phase).
+        rep["synaptic_ops_per_s"] = config.lanes * clock["mhz"] * 1e6
+        rep["synaptic_ops_per_s_at_clock"] = config.lanes * min(clock["mhz"], rep["clock_mhz"]) * 1e6
+    (out / "spiketwin-report.json").write_text(json.dumps(rep, indent=1))
+    return rep
+
+
+def flash(board: str, bitstream: Path, dry_run: bool = False) -> list[str]:
+    """Write ``bitstream`` to ``board``'s configuration flash with openFPGALoader; returns the
+    command (only that, with ``dry_run``)."""
+    import subprocess
+
+    from spiketwin.tools import tool_path
+
+    spec = get_board(board)
+    path = Path(bitstream)
+    if not path.is_file():
+        raise InvalidValue(f"no bitstream at {path}")
+    if path.suffix != spec.bitstream_suffix:
+        raise InvalidValue(f"{board} bitstreams are {spec.bitstream_suffix} files, not {path.name}")
+    cmd = spec.flash_command(path, tool_path("openfpgaloader-cli") or "openFPGALoader")
+    if not dry_run and subprocess.run(cmd).returncode != 0:
+        raise ToolError("flashing failed (is the board attached? openFPGALoader needs libusb-1.0: "
+                        "apt-get install libusb-1.0-0)")
+    return cmd

@@ -9,10 +9,11 @@ from amaranth.hdl import Elaboratable, Module, Signal
 from amaranth.lib import io
 
 from spiketwin.config import CoreConfig
+from spiketwin.errors import InvalidValue
 from spiketwin.hw.core import Core
 from spiketwin.twin import Network
 
-__all__ = ["DemoTop"]
+__all__ = ["DemoTop", "build_demo"]
 
 
 class DemoTop(Elaboratable):
@@ -33,11 +34,11 @@ class DemoTop(Elaboratable):
             raise TypeError(f"network must be a Network, not {network!r}")
         config: CoreConfig = network.config
         if not 1 <= events_per_step <= config.max_axon_events:
-            raise ValueError(f"events_per_step must be in [1, {config.max_axon_events}], not {events_per_step!r}")
+            raise InvalidValue(f"events_per_step must be in [1, {config.max_axon_events}], not {events_per_step!r}")
         if not isinstance(step_hz, int) or step_hz < 1:
-            raise ValueError(f"step_hz must be a positive integer, not {step_hz!r}")
+            raise InvalidValue(f"step_hz must be a positive integer, not {step_hz!r}")
         if not 0 < seed < 2**16:
-            raise ValueError(f"seed must be a non-zero 16-bit value, not {seed!r}")
+            raise InvalidValue(f"seed must be a non-zero 16-bit value, not {seed!r}")
         self.network, self.step_hz, self.events_per_step, self.seed = network, step_hz, events_per_step, seed
 
     def elaborate(self, platform):
@@ -84,3 +85,10 @@ class DemoTop(Elaboratable):
             m.submodules.led_r = led_r = io.Buffer("o", platform.request("led_r", 0, dir="-"))
             m.d.comb += [led_g.o.eq(flash != 0), led_r.o.eq(core.errors.any())]
         return m
+
+
+def build_demo(out, seed: int = 0) -> dict:
+    """The iCEBreaker's demo bitstream: a random 16 x 32 network baked into a one-lane core."""
+    from .build import build_bitstream
+
+    return build_bitstream(DemoTop(Network.random(CoreConfig(16, 32, lanes=1), seed)), "icebreaker", out)

@@ -10,6 +10,7 @@ from amaranth.lib import io
 
 from spiketwin.boards.pll import CoreClock, PLLSettings
 from spiketwin.config import CoreConfig
+from spiketwin.errors import InvalidValue
 from spiketwin.hw.link import LinkedCore
 from spiketwin.twin import Network
 
@@ -41,16 +42,16 @@ class LinkTop(Elaboratable):
     def __init__(self, config: CoreConfig, network: Network | None = None, baud: int = DEFAULT_BAUD,
                  pll: PLLSettings | None = None, weights_in_spram: bool = False):
         if network is not None and network.config != config:
-            raise ValueError("The network was built for another core configuration")
+            raise InvalidValue("The network was built for another core configuration")
         if not isinstance(baud, int) or baud < 1:
-            raise ValueError(f"baud must be a positive integer, not {baud!r}")
+            raise InvalidValue(f"baud must be a positive integer, not {baud!r}")
         self.config, self.network, self.baud, self.pll = config, network, baud, pll
         self.weights_in_spram = weights_in_spram
 
     def clocks_per_bit(self, clk_hz: float) -> int:
         cpb = int(round(clk_hz / self.baud))
         if cpb < 4:
-            raise ValueError(f"a {clk_hz / 1e6:g} MHz clock cannot run a UART at {self.baud} baud")
+            raise InvalidValue(f"a {clk_hz / 1e6:g} MHz clock cannot run a UART at {self.baud} baud")
         return cpb
 
     def elaborate(self, platform):

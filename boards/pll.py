@@ -9,6 +9,8 @@ from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Modul
 from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 
+from spiketwin.errors import InvalidValue
+
 __all__ = ["PLLSettings", "ice40_pll", "ecp5_pll", "pll_settings", "CoreClock"]
 
 
@@ -30,7 +32,7 @@ def ice40_pll(f_in_mhz: float, target_mhz: float) -> PLLSettings:
     f_out = f_in (DIVF+1) / ((DIVR+1) 2^DIVQ), with the phase detector at 10-133 MHz, the VCO at
     533-1066 MHz and the output at 16-275 MHz (iCE40 sysCLOCK PLL limits)."""
     if not 16 <= target_mhz <= 275:
-        raise ValueError(f"an iCE40 PLL output must be within 16-275 MHz, not {target_mhz:g} MHz")
+        raise InvalidValue(f"an iCE40 PLL output must be within 16-275 MHz, not {target_mhz:g} MHz")
     best = None
     for divr in range(16):
         pfd = f_in_mhz / (divr + 1)
@@ -45,7 +47,7 @@ def ice40_pll(f_in_mhz: float, target_mhz: float) -> PLLSettings:
                 if 16 <= out <= 275 and (best is None or _closer(out, best[0], target_mhz)):
                     best = (out, divr, divf, divq, pfd)
     if best is None:
-        raise ValueError(f"no iCE40 PLL setting makes {target_mhz:g} MHz from {f_in_mhz:g} MHz")
+        raise InvalidValue(f"no iCE40 PLL setting makes {target_mhz:g} MHz from {f_in_mhz:g} MHz")
     out, divr, divf, divq, pfd = best
     # The loop filter range follows the phase-detector frequency.
     filter_range = next(k for k, edge in enumerate((17, 26, 44, 66, 101, 1e9), start=1) if pfd < edge)
@@ -58,7 +60,7 @@ def ecp5_pll(f_in_mhz: float, target_mhz: float) -> PLLSettings:
     f_out = f_in CLKFB_DIV / CLKI_DIV, with the VCO (f_out CLKOP_DIV) at 400-800 MHz and the phase
     detector at 3.125-400 MHz."""
     if not 3.125 <= target_mhz <= 400:
-        raise ValueError(f"an ECP5 PLL output must be within 3.125-400 MHz, not {target_mhz:g} MHz")
+        raise InvalidValue(f"an ECP5 PLL output must be within 3.125-400 MHz, not {target_mhz:g} MHz")
     best = None
     for clki in range(1, 129):
         pfd = f_in_mhz / clki
@@ -72,7 +74,7 @@ def ecp5_pll(f_in_mhz: float, target_mhz: float) -> PLLSettings:
                         best = (out, clki, clkfb, clkop)
                     break
     if best is None:
-        raise ValueError(f"no ECP5 PLL setting makes {target_mhz:g} MHz from {f_in_mhz:g} MHz")
+        raise InvalidValue(f"no ECP5 PLL setting makes {target_mhz:g} MHz from {f_in_mhz:g} MHz")
     out, clki, clkfb, clkop = best
     return PLLSettings("ecp5", f_in_mhz, round(out, 6), {"CLKI_DIV": clki, "CLKFB_DIV": clkfb, "CLKOP_DIV": clkop})
 
@@ -82,7 +84,7 @@ def pll_settings(family: str, f_in_mhz: float, target_mhz: float) -> PLLSettings
         return ice40_pll(f_in_mhz, target_mhz)
     if family == "ecp5":
         return ecp5_pll(f_in_mhz, target_mhz)
-    raise ValueError(f"no PLL for the {family!r} family")
+    raise InvalidValue(f"no PLL for the {family!r} family")
 
 
 class CoreClock(Elaboratable):

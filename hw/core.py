@@ -9,6 +9,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from spiketwin.config import REGION_BITS, Control, CoreConfig, ErrorFlag, Region
+from spiketwin.errors import InvalidValue
 from spiketwin.fixedpoint import from_word
 
 from . import arith
@@ -22,7 +23,7 @@ WEIGHT_BANK_WORDS = 1024
 #: build drops (SPRAM cannot be initialised; Yosys maps only memories without initial contents to it).
 SPRAM_TAG = "spram"
 
-__all__ = ["ConfigSignature", "Core", "emit_verilog", "param_slots"]
+__all__ = ["ConfigSignature", "Core", "emit_verilog", "write_verilog", "param_slots"]
 
 
 def param_slots(config: CoreConfig) -> int:
@@ -97,9 +98,9 @@ class Core(wiring.Component):
         if not isinstance(config, CoreConfig):
             raise TypeError(f"config must be a CoreConfig, not {config!r}")
         if network is not None and network.config != config:
-            raise ValueError("The network was built for another core configuration")
+            raise InvalidValue("The network was built for another core configuration")
         if network is not None and weights_in_spram:
-            raise ValueError("SPRAM cannot be initialised: a core with its weights in SPRAM has no network baked in")
+            raise InvalidValue("SPRAM cannot be initialised: a core with its weights in SPRAM has no network baked in")
         self.config = config
         self.network = network
         self.weights_in_spram = weights_in_spram
@@ -540,3 +541,21 @@ def emit_verilog(config: CoreConfig, name: str = "spiketwin_core", network=None)
 
     use_project_tools()
     return verilog.convert(Core(config, network), name=name, emit_src=False)
+
+
+def write_verilog(config: CoreConfig, out_dir, name: str = "spiketwin_core", network=None):
+    """Write the core's Verilog and its JSON sidecar (configuration, hash, format, memory map, stream
+    fields) into ``out_dir``; returns both paths."""
+    import json
+    from pathlib import Path
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    v_path = out / f"{name}.v"
+    v_path.write_text(emit_verilog(config, name=name, network=network))
+    sidecar = {"module": name, "config": config.to_dict(), "config_hash": config.config_hash(),
+               "format": str(config.fmt), "memory_map": config.memory_map(),
+               "event_fields": config.event_fields, "spike_fields": config.spike_fields}
+    j_path = out / f"{name}.json"
+    j_path.write_text(json.dumps(sidecar, indent=1))
+    return v_path, j_path

@@ -8,6 +8,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from spiketwin.config import REGION_BITS, Control, CoreConfig, ErrorFlag, Region
+from spiketwin.errors import InvalidValue
 from spiketwin.link import (
     ADDR_BYTES,
     AXON_BYTES,
@@ -56,7 +57,7 @@ class _UART(wiring.Component):
 
     def __init__(self, clocks_per_bit: int):
         if clocks_per_bit < 4:
-            raise ValueError(f"clocks_per_bit must be at least 4, not {clocks_per_bit}")
+            raise InvalidValue(f"clocks_per_bit must be at least 4, not {clocks_per_bit}")
         self.clocks_per_bit = clocks_per_bit
         super().__init__()
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 from amaranth.hdl import Module, Signal
 from amaranth.lib.memory import Memory
 
+from spiketwin.errors import InvalidValue
+
 __all__ = ["BankedMemory", "ReadPort", "memory"]
 
 
@@ -50,7 +52,7 @@ class BankedMemory:
     def __init__(self, m: Module, *, shape, depth: int, bank_words: int, init=(), attrs: dict | None = None,
                  name: str):
         if bank_words < 1 or bank_words & (bank_words - 1):
-            raise ValueError(f"bank_words must be a power of 2, not {bank_words}")
+            raise InvalidValue(f"bank_words must be a power of 2, not {bank_words}")
         n_banks = -(-depth // bank_words)
         init = list(init)
         self.addr = Signal(range(max(2, depth)), name=f"{name}_addr")

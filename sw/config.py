@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 from . import models
+from .errors import InvalidValue
 from .fixedpoint import Q8_8, QFormat, accumulator_width
 
 __all__ = ["CoreConfig", "Region", "ErrorFlag", "Control", "MODELS", "REGION_BITS"]
@@ -92,24 +93,24 @@ class CoreConfig:
         for name in ("n_axons", "n_neurons", "lanes", "refractory_bits"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, not {v!r}")
+                raise InvalidValue(f"{name} must be a positive integer, not {v!r}")
         if not isinstance(self.fmt, QFormat):
             raise TypeError(f"fmt must be a QFormat, not {self.fmt!r}")
         if self.lanes & (self.lanes - 1):
-            raise ValueError(f"Lane count must be a power of two, not {self.lanes!r}")
+            raise InvalidValue(f"Lane count must be a power of two, not {self.lanes!r}")
         if self.n_neurons % self.lanes:
-            raise ValueError(f"Neuron count {self.n_neurons} is not a multiple of the lane count {self.lanes}")
+            raise InvalidValue(f"Neuron count {self.n_neurons} is not a multiple of the lane count {self.lanes}")
         if self.n_axons + self.n_neurons > self.MAX_SOURCES:
-            raise ValueError(f"At most {self.MAX_SOURCES} sources (axons + neurons) fit, not "
+            raise InvalidValue(f"At most {self.MAX_SOURCES} sources (axons + neurons) fit, not "
                              f"{self.n_axons + self.n_neurons}")
         if self.refractory_bits > self.fmt.width:
-            raise ValueError(f"refractory_bits must be at most the data width {self.fmt.width}, "
+            raise InvalidValue(f"refractory_bits must be at most the data width {self.fmt.width}, "
                              f"not {self.refractory_bits}")
         models.get_model(self.model).check_config(self)
         if self.max_axon_events is None:
             object.__setattr__(self, "max_axon_events", self.n_axons)
         elif not isinstance(self.max_axon_events, int) or self.max_axon_events < 1:
-            raise ValueError(f"max_axon_events must be a positive integer, not {self.max_axon_events!r}")
+            raise InvalidValue(f"max_axon_events must be a positive integer, not {self.max_axon_events!r}")
 
     # --- the neuron model ----------------------------------------------------------------
     @property

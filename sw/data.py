@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import InvalidValue
+
 __all__ = ["Dataset", "load_dataset", "DATASETS", "rate_encode"]
 
 DATASETS = ("digits", "digits01")
@@ -38,7 +40,7 @@ def load_dataset(name: str = "digits") -> Dataset:
     The split is stratified, a quarter held out for test, and the same on every call.
     """
     if name not in DATASETS:
-        raise ValueError(f"Dataset must be one of {DATASETS}, not {name!r}")
+        raise InvalidValue(f"Dataset must be one of {DATASETS}, not {name!r}")
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -63,11 +65,11 @@ def rate_encode(x, steps: int, max_rate: float = 0.5, method: str = "poisson",
     """
     x = np.asarray(x, dtype=np.float64)
     if np.isnan(x).any() or (x < 0).any() or (x > 1).any():
-        raise ValueError("Intensities must lie in [0, 1]")
+        raise InvalidValue("Intensities must lie in [0, 1]")
     if not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, not {steps!r}")
+        raise InvalidValue(f"steps must be a positive integer, not {steps!r}")
     if not 0 < max_rate <= 1:
-        raise ValueError(f"max_rate must be in (0, 1] events per step, not {max_rate!r}")
+        raise InvalidValue(f"max_rate must be in (0, 1] events per step, not {max_rate!r}")
     rate = x[..., None, :] * max_rate
     if method == "poisson":
         rng = rng if rng is not None else np.random.default_rng(0)
@@ -78,4 +80,4 @@ def rate_encode(x, steps: int, max_rate: float = 0.5, method: str = "poisson",
         # A hair of slack so that rates like 0.3 * 10 steps give exactly 3 events despite rounding.
         phase = np.floor(t * rate + 1e-9)
         return np.diff(phase, axis=-2).astype(np.int64)
-    raise ValueError(f"method must be 'poisson' or 'deterministic', not {method!r}")
+    raise InvalidValue(f"method must be 'poisson' or 'deterministic', not {method!r}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import fixedpoint as fx
+from .errors import InvalidValue
 from .fixedpoint import Q8_8, QFormat
 from .profile import MismatchProfile, ParameterCV
 from .twin import Network
@@ -24,7 +25,7 @@ def _check_fraction(name: str, value, limit: float) -> float:
         raise TypeError(f"{name} must be a number, not {value!r}")
     value = float(value)
     if not np.isfinite(value) or value < 0 or value >= limit:
-        raise ValueError(f"{name} must be in [0, {limit}), not {value!r}")
+        raise InvalidValue(f"{name} must be in [0, {limit}), not {value!r}")
     return value
 
 
@@ -130,7 +131,7 @@ class FPGAMismatchModel:
     def step_periods(self, steps: int, batch: tuple = ()) -> np.ndarray:
         """Relative length of each time step, ``1 + clock_jitter_pct * N(0, 1)``, kept positive."""
         if not isinstance(steps, (int, np.integer)) or steps < 0:
-            raise ValueError(f"steps must be a non-negative integer, not {steps!r}")
+            raise InvalidValue(f"steps must be a non-negative integer, not {steps!r}")
         return np.maximum(1.0 + self.clock_jitter_pct * self.rng.standard_normal((*batch, steps)), 0.05)
 
     def mismatch_report(self, weights) -> dict:
@@ -146,7 +147,7 @@ class FPGAMismatchModel:
         w = np.concatenate([a.reshape(-1).astype(np.float64) for a in arrays])
         p = np.concatenate([a.reshape(-1).astype(np.float64) for a in perturbed])
         if w.size == 0:
-            raise ValueError("mismatch_report needs at least one weight")
+            raise InvalidValue("mismatch_report needs at least one weight")
         diff = np.abs(p - w)
         changed = fx.to_raw(p, self.fmt) != fx.to_raw(w, self.fmt)
         return {"mean_absolute_error": float(diff.mean()), "max_perturbation": float(diff.max()),
@@ -191,5 +192,5 @@ class FPGAMismatchModel:
             if a.dtype.kind != "f":
                 raise TypeError(f"weights[{i}] must be a float array, not {a.dtype}")
             if not np.isfinite(a).all():
-                raise ValueError(f"weights[{i}] holds NaN or infinity")
+                raise InvalidValue(f"weights[{i}] holds NaN or infinity")
         return arrays

@@ -31,6 +31,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from .errors import InvalidValue
 from .profile import ParameterCV
 
 __all__ = ["DPIConstants", "DPIParams", "SYNAPSES", "CURRENTS", "BiasGenerator", "Calibration",
@@ -64,9 +65,9 @@ class DPIConstants:
         for f in fields(self):
             v = getattr(self, f.name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise ValueError(f"DPIConstants.{f.name} must be a positive number, not {v!r}")
+                raise InvalidValue(f"DPIConstants.{f.name} must be a positive number, not {v!r}")
         if self.kappa >= 1:
-            raise ValueError(f"DPIConstants.kappa is a slope factor below 1, not {self.kappa!r}")
+            raise InvalidValue(f"DPIConstants.kappa is a slope factor below 1, not {self.kappa!r}")
 
 
 def time_constant(C, I_tau, constants: DPIConstants = DPIConstants()):
@@ -113,15 +114,15 @@ class DPIParams:
         for f in fields(self):
             v = np.asarray(getattr(self, f.name), dtype=np.float64)
             if not np.all(np.isfinite(v)):
-                raise ValueError(f"DPIParams.{f.name} must be finite")
+                raise InvalidValue(f"DPIParams.{f.name} must be finite")
             bad = np.flatnonzero(v < 0) if f.name in _MAY_BE_ZERO else np.flatnonzero(v <= 0)
             if bad.size:
                 what = "negative" if f.name in _MAY_BE_ZERO else "not positive"
-                raise ValueError(f"DPIParams.{f.name} is {what} at index {int(bad[0])}: {v.flat[bad[0]]!r}")
+                raise InvalidValue(f"DPIParams.{f.name} is {what} at index {int(bad[0])}: {v.flat[bad[0]]!r}")
         try:
             np.broadcast_shapes(*(np.shape(getattr(self, f.name)) for f in fields(self)))
         except ValueError as e:
-            raise ValueError(f"DPIParams fields do not broadcast to one neuron shape: {e}") from None
+            raise InvalidValue(f"DPIParams fields do not broadcast to one neuron shape: {e}") from None
 
     @property
     def shape(self) -> tuple:
@@ -164,7 +165,7 @@ class Calibration:
     def __post_init__(self):
         g = np.asarray(self.gain, dtype=np.float64)
         if g.shape != (COARSE_LEVELS,) or not np.all(np.isfinite(g)) or np.any(g <= 0):
-            raise ValueError(f"Calibration.gain must be {COARSE_LEVELS} positive numbers, not {self.gain!r}")
+            raise InvalidValue(f"Calibration.gain must be {COARSE_LEVELS} positive numbers, not {self.gain!r}")
 
     @classmethod
     def fit(cls, pairs) -> Calibration:
@@ -172,17 +173,17 @@ class Calibration:
         level that was measured; the other levels take the geometric mean over all measurements."""
         rows = [tuple(r) for r in pairs]
         if not rows:
-            raise ValueError("Calibration.fit needs at least one (coarse, fine, current) measurement")
+            raise InvalidValue("Calibration.fit needs at least one (coarse, fine, current) measurement")
         logs = {c: [] for c in range(COARSE_LEVELS)}
         for k, r in enumerate(rows):
             if len(r) != 3:
-                raise ValueError(f"measurement {k}: {r!r} is not (coarse, fine, current)")
+                raise InvalidValue(f"measurement {k}: {r!r} is not (coarse, fine, current)")
             c, f, cur = r
             _check_code(c, f)
             if f == 0:
-                raise ValueError(f"measurement {k}: fine 0 gives no current to calibrate against")
+                raise InvalidValue(f"measurement {k}: fine 0 gives no current to calibrate against")
             if not (math.isfinite(cur) and cur > 0):
-                raise ValueError(f"measurement {k}: the current must be positive, not {cur!r}")
+                raise InvalidValue(f"measurement {k}: the current must be positive, not {cur!r}")
             logs[int(c)].append(math.log(cur / _nominal(c, f)))
         every = [v for vals in logs.values() for v in vals]
         mean_all = float(np.mean(every))
@@ -191,9 +192,9 @@ class Calibration:
 
 def _check_code(coarse, fine):
     if not (isinstance(coarse, (int, np.integer)) and 0 <= coarse < COARSE_LEVELS):
-        raise ValueError(f"coarse must be an integer in 0..{COARSE_LEVELS - 1}, not {coarse!r}")
+        raise InvalidValue(f"coarse must be an integer in 0..{COARSE_LEVELS - 1}, not {coarse!r}")
     if not (isinstance(fine, (int, np.integer)) and 0 <= fine < FINE_LEVELS):
-        raise ValueError(f"fine must be an integer in 0..{FINE_LEVELS - 1}, not {fine!r}")
+        raise InvalidValue(f"fine must be an integer in 0..{FINE_LEVELS - 1}, not {fine!r}")
 
 
 def _nominal(coarse, fine) -> float:
@@ -239,13 +240,13 @@ class BiasGenerator:
     def code(self, name: str, current: float, coarse: int | None = None) -> tuple[int, int]:
         """The (coarse, fine) code nearest to ``current`` (relative error; the finest level wins a tie)."""
         if not (isinstance(current, (int, float, np.floating)) and math.isfinite(current) and current > 0):
-            raise ValueError(f"{name}: a bias current must be positive, not {current!r}")
+            raise InvalidValue(f"{name}: a bias current must be positive, not {current!r}")
         scale = self._gain(name) * NOMINAL_COARSE
         levels = range(COARSE_LEVELS) if coarse is None else [coarse]
         if coarse is not None:
             _check_code(coarse, 1)
         if current > scale[list(levels)].max() * (1 + 0.5 / (FINE_LEVELS - 1)):
-            raise ValueError(f"{name}: {current:.4g} A is above the generator's range "
+            raise InvalidValue(f"{name}: {current:.4g} A is above the generator's range "
                              f"(at most {scale[list(levels)].max():.4g} A)")
         best = None
         for c in levels:
@@ -272,13 +273,13 @@ def sample_mismatch(params: DPIParams, n: int, mismatch=DEFAULT_MISMATCH, seed: 
     the nominal level, and can never change a current's sign. Seeded, so a chip is reproducible.
     """
     if not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"the number of neurons must be a positive integer, not {n!r}")
+        raise InvalidValue(f"the number of neurons must be a positive integer, not {n!r}")
     p = params.broadcast(n)
     rng = np.random.default_rng(seed)
     out = {}
     for name in include:
         if name not in {f.name for f in fields(DPIParams)}:
-            raise ValueError(f"{name!r} is not a DPIParams field")
+            raise InvalidValue(f"{name!r} is not a DPIParams field")
         cv_model = mismatch.get(name) if isinstance(mismatch, dict) else mismatch
         if cv_model is None:
             continue
@@ -332,10 +333,10 @@ class DPIResult:
 def check_dt(dt: float, params: DPIParams, constants: DPIConstants = DPIConstants()) -> None:
     """Forward Euler needs ``dt`` at most a tenth of the fastest time constant; refuse otherwise."""
     if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
-        raise ValueError(f"dt must be a positive number of seconds, not {dt!r}")
+        raise InvalidValue(f"dt must be a positive number of seconds, not {dt!r}")
     name, fastest = min(((k, float(np.min(v))) for k, v in params.tau(constants).items()), key=lambda kv: kv[1])
     if dt > fastest / 10:
-        raise ValueError(f"dt = {dt:g} s is too large for the {name} time constant of {fastest:.3g} s: "
+        raise InvalidValue(f"dt = {dt:g} s is too large for the {name} time constant of {fastest:.3g} s: "
                          f"forward Euler needs dt <= {fastest / 10:.3g} s")
 
 
@@ -349,7 +350,7 @@ def simulate(params: DPIParams, steps: int, dt: float = 1e-4, syn_input=None, ba
     spikes and resets and the adaptation takes the spike.
     """
     if not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise ValueError(f"steps must be a non-negative integer, not {steps!r}")
+        raise InvalidValue(f"steps must be a non-negative integer, not {steps!r}")
     n = int(np.prod(params.shape)) if params.shape else 1
     p = params.broadcast(n)
     check_dt(dt, p, constants)
@@ -358,10 +359,10 @@ def simulate(params: DPIParams, steps: int, dt: float = 1e-4, syn_input=None, ba
     if syn_input is not None:
         syn_input = np.asarray(syn_input, dtype=np.float64)
         if syn_input.shape != (steps,) + shape + (len(SYNAPSES),):
-            raise ValueError(f"syn_input must have shape {(steps,) + shape + (len(SYNAPSES),)}, "
+            raise InvalidValue(f"syn_input must have shape {(steps,) + shape + (len(SYNAPSES),)}, "
                              f"not {syn_input.shape}")
         if np.any(syn_input < 0):
-            raise ValueError("syn_input counts synapse activations and cannot be negative")
+            raise InvalidValue("syn_input counts synapse activations and cannot be negative")
     taus = p.tau(c)
     syn_decay = np.stack([np.exp(-dt / taus[s]) for s in SYNAPSES], -1)
     syn_jump = np.stack([getattr(p, f"I_g_{s}") / getattr(p, f"I_tau_{s}") * getattr(p, f"I_w_{s}")
@@ -448,7 +449,7 @@ def firing_rate(params: DPIParams, constants: DPIConstants = DPIConstants(), nod
 def rheobase(params: DPIParams, constants: DPIConstants = DPIConstants(), rel_tol: float = 1e-6) -> float:
     """The smallest DC input (A) that makes one neuron fire (bisection on the drift's sign)."""
     if params.shape not in ((), (1,)):
-        raise ValueError("rheobase takes the parameters of one neuron")
+        raise InvalidValue("rheobase takes the parameters of one neuron")
 
     def fires(dc):
         _, g, _ = _isi_terms(_with_node_axis(params, I_dc=dc), constants, 2000)
@@ -458,7 +459,7 @@ def rheobase(params: DPIParams, constants: DPIConstants = DPIConstants(), rel_to
     while not fires(hi):
         lo, hi = hi, hi * 2
         if hi > 1e-3:
-            raise ValueError("the neuron does not fire for any DC input up to 1 mA")
+            raise InvalidValue("the neuron does not fire for any DC input up to 1 mA")
     while hi - lo > rel_tol * hi:
         mid = (lo + hi) / 2
         lo, hi = (lo, mid) if fires(mid) else (mid, hi)
@@ -482,9 +483,9 @@ def tune_resonator(target_hz: float = 2.5, I_dc: float = 10e-12, epochs: int = 4
     Returns the history, the final parameters and the epochs used.
     """
     if not (math.isfinite(target_hz) and target_hz > 0):
-        raise ValueError(f"the target rate must be positive, not {target_hz!r}")
+        raise InvalidValue(f"the target rate must be positive, not {target_hz!r}")
     if not (math.isfinite(I_dc) and I_dc > 0):
-        raise ValueError(f"the DC input must be a positive current, not {I_dc!r}")
+        raise InvalidValue(f"the DC input must be a positive current, not {I_dc!r}")
     p0 = replace(init or DPIParams(I_tau=9e-12, I_thr=200e-12), I_dc=I_dc, I_ahp_w=0.0)
     theta = np.log([float(p0.I_thr), float(p0.I_tau)])
     h = 1e-20
@@ -568,9 +569,9 @@ def train_synapse_counts(x, y, n_classes: int = 2, params: DPIParams | None = No
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y)
     if x.ndim != 2 or np.any(x < 0) or np.any(x > 1):
-        raise ValueError("x must be [samples, inputs] intensities in [0, 1]")
+        raise InvalidValue("x must be [samples, inputs] intensities in [0, 1]")
     if not isinstance(fan_in, (int, np.integer)) or fan_in < 1:
-        raise ValueError(f"fan_in must be a positive integer, not {fan_in!r}")
+        raise InvalidValue(f"fan_in must be a positive integer, not {fan_in!r}")
     params = params or DPIParams(I_dc=0.0)
     rng = np.random.default_rng(seed)
     n_in = x.shape[1]
@@ -693,7 +694,7 @@ def to_core(params: DPIParams, config, dt: float, counts: dict | None = None, no
     from .models.dpi import SYNAPSE_TYPES, DPINetwork, magnitude_bits
 
     if config.model != "dpi":
-        raise ValueError(f"to_core needs a DPI core configuration, not model {config.model!r}")
+        raise InvalidValue(f"to_core needs a DPI core configuration, not model {config.model!r}")
     n = config.n_neurons
     p = params.broadcast(n)
     fmt = config.fmt
@@ -701,7 +702,7 @@ def to_core(params: DPIParams, config, dt: float, counts: dict | None = None, no
     c = constants
     taus = p.tau(c)
     if np.any(dt > taus["mem"]):
-        raise ValueError(f"dt = {dt:g} s is longer than the membrane time constant "
+        raise InvalidValue(f"dt = {dt:g} s is longer than the membrane time constant "
                          f"({float(np.min(taus['mem'])):.3g} s); the core's Euler step needs dt < tau")
 
     def raw(name, x, lo=0, hi=fmt.max_raw):
@@ -710,7 +711,7 @@ def to_core(params: DPIParams, config, dt: float, counts: dict | None = None, no
         bad = (x * fmt.one < lo - 0.5) | (x * fmt.one > hi + 0.5)
         if np.any(bad):
             j = int(np.flatnonzero(np.atleast_1d(bad))[0])
-            raise ValueError(f"{name} of neuron {j} is {np.atleast_1d(x)[j]:.4g}, outside what the core's "
+            raise InvalidValue(f"{name} of neuron {j} is {np.atleast_1d(x)[j]:.4g}, outside what the core's "
                              f"{fmt} holds ([{lo / fmt.one:g}, {hi / fmt.one:g}])")
         return np.clip(r, lo, hi)
 
@@ -724,7 +725,7 @@ def to_core(params: DPIParams, config, dt: float, counts: dict | None = None, no
     arrays["ahp_jump"] = raw("ahp_jump", ahp_jump / p.I_tau)
     ref = np.round(p.t_ref / dt).astype(np.int64)
     if np.any(ref >= 1 << config.refractory_bits):
-        raise ValueError(f"t_ref is {int(ref.max())} steps of {dt:g} s, more than the core's "
+        raise InvalidValue(f"t_ref is {int(ref.max())} steps of {dt:g} s, more than the core's "
                          f"{config.refractory_bits}-bit counter holds")
     arrays["refractory"] = ref
 
@@ -739,21 +740,21 @@ def to_core(params: DPIParams, config, dt: float, counts: dict | None = None, no
     if counts:
         unknown = set(counts) - set(SYNAPSES)
         if unknown:
-            raise ValueError(f"unknown synapse types {sorted(unknown)}; the types are {SYNAPSES}")
+            raise InvalidValue(f"unknown synapse types {sorted(unknown)}; the types are {SYNAPSES}")
         jump = {s: getattr(p, f"I_g_{s}") / getattr(p, f"I_tau_{s}") * getattr(p, f"I_w_{s}") * c.t_pulse
                 / taus[s] / p.I_tau for s in SYNAPSES}
         cnt = {s: np.zeros((config.n_sources, n)) for s in SYNAPSES}
         for s, a in counts.items():
             a = np.asarray(a)
             if a.shape != (config.n_sources, n) or np.any(a < 0) or np.any(a != np.round(a)):
-                raise ValueError(f"counts[{s!r}] must be non-negative integers of shape {(config.n_sources, n)}")
+                raise InvalidValue(f"counts[{s!r}] must be non-negative integers of shape {(config.n_sources, n)}")
             cnt[s] = a.astype(np.float64)
         used = np.stack([cnt[s] > 0 for s in SYNAPSES])
         both = used[0] & used[2]
         clash = (used.sum(0) - both) > 1
         if clash.any():
             src, j = (int(x) for x in np.argwhere(clash)[0])
-            raise ValueError(f"source {src} reaches neuron {j} through more than one synapse type")
+            raise InvalidValue(f"source {src} reaches neuron {j} through more than one synapse type")
         top = (1 << magnitude_bits(config)) - 1
         for k, s in enumerate(SYNAPSE_TYPES):
             if s in ("ampa", "gaba_a"):
@@ -818,3 +819,64 @@ def evaluate_on_core(model: SynapseCountClassifier, x, y, chips: int = 20, misma
             for k in tqdm(range(chips), desc="mismatch samples (Q8.8 core)", disable=not progress)]
     return {"dt": dt, "steps": steps, "nominal": nominal, "chips": accs, "mean": float(np.mean(accs)),
             "min": float(np.min(accs)), "max": float(np.max(accs))}
+
+
+def resonator_experiment(target_hz: float = 2.5, I_dc: float = 10e-12, epochs: int = 40, duration: float = 4.0,
+                         dt: float = 1e-4) -> tuple[dict, dict]:
+    """ARCANA's first experiment (``spiketwin dpi-resonator``): tune a silent neuron's threshold and
+    leak biases by gradient descent until the DC-driven neuron fires at ``target_hz``, deploy them as
+    bias-generator codes (the pair of codes nearest the target), and simulate ``duration`` seconds
+    before and after. Returns (summary, {"before": ..., "after": ...} simulations, with the tuning's
+    ``initial`` parameters)."""
+    res = tune_resonator(target_hz, I_dc, epochs=epochs)
+    gen = BiasGenerator.paper()
+    tuned = res["params"]
+    codes = {name: gen.code(name, float(getattr(tuned, name))) for name in ("I_thr", "I_tau")}
+    deployed = replace(tuned, **{name: gen.current(name, *code) for name, code in codes.items()})
+    # The codes' rounding moves the rate (near the rheobase, a lot): among the threshold's fine codes
+    # and the leak's neighbouring ones, at the same coarse levels, take the pair nearest the target.
+    (c_thr, _), (c_tau, f_tau) = codes["I_thr"], codes["I_tau"]
+    thr_fines = np.arange(1, 256)
+    tau_fines = np.arange(max(1, f_tau - 3), min(255, f_tau + 3) + 1)
+    grid = replace(deployed, I_thr=np.array([gen.current("I_thr", c_thr, int(f)) for f in thr_fines])[None, :],
+                   I_tau=np.array([gen.current("I_tau", c_tau, int(f)) for f in tau_fines])[:, None])
+    miss = np.abs(np.log(np.maximum(firing_rate(grid), 1e-9) / target_hz))
+    i, j = np.unravel_index(np.argmin(miss), miss.shape)
+    codes = {"I_thr": (c_thr, int(thr_fines[j])), "I_tau": (c_tau, int(tau_fines[i]))}
+    deployed = replace(deployed, **{name: gen.current(name, *code) for name, code in codes.items()})
+    steps = int(round(duration / dt))
+    sims = {"before": simulate(res["initial"], steps, dt, record=True),
+            "after": simulate(deployed, steps, dt, record=True)}
+    isis = sims["after"].isis()
+    summary = {"target_hz": target_hz, "I_dc": I_dc, "epochs": res["epochs"], "converged": res["converged"],
+               "rate_hz_tuned": res["rate_hz"], "rate_hz_deployed_integral": float(firing_rate(deployed)),
+               "rate_hz_deployed_simulated": float(1 / isis.mean()) if isis.size else 0.0,
+               "biases": {name: {"current_A": float(getattr(deployed, name)), "coarse": c, "fine": f}
+                          for name, (c, f) in codes.items()},
+               "history": res["history"]}
+    return summary, {**sims, "initial": res["initial"], "converged": res["converged"]}
+
+
+def digits01_experiment(epochs: int = 300, chips: int = 20, fan_in: int = 64, max_rate_hz: float = 100.0,
+                        duration: float = 0.1, seed: int = 0) -> tuple[dict, SynapseCountClassifier]:
+    """ARCANA's second experiment (``spiketwin dpi-digits01``): integer AMPA and GABAa synapse
+    counts for 0 versus 1, trained under mismatch with a fan-in limit, then run as spiking neurons on
+    ``chips`` sampled chips, in the float reference and on the core's Q8.8 DPI mode. Returns (summary,
+    the classifier)."""
+    from .data import load_dataset
+
+    ds = load_dataset("digits01")
+    model = train_synapse_counts(ds.x_train, ds.y_train, fan_in=fan_in, max_rate_hz=max_rate_hz,
+                                     duration=duration, epochs=epochs, seed=seed)
+    res = evaluate_synapse_counts(model, ds.x_test, ds.y_test, chips=chips, seed=seed, progress=True)
+    core = evaluate_on_core(model, ds.x_test, ds.y_test, chips=chips, seed=seed, progress=True)
+    summary = {"test_samples": int(ds.y_test.size), "fan_in_limit": fan_in,
+               "synapses_per_neuron": (model.ampa.sum(0) + model.gaba_a.sum(0)).tolist(),
+               "train_accuracy_rate_model": model.history[-1]["train_accuracy"],
+               "accuracy_without_mismatch": res["nominal"], "chips": chips, "mismatch_mean": res["mean"],
+               "mismatch_min": res["min"], "mismatch_max": res["max"], "per_chip": res["chips"],
+               "q88_core_dt_s": core["dt"], "q88_core_accuracy_without_mismatch": core["nominal"],
+               "q88_core_mismatch_mean": core["mean"], "q88_core_mismatch_min": core["min"],
+               "q88_core_mismatch_max": core["max"], "q88_core_per_chip": core["chips"],
+               "ampa": model.ampa.tolist(), "gaba_a": model.gaba_a.tolist()}
+    return summary, model

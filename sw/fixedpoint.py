@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import InvalidValue
+
 __all__ = ["QFormat", "Q8_8", "ROUNDING_MODES", "quantize", "to_raw", "to_float", "saturate",
            "shift_round", "mul", "mac", "add", "to_word", "from_word"]
 
@@ -42,15 +44,15 @@ class QFormat:
 
     def __post_init__(self):
         if not isinstance(self.int_bits, int) or self.int_bits < 1:
-            raise ValueError(f"Integer bit count must be a positive integer, not {self.int_bits!r}")
+            raise InvalidValue(f"Integer bit count must be a positive integer, not {self.int_bits!r}")
         if not isinstance(self.frac_bits, int) or self.frac_bits < 0:
-            raise ValueError(f"Fraction bit count must be a non-negative integer, not {self.frac_bits!r}")
+            raise InvalidValue(f"Fraction bit count must be a non-negative integer, not {self.frac_bits!r}")
         if not self.signed:
-            raise ValueError("Only signed fixed-point formats are supported")
+            raise InvalidValue("Only signed fixed-point formats are supported")
         if self.int_bits + self.frac_bits > 31:
-            raise ValueError(f"Formats wider than 31 bits are not supported, not {self.width}")
+            raise InvalidValue(f"Formats wider than 31 bits are not supported, not {self.width}")
         if self.rounding not in ROUNDING_MODES:
-            raise ValueError(f"Rounding mode must be one of {ROUNDING_MODES}, not {self.rounding!r}")
+            raise InvalidValue(f"Rounding mode must be one of {ROUNDING_MODES}, not {self.rounding!r}")
 
     @property
     def width(self) -> int:
@@ -125,7 +127,7 @@ def to_raw(values, fmt: QFormat = Q8_8) -> np.ndarray:
     x = np.asarray(values, dtype=np.float64)
     if np.isnan(x).any():
         idx = tuple(int(i) for i in np.argwhere(np.isnan(x))[0])
-        raise ValueError(f"Cannot quantise NaN (first at index {idx})")
+        raise InvalidValue(f"Cannot quantise NaN (first at index {idx})")
     scaled = np.clip(x * fmt.one, fmt.min_raw - 1.0, fmt.max_raw + 1.0)  # also tames +-inf
     if fmt.rounding == "trunc":
         r = np.trunc(scaled)

@@ -40,12 +40,14 @@ import struct
 import numpy as np
 
 from .config import Control, CoreConfig, Region
+from .errors import InvalidValue, UserError
 from .host import network_writes, state_read_addresses
 from .twin import CoreModel, Network
 
 __all__ = ["Opcode", "Status", "REPLY", "END", "ESC", "ESC_END", "ESC_ESC", "MAX_FRAME", "STEP_END", "VERSION",
            "crc16", "encode_frame", "FrameDecoder", "request", "run_payloads", "BoardModel", "ModelPort", "Link",
-           "LinkError", "IDENTIFY_LAYOUT", "identify_payload", "parse_identify", "check_link_config"]
+           "LinkError", "run_on_board", "event_sequences", "characterize", "IDENTIFY_LAYOUT", "identify_payload",
+           "parse_identify", "check_link_config"]
 
 END, ESC, ESC_END, ESC_ESC = 0xC0, 0xDB, 0xDC, 0xDD
 MAX_FRAME = 512          # bytes of request content (opcode, payload, CRC) the board buffers
@@ -98,7 +100,7 @@ def check_link_config(config: CoreConfig) -> None:
     )
     for ok, problem in limits:
         if not ok:
-            raise ValueError(f"The host link cannot carry this core: {problem}")
+            raise InvalidValue(f"The host link cannot carry this core: {problem}")
 
 
 def identify_payload(config: CoreConfig) -> bytes:
@@ -275,11 +277,11 @@ def run_payloads(sequences, max_frame: int = MAX_FRAME) -> list[bytes]:
     out, chunk, size = [], [], 0
     for t, seq in enumerate(sequences):
         if len(seq) > MAX_EVENTS_PER_STEP:
-            raise ValueError(f"step {t} has {len(seq)} events; a RUN request carries at most "
+            raise InvalidValue(f"step {t} has {len(seq)} events; a RUN request carries at most "
                              f"{MAX_EVENTS_PER_STEP} per step")
         need = 1 + AXON_BYTES * len(seq)
         if need > room:
-            raise ValueError(f"step {t} does not fit in one frame of {max_frame} bytes")
+            raise InvalidValue(f"step {t} does not fit in one frame of {max_frame} bytes")
         if size + need > room:
             out.append(chunk)
             chunk, size = [], 0
@@ -307,7 +309,7 @@ class ModelPort:
         return data
 
 
-class LinkError(RuntimeError):
+class LinkError(UserError, RuntimeError):
     """The board refused a request or answered something unexpected."""
 
 
@@ -404,6 +406,53 @@ class Link:
         return decode_state(config, self.read(state_read_addresses(config)))
 
 
+def event_sequences(events: np.ndarray) -> list[list[int]]:
+    """Event counts [steps, n_axons] as the axon indices sent in each step."""
+    return [np.repeat(np.arange(row.size), row).tolist() for row in events]
+
+
+def run_on_board(link: Link, net, events: np.ndarray, labels: np.ndarray | None = None, load: bool = True,
+                 outputs=None, progress: bool = True) -> dict:
+    """Run each sample of ``events`` [samples, steps, n_axons] on the board behind ``link`` and
+    compare every step's spikes and the final membrane of the ``outputs`` (default: the classifier's)
+    with the twin, bit for bit. The board is identified and checked first, and loaded with ``net``
+    unless ``load`` is false (a bitstream with it baked in). With ``labels``, the classification
+    accuracy too. Returns the report (``bit_exact``, ``mismatches`` naming sample, step and neuron)."""
+    from tqdm import tqdm
+
+    from .fixedpoint import from_word
+    from .train import predict
+    from .twin import simulate
+
+    config = net.config
+    outputs = np.array(net.meta["outputs"] if outputs is None else outputs)
+    ident = link.check(config)
+    if load:
+        link.load(net)
+    link.errors(clear=True)
+    membrane = config.neuron_model.membrane
+    v_addrs = [config.address(config.state_fields[membrane], int(j)) for j in outputs]
+    twin = simulate(config, net, events)
+    n = len(events)
+    correct, mismatches = 0, []
+    for i in tqdm(range(n), desc="samples", disable=not progress):
+        link.reset()
+        spikes = link.run(event_sequences(events[i]), config.n_neurons)
+        v_out = np.array([from_word(w, config.data_bits, True) for w in link.read(v_addrs)])
+        diff = np.argwhere(spikes != twin.spikes[i])
+        if diff.size or (v_out != getattr(twin.state, membrane)[i, outputs]).any():
+            step, neuron = (int(diff[0][0]), int(diff[0][1])) if diff.size else (-1, -1)
+            mismatches.append({"sample": i, "step": step, "neuron": neuron, "differences": int(len(diff))})
+            tqdm.write(f"sample {i}: board and twin differ (first at step {step}, neuron {neuron}; {len(diff)} in all)")
+        if labels is not None:
+            correct += int(predict(spikes[:, outputs].sum(0), v_out) == labels[i])
+    report = {"samples": n, "bit_exact": n - len(mismatches), "mismatches": mismatches,
+              "error_flags": link.errors(), "board": ident}
+    if labels is not None:
+        report["accuracy"] = correct / n
+    return report
+
+
 def characterize(link: Link, nominal: Network, progress: bool = True) -> tuple[dict, list[tuple]]:
     """Measure every neuron's effective parameters through the link, as any board exposes them:
     only configuration writes of state and bias, single steps, spikes and state read-back.
@@ -427,7 +476,7 @@ def characterize(link: Link, nominal: Network, progress: bool = True) -> tuple[d
     c = nominal.config
     n, bits = c.n_neurons, c.data_bits
     if c.fmt.frac_bits != 8 or c.fmt.int_bits != 8:
-        raise ValueError("characterize measures Q8.8 cores")
+        raise InvalidValue("characterize measures Q8.8 cores")
     link.check(c)
     neurons = range(n)
 

@@ -12,12 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import InvalidValue
+
 __all__ = ["NetworkArrays", "NetworkFileError", "NETWORK_FILE_VERSION", "load_network", "first_bad"]
 
 NETWORK_FILE_VERSION = 1
 
 
-class NetworkFileError(ValueError):
+class NetworkFileError(InvalidValue):
     """A network file or array set that does not fit its core configuration."""
 
 

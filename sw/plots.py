@@ -8,7 +8,7 @@ import numpy as np
 
 from .config import CoreConfig
 
-__all__ = ["plot_run", "plot_resonator", "plot_synapse_counts"]
+__all__ = ["plot_run", "plot_resonator", "plot_synapse_counts", "plot_accuracy"]
 
 
 def _save(fig, path) -> Path:
@@ -116,4 +116,24 @@ def plot_synapse_counts(ampa: np.ndarray, gaba_a: np.ndarray, chip_accuracies, p
     ax.set_ylim(min(90, 100 * min(chip_accuracies) - 1), 100.5)
     ax.set_xlabel("mismatch sample")
     ax.set_ylabel("test accuracy (%)")
+    return _save(fig, path)
+
+
+def plot_accuracy(result: dict, path: Path) -> Path:
+    """Test accuracy against mismatch level: the mean over the sampled chips, the worst-to-best
+    band, and the Q8.8 core without mismatch (an ``evaluate_classifier`` result)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sweep = result["sweep"]
+    xs = [r["scale"] for r in sweep]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(xs, [r["mean"] for r in sweep], "o-", label=f"mean of {len(sweep[0]['chips'])} chips")
+    ax.fill_between(xs, [r["min"] for r in sweep], [r["max"] for r in sweep], alpha=0.25, label="worst to best chip")
+    ax.axhline(result["q8_8_accuracy"], color="0.4", ls="--", label="Q8.8, no mismatch")
+    ax.set_xlabel("mismatch level (x the given CVs and jitter)")
+    ax.set_ylabel("test accuracy")
+    ax.legend()
     return _save(fig, path)

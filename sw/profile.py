@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import InvalidValue
+
 __all__ = ["ParameterCV", "MismatchProfile", "PARAMETERS", "SCHEMA_VERSION"]
 
 PARAMETERS = ("weights", "threshold", "leak", "syn_decay", "bias")
@@ -35,11 +37,11 @@ class ParameterCV:
 
     def __post_init__(self):
         if not np.isfinite(self.cv) or not 0 <= self.cv < 1:
-            raise ValueError(f"cv must be in [0, 1), not {self.cv!r}")
+            raise InvalidValue(f"cv must be in [0, 1), not {self.cv!r}")
         if not np.isfinite(self.level_ref) or self.level_ref <= 0:
-            raise ValueError(f"level_ref must be positive, not {self.level_ref!r}")
+            raise InvalidValue(f"level_ref must be positive, not {self.level_ref!r}")
         if not np.isfinite(self.exponent) or not 0 <= self.exponent <= 2:
-            raise ValueError(f"exponent must be in [0, 2], not {self.exponent!r}")
+            raise InvalidValue(f"exponent must be in [0, 2], not {self.exponent!r}")
 
     def at(self, level) -> np.ndarray:
         level = np.maximum(np.abs(np.asarray(level, dtype=np.float64)), 1e-12)
@@ -57,17 +59,31 @@ class MismatchProfile:
     def __post_init__(self):
         for name, p in self.cvs.items():
             if name not in PARAMETERS:
-                raise ValueError(f"Unknown parameter {name!r}; expected one of {PARAMETERS}")
+                raise InvalidValue(f"Unknown parameter {name!r}; expected one of {PARAMETERS}")
             if not isinstance(p, ParameterCV):
                 raise TypeError(f"cvs[{name!r}] must be a ParameterCV, not {p!r}")
         if not 0 <= self.clock_jitter_pct < 0.5:
-            raise ValueError(f"clock_jitter_pct must be in [0, 0.5), not {self.clock_jitter_pct!r}")
+            raise InvalidValue(f"clock_jitter_pct must be in [0, 0.5), not {self.clock_jitter_pct!r}")
 
     def cv(self, name: str, level=1.0) -> np.ndarray:
         p = self.cvs.get(name)
         return np.zeros_like(np.asarray(level, dtype=np.float64)) if p is None else p.at(level)
 
     # --- files -------------------------------------------------------------------------------
+    def scaled(self, scale: float) -> MismatchProfile:
+        """Every CV and the jitter times ``scale`` (capped below the limits a profile accepts)."""
+        cvs = {k: ParameterCV(min(v.cv * scale, 0.99), v.level_ref, v.exponent) for k, v in self.cvs.items()}
+        return MismatchProfile(cvs, min(self.clock_jitter_pct * scale, 0.49), f"{self.source} x{scale:g}")
+
+    def describe(self) -> list[str]:
+        """One line per parameter: its CV, level dependence and interval."""
+        lines = []
+        for name, p in self.cvs.items():
+            ci = f" (95% CI {p.ci[0]:.4f} to {p.ci[1]:.4f})" if p.ci else ""
+            shape = f" x (level/{p.level_ref:g})^-{p.exponent:.2f}" if p.exponent else ""
+            lines.append(f"{name:10s} CV {p.cv:.4f}{shape}{ci}")
+        return lines
+
     def to_json(self) -> str:
         return json.dumps({"schema_version": SCHEMA_VERSION, "clock_jitter_pct": self.clock_jitter_pct,
                            "source": self.source,
@@ -79,7 +95,7 @@ class MismatchProfile:
         d = json.loads(text)
         version = d.get("schema_version")
         if version != SCHEMA_VERSION:
-            raise ValueError(f"Mismatch profile schema version {version!r} is not supported "
+            raise InvalidValue(f"Mismatch profile schema version {version!r} is not supported "
                              f"(expected {SCHEMA_VERSION})")
         cvs = {k: ParameterCV(v["cv"], v.get("level_ref", 1.0), v.get("exponent", 0.0),
                               tuple(v["ci"]) if v.get("ci") else None) for k, v in d.get("cvs", {}).items()}
@@ -117,9 +133,9 @@ class MismatchProfile:
             per_level = {lv: np.array([r[3] for r in sel if r[2] == lv]) for lv in levels}
             for lv, vals in per_level.items():
                 if vals.size < 3:
-                    raise ValueError(f"{name} at level {lv}: {vals.size} measurements, at least 3 are needed")
+                    raise InvalidValue(f"{name} at level {lv}: {vals.size} measurements, at least 3 are needed")
                 if abs(vals.mean()) < 1e-12:
-                    raise ValueError(f"{name} at level {lv}: the measured mean is zero, so no CV exists")
+                    raise InvalidValue(f"{name} at level {lv}: the measured mean is zero, so no CV exists")
             cv_at = {lv: float(v.std(ddof=1) / abs(v.mean())) for lv, v in per_level.items()}
             ref = float(np.exp(np.mean(np.log(np.abs(levels))))) if len(levels) > 1 else abs(levels[0]) or 1.0
             exponent = 0.0
@@ -138,7 +154,7 @@ class MismatchProfile:
             ci = (float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5)))
             cvs[name] = ParameterCV(min(cv_ref, 0.99), ref, exponent, ci)
         if not cvs:
-            raise ValueError(f"No measurements of any parameter in {PARAMETERS}")
+            raise InvalidValue(f"No measurements of any parameter in {PARAMETERS}")
         return cls(cvs, clock_jitter_pct, source)
 
 
@@ -148,7 +164,7 @@ def _read_rows(measurements) -> list[tuple[int, str, float, float]]:
             reader = csv.DictReader(f)
             missing = {"neuron", "parameter", "level", "value"} - set(reader.fieldnames or ())
             if missing:
-                raise ValueError(f"{measurements}: missing column(s) {sorted(missing)}")
+                raise InvalidValue(f"{measurements}: missing column(s) {sorted(missing)}")
             raw = [(r["neuron"], r["parameter"], r["level"], r["value"]) for r in reader]
     else:
         raw = list(measurements)
@@ -157,10 +173,10 @@ def _read_rows(measurements) -> list[tuple[int, str, float, float]]:
         try:
             neuron, name, level, value = int(r[0]), str(r[1]), float(r[2]), float(r[3])
         except (TypeError, ValueError, IndexError) as e:
-            raise ValueError(f"measurement row {k}: {r!r} is not (neuron, parameter, level, value)") from e
+            raise InvalidValue(f"measurement row {k}: {r!r} is not (neuron, parameter, level, value)") from e
         if name not in PARAMETERS:
-            raise ValueError(f"measurement row {k}: unknown parameter {name!r}")
+            raise InvalidValue(f"measurement row {k}: unknown parameter {name!r}")
         if not (np.isfinite(level) and np.isfinite(value)):
-            raise ValueError(f"measurement row {k}: level and value must be finite")
+            raise InvalidValue(f"measurement row {k}: level and value must be finite")
         rows.append((neuron, name, level, value))
     return rows

@@ -19,6 +19,7 @@ import numpy as np
 from . import fixedpoint as fx
 from .config import CoreConfig
 from .digital_twin import FPGAMismatchModel
+from .errors import InvalidValue
 from .fixedpoint import Q8_8, QFormat
 from .profile import MismatchProfile
 from .twin import Network
@@ -59,11 +60,11 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.fan_in < 1:
-            raise ValueError(f"fan_in must be at least 1, not {self.fan_in}")
+            raise InvalidValue(f"fan_in must be at least 1, not {self.fan_in}")
         if not (0 <= self.alpha <= 1 and 0 <= self.beta <= 1):
-            raise ValueError(f"alpha and beta must lie in [0, 1], not {self.alpha} and {self.beta}")
+            raise InvalidValue(f"alpha and beta must lie in [0, 1], not {self.alpha} and {self.beta}")
         if self.steps < 2:
-            raise ValueError(f"steps must be at least 2, not {self.steps}")
+            raise InvalidValue(f"steps must be at least 2, not {self.steps}")
 
 
 def _adam(params, grads, state, lr, t, b1=0.9, b2=0.999, eps=1e-8):
@@ -238,7 +239,7 @@ def train(dataset, cfg: TrainConfig = TrainConfig(), mismatch: FPGAMismatchModel
     if model is None:
         model = LayeredModel.init(sizes, cfg, rng)
     elif model.sizes != sizes:
-        raise ValueError(f"The model's layer sizes {model.sizes} do not fit the data, expected {sizes}")
+        raise InvalidValue(f"The model's layer sizes {model.sizes} do not fit the data, expected {sizes}")
     adam, t, history = {}, 0, []
     n = len(dataset.y_train)
     lim = cfg.fmt.max_value
@@ -296,7 +297,7 @@ def post_training_quantize(model: LayeredModel, cfg: TrainConfig, dataset, lanes
         if best is None or acc > best[0]:
             best = (acc, net, scale)
     if best is None:
-        raise ValueError(f"no scale in {scales} keeps the model inside {cfg.fmt}")
+        raise InvalidValue(f"no scale in {scales} keeps the model inside {cfg.fmt}")
     return best[1], best[2]
 
 
@@ -314,7 +315,7 @@ def to_network(model: LayeredModel, cfg: TrainConfig, lanes: int = 1, scale: flo
     """
     fmt = cfg.fmt
     if not (np.isfinite(scale) and scale > 0):
-        raise ValueError(f"scale must be a positive number, not {scale!r}")
+        raise InvalidValue(f"scale must be a positive number, not {scale!r}")
     wfmt = fmt if rounding is None else replace(fmt, rounding=rounding)
     sizes = model.sizes
     n_real = sum(sizes[1:])
@@ -329,15 +330,15 @@ def to_network(model: LayeredModel, cfg: TrainConfig, lanes: int = 1, scale: flo
         b = model.params[f"b{l}"] * scale
         for name, a in (("weights", W), ("biases", b)):
             if np.abs(a).max(initial=0) > fmt.max_value:
-                raise ValueError(f"layer {l} has {name} outside {fmt} (at scale {scale:g})")
+                raise InvalidValue(f"layer {l} has {name} outside {fmt} (at scale {scale:g})")
         rows = slice(0, sizes[0]) if l == 0 else slice(config.n_axons + offsets[l - 1], config.n_axons + offsets[l])
         weights[rows, offsets[l]:offsets[l + 1]] = fx.to_raw(W, wfmt)
         bias[offsets[l]:offsets[l + 1]] = fx.to_raw(b, wfmt)
     fan_in = (weights != 0).sum(0).max()
     if fan_in > cfg.fan_in:
-        raise ValueError(f"a neuron has {fan_in} synapses, more than the fan-in limit {cfg.fan_in}")
+        raise InvalidValue(f"a neuron has {fan_in} synapses, more than the fan-in limit {cfg.fan_in}")
     if cfg.threshold * scale > fmt.max_value:
-        raise ValueError(f"the threshold {cfg.threshold * scale:g} at scale {scale:g} is outside {fmt}")
+        raise InvalidValue(f"the threshold {cfg.threshold * scale:g} at scale {scale:g} is outside {fmt}")
     threshold = np.full(n_neurons, int(fx.to_raw(cfg.threshold * scale, wfmt)))
     threshold[n_real:] = fmt.max_raw
     bias[n_real:] = 0
@@ -360,7 +361,7 @@ def twin_accuracy(net: Network, x: np.ndarray, labels: np.ndarray, seed: int = 0
     input events are also re-binned by its clock jitter.
     """
     if net.meta.get("kind") != "classifier":
-        raise ValueError("The network is not a trained classifier (its meta has no outputs and encoding)")
+        raise InvalidValue("The network is not a trained classifier (its meta has no outputs and encoding)")
     from .data import rate_encode
 
     enc = net.meta["encoding"]
@@ -378,7 +379,7 @@ def chip_accuracies(net: Network, x: np.ndarray, labels: np.ndarray, profile: Mi
     from tqdm import tqdm
 
     if chips < 1:
-        raise ValueError(f"chips must be at least 1, not {chips}")
+        raise InvalidValue(f"chips must be at least 1, not {chips}")
     accs = []
     for chip in tqdm(range(chips), desc=desc, disable=not progress, leave=False):
         model = FPGAMismatchModel.from_profile(profile, fmt=net.config.fmt, seed=seed * 1000 + chip)
@@ -394,3 +395,72 @@ def evaluate_on_twin(net: Network, outputs: np.ndarray, events: np.ndarray, labe
     counts = r.spikes[..., outputs].sum(-2)
     membrane = getattr(r.state, net.config.neuron_model.membrane)
     return float((predict(counts, membrane[..., outputs]) == labels).mean())
+
+
+def encoded_test_set(net, n: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` (all when None) test samples of a classifier's dataset, encoded as its
+    ``meta`` says: (events [n, steps, n_axons], labels [n])."""
+    from .data import load_dataset, rate_encode
+
+    if net.meta.get("kind") != "classifier" or "dataset" not in net.meta:
+        raise InvalidValue("not a trained classifier (a network file from spiketwin train or dpi-digits01)")
+    enc = net.meta["encoding"]
+    ds = load_dataset(net.meta["dataset"])
+    n = len(ds.y_test) if n is None else n
+    if not 1 <= n <= len(ds.y_test):
+        raise InvalidValue(f"{net.meta['dataset']} has {len(ds.y_test)} test samples, not {n}")
+    events = rate_encode(ds.x_test[:n], enc["steps"], enc["max_rate"], enc["method"], np.random.default_rng(seed))
+    return events, ds.y_test[:n]
+
+
+def train_classifier(dataset: str, hidden=None, steps: int = 20, encoding: str = "deterministic", epochs: int = 40,
+                     finetune: int = 8, qat: bool = True, fan_in: int = 64, lanes: int = 1, seed: int = 0,
+                     mismatch: FPGAMismatchModel | None = None, log=print) -> Network:
+    """The whole of ``spiketwin train``: surrogate-gradient training of the float model, fine-tuning
+    through ``mismatch`` (with QAT unless ``qat=False``), quantisation onto one core and a check on the
+    twin; the network's ``meta`` records the dataset, accuracies and history. ``log`` gets each stage."""
+    from .data import load_dataset
+
+    ds = load_dataset(dataset)
+    hidden = DEFAULT_HIDDEN[ds.name] if hidden is None else tuple(hidden)
+    cfg = TrainConfig(hidden=hidden, steps=steps, epochs=epochs, seed=seed, fan_in=fan_in, encoding=encoding)
+    log(f"1/4 training on {ds.name} ({len(ds.y_train)} samples, layers {[ds.n_features, *cfg.hidden, ds.n_classes]})")
+    model, hist = train(ds, cfg)
+    float_acc = float_accuracy(model, cfg, ds.x_test, ds.y_test, seed=seed)
+    log(f"    float test accuracy {float_acc:.4f}")
+    if finetune > 0:
+        mismatch = mismatch if mismatch is not None else FPGAMismatchModel(seed=seed)
+        log(f"2/4 fine-tuning through mismatch ({mismatch}){' with QAT' if qat else ''}")
+        model, hist2 = fine_tune(model, ds, cfg, mismatch, finetune, qat=qat)
+        hist += hist2
+    log("3/4 quantising onto one core")
+    net, _ = to_network(model, cfg, lanes=lanes)
+    acc = twin_accuracy(net, ds.x_test, ds.y_test, seed=seed)
+    log(f"4/4 Q8.8 twin test accuracy {acc:.4f} (float model {float_acc:.4f})")
+    net.meta.update(dataset=ds.name, float_test_accuracy=float_acc, twin_test_accuracy=acc, history=hist, seed=seed)
+    return net
+
+
+def evaluate_classifier(net: Network, profile: MismatchProfile, chips: int = 20, levels=(0.0, 0.5, 1.0, 2.0, 4.0),
+                        seed: int = 0, progress: bool = True) -> dict:
+    """The whole of ``spiketwin evaluate``: hardware-exact test accuracy without mismatch and over
+    ``chips`` sampled chips at each of ``levels`` (multiples of ``profile``)."""
+    from .data import load_dataset
+
+    if net.meta.get("kind") != "classifier":
+        raise InvalidValue("not a trained classifier")
+    if net.config.model != "lif":
+        raise InvalidValue(f"evaluate samples the FPGA mismatch of LIF cores; a {net.config.model.upper()} "
+                           f"model's chips are sampled by its trainer (dpi-digits01 --chips)")
+    ds = load_dataset(net.meta["dataset"])
+    result = {"dataset": ds.name, "float_accuracy": net.meta.get("float_test_accuracy"),
+              "q8_8_accuracy": twin_accuracy(net, ds.x_test, ds.y_test, seed=seed),
+              "mismatch": profile.to_json(), "sweep": []}
+    for scale in levels:
+        accs = chip_accuracies(net, ds.x_test, ds.y_test, profile.scaled(scale), chips, seed, progress=progress,
+                               desc=f"chips at {scale:g}x")
+        result["sweep"].append({"scale": scale, "mean": float(np.mean(accs)), "min": float(np.min(accs)),
+                                "max": float(np.max(accs)), "chips": accs})
+    at_one = next((r for r in result["sweep"] if r["scale"] == 1.0), result["sweep"][-1])
+    result["chips"] = {k: at_one[k] for k in ("mean", "min", "max")}
+    return result

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import fixedpoint as fx
 from .config import Control, CoreConfig, ErrorFlag, Region
+from .errors import InvalidValue
 from .models.dpi import DPINetwork, DPIState, dpi_step, lut_index
 from .models.lif import Network, State, step
 from .network import NetworkFileError, first_bad
@@ -43,17 +44,17 @@ class SimResult:
 def _check_events(config: CoreConfig, events: np.ndarray) -> np.ndarray:
     ev = np.asarray(events)
     if ev.dtype.kind not in "iub":
-        raise ValueError(f"events must be integer event counts, not {ev.dtype}")
+        raise InvalidValue(f"events must be integer event counts, not {ev.dtype}")
     if ev.ndim not in (2, 3) or ev.shape[-1] != config.n_axons:
-        raise ValueError(f"events must have shape [steps, {config.n_axons}] or "
+        raise InvalidValue(f"events must have shape [steps, {config.n_axons}] or "
                          f"[batch, steps, {config.n_axons}], not {ev.shape}")
     ev = ev.astype(np.int64)
     if (ev < 0).any():
-        raise ValueError(f"events{first_bad(ev < 0)} is negative")
+        raise InvalidValue(f"events{first_bad(ev < 0)} is negative")
     per_step = ev.sum(axis=-1)
     over = per_step > config.max_axon_events
     if over.any():
-        raise ValueError(f"step {first_bad(over)} has {int(per_step[over][0])} axon events, more "
+        raise InvalidValue(f"step {first_bad(over)} has {int(per_step[over][0])} axon events, more "
                          f"than max_axon_events={config.max_axon_events}")
     return ev
 
@@ -72,7 +73,7 @@ def admit_events(config: CoreConfig, sequences) -> tuple[np.ndarray, ErrorFlag]:
         for axon in seq:
             axon = int(axon)
             if axon < 0:
-                raise ValueError(f"step {t}: negative axon index {axon}")
+                raise InvalidValue(f"step {t}: negative axon index {axon}")
             if axon >= config.n_axons:
                 flags |= ErrorFlag.BAD_AXON
             elif kept == config.max_axon_events:
@@ -124,7 +125,7 @@ def simulate(config: CoreConfig, network: Network | DPINetwork, events, steps: i
         or u of a DPI core).
     """
     if network.config != config:
-        raise ValueError("The network was built for another core configuration")
+        raise InvalidValue("The network was built for another core configuration")
     ev = _check_events(config, events)
     batched = ev.ndim == 3
     if not batched:
@@ -132,7 +133,7 @@ def simulate(config: CoreConfig, network: Network | DPINetwork, events, steps: i
     batch, given = ev.shape[:2]
     steps = given if steps is None else steps
     if steps < given:
-        raise ValueError(f"steps={steps} is shorter than the {given} steps of events given")
+        raise InvalidValue(f"steps={steps} is shorter than the {given} steps of events given")
     if state is None:
         state = zero_state(config, (batch,))
     elif not batched:
@@ -184,7 +185,7 @@ class CoreModel:
         import copy
 
         if network is not None and network.config != config:
-            raise ValueError("The network was built for another core configuration")
+            raise InvalidValue("The network was built for another core configuration")
         self.config = config
         if network is not None:
             self.network = copy.deepcopy(network)

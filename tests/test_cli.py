@@ -98,3 +98,34 @@ def test_evaluate_refuses_a_network_that_is_not_a_classifier(tmp_path, capsys):
     path = Network.random(CoreConfig(4, 4), 0).save(tmp_path / "n.npz")
     assert main(["evaluate", str(path)]) == 2
     assert "is not a trained classifier" in capsys.readouterr().err
+
+
+@pytest.mark.sim
+def test_dpi_flow_trains_evaluates_and_verifies_on_both_simulators(tmp_path, capsys):
+    out = tmp_path / "build"
+    assert main(["flow", "--neuron-model", "dpi", "--epochs", "30", "--chips", "2", "--samples", "2",
+                 "--axons", "8", "--neurons", "8", "--lanes", "2", "--seeds", "1", "--steps", "20",
+                 "--out", str(out), "--no-bitstream"]) == 0
+    assert "co-simulation: 4/4 runs bit-exact -> PASS" in capsys.readouterr().out
+    net = Network.load(out / "model.npz")
+    assert net.config.model == "dpi" and net.meta["kind"] == "classifier"
+    evaluation = json.loads((out / "evaluate.json").read_text())
+    assert evaluation["q88_core_accuracy_without_mismatch"] > 0.9 and len(evaluation["per_chip"]) == 2
+    reports = json.loads((out / "verify.json").read_text())
+    assert {r["plot"].split("/")[-1] for r in reports} == {"icarus-model0.png", "verilator-model0.png",
+                                                           "icarus-seed0.png", "verilator-seed0.png"}
+    assert (out / "plots" / "synapse_counts.png").stat().st_size > 0
+
+
+def test_user_errors_are_one_line_and_bugs_keep_their_traceback(monkeypatch, capsys):
+    import spiketwin.hw.core
+
+    assert main(["verilog", "--axons", "8", "--neurons", "10", "--lanes", "4"]) == 2
+    assert capsys.readouterr().err == "spiketwin: error: Neuron count 10 is not a multiple of the lane count 4\n"
+
+    def broken(*args, **kwargs):
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(spiketwin.hw.core, "write_verilog", broken)
+    with pytest.raises(TypeError, match="a bug"):
+        main(["verilog", "--axons", "8", "--neurons", "8"])

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..errors import InvalidValue
+
 __all__ = ["Field", "NeuronModel", "register", "get_model", "model_names", "SHARED_REGIONS"]
 
 #: Regions every core maps, whatever its model: the weights and the control word.
@@ -31,7 +33,7 @@ class Field:
 
     def __post_init__(self):
         if self.kind not in ("word", "flag", "count"):
-            raise ValueError(f"Field kind must be 'word', 'flag' or 'count', not {self.kind!r}")
+            raise InvalidValue(f"Field kind must be 'word', 'flag' or 'count', not {self.kind!r}")
 
 
 @dataclass(frozen=True)
@@ -100,16 +102,16 @@ _MODELS: dict[str, NeuronModel] = {}
 def register(model: NeuronModel) -> NeuronModel:
     """Add ``model``; a region code means one field name across all models."""
     if model.name in _MODELS:
-        raise ValueError(f"A neuron model named {model.name!r} is registered already")
+        raise InvalidValue(f"A neuron model named {model.name!r} is registered already")
     taken = {f.region: name for m in _MODELS.values() for name, f in m.fields.items()}
     taken.update({code: name for name, code in SHARED_REGIONS.items()})
     names = {name: f.region for m in _MODELS.values() for name, f in m.fields.items()}
     for name, f in model.fields.items():
         if taken.get(f.region, name) != name:
-            raise ValueError(f"Model {model.name!r}: field {name!r} takes region {f.region}, which is "
+            raise InvalidValue(f"Model {model.name!r}: field {name!r} takes region {f.region}, which is "
                              f"{taken[f.region]!r}'s")
         if names.get(name, f.region) != f.region:
-            raise ValueError(f"Model {model.name!r}: field {name!r} is region {names[name]} elsewhere, "
+            raise InvalidValue(f"Model {model.name!r}: field {name!r} is region {names[name]} elsewhere, "
                              f"not {f.region}")
     _MODELS[model.name] = model
     return model
@@ -119,7 +121,7 @@ def get_model(name: str) -> NeuronModel:
     try:
         return _MODELS[name]
     except KeyError:
-        raise ValueError(f"model must be one of {model_names()}, not {name!r}") from None
+        raise InvalidValue(f"model must be one of {model_names()}, not {name!r}") from None
 
 
 def model_names() -> tuple[str, ...]:

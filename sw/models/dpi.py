@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import fixedpoint as fx
+from ..errors import InvalidValue
 from ..network import NetworkArrays
 from . import Field, NeuronModel
 
@@ -243,7 +244,7 @@ def coverage(config: CoreConfig, net: DPINetwork, spikes: np.ndarray, traces: di
 
 def _check_config(config: CoreConfig) -> None:
     if config.fmt.width <= SYN_TYPE_BITS + 1:
-        raise ValueError(f"A DPI core needs a format wider than {SYN_TYPE_BITS + 1} bits")
+        raise InvalidValue(f"A DPI core needs a format wider than {SYN_TYPE_BITS + 1} bits")
 
 
 def _memory_map_notes(config: CoreConfig) -> dict:

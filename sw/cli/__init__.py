@@ -1,0 +1,40 @@
+"""The ``spiketwin`` command line: each command parses its options and calls one library function.
+
+One module per command group (``core``: verilog, verify; ``training``: train, evaluate,
+fit-profile; ``board``: build, flash, sim-board, run, characterize; ``dpi``: the ARCANA
+experiments; ``flow``: the main job). A :class:`spiketwin.errors.UserError` (or a path that cannot
+be opened) ends a command with one line on stderr and exit status 2; any other exception is a bug
+and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import UserError
+from . import board, core, dpi, flow, training
+
+__all__ = ["main", "build_parser"]
+
+_GROUPS = (core, training, board, dpi, flow)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="spiketwin", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    for group in _GROUPS:
+        group.add_parsers(sub)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as e:
+        print(f"spiketwin: error: {e}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as e:
+        print(f"spiketwin: error: {e.strerror}: {e.filename}", file=sys.stderr)     # a path the user named
+        return 2

@@ -1,0 +1,179 @@
+"""``build``, ``flash``, ``sim-board``, ``run`` and ``characterize``: bitstreams, and the core on a
+board (real, or simulated on a TCP port) through its UART link."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..config import MODELS
+from ..errors import InvalidValue
+from ..fixedpoint import ROUNDING_MODES
+from ..network import load_network
+from .common import add_core_args, at_least, config_and_network
+
+
+def cmd_build(args) -> int:
+    """A bitstream of the core behind its UART link for a board, and its JSON report."""
+    from spiketwin.boards.build import build_board
+    from spiketwin.boards.demo import build_demo
+
+    out = Path(args.out) / args.board
+    if args.demo:
+        if args.board != "icebreaker":
+            raise InvalidValue(f"the self-running demo is for the icebreaker, not {args.board}")
+        rep = build_demo(out)
+        fmax = ", ".join(f"{f['mhz']:.1f} MHz" for f in rep["fmax"].values())
+        print(f"bitstream: {rep['bitstream']} (post-route fmax {fmax})")
+        return 0
+    net = load_network(args.network) if args.network is not None else None
+    rep = build_board(args.board, out, net, args.axons, args.neurons, args.lanes, args.neuron_model, args.rounding,
+                      args.baud, args.clock_mhz, log=lambda line: print(line, flush=True))
+    clock = rep["core_clock"]
+    res = ", ".join(f"{k.upper()} {v['used']}/{v['available']}" for k, v in rep["resources"].items())
+    source = f"PLL from the {rep['oscillator_mhz']:g} MHz oscillator" if rep.get("pll") else "the board's oscillator"
+    verdict = "meets timing" if clock and clock["pass"] else "DOES NOT MEET TIMING"
+    print(f"bitstream: {rep['bitstream']}\n  {res}\n  post-route fmax {rep.get('fmax_mhz', 0):.1f} MHz "
+          f"-> {rep.get('synaptic_ops_per_s', 0):.3g} synaptic ops/s\n"
+          f"  core clock {rep['clock_mhz']:.3f} MHz ({source}), {verdict}\n"
+          f"  report: {out / 'spiketwin-report.json'}")
+    return 0
+
+
+def cmd_flash(args) -> int:
+    """Write a bitstream to a board through openFPGALoader (or print the command)."""
+    from spiketwin.boards.build import flash
+
+    print(" ".join(flash(args.board, args.bitstream, dry_run=True)))
+    if not args.dry_run:
+        flash(args.board, args.bitstream)
+    return 0
+
+
+def cmd_sim_board(args) -> int:
+    """Serve a simulated board (the core behind its UART link, in Verilator) on a TCP port."""
+    import signal
+
+    from spiketwin.sim.cosim import serve_board
+
+    def stop(signum, frame):
+        # The simulator runs as a child of this process; an exception here makes the runner kill it.
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, stop)
+    config, net = config_and_network(args)
+    print(f"simulated {args.board}: {config.n_axons} axons x {config.n_neurons} neurons, {config.lanes} lane(s); "
+          f"building ... then serving socket://127.0.0.1:{args.port} (Ctrl-C stops it)", flush=True)
+    with tempfile.TemporaryDirectory(prefix="spiketwin-board-") as tmp:
+        serve_board(config, args.port, Path(args.work) if args.work else Path(tmp), net if args.baked else None,
+                    once=args.once)
+    return 0
+
+
+def _open_link(args):
+    import serial
+
+    from ..link import Link
+
+    return Link(serial.serial_for_url(args.port, baudrate=args.baud, timeout=args.timeout))
+
+
+def cmd_run(args) -> int:
+    """Run test samples on a board (real or simulated) and compare every spike with the twin."""
+    from ..link import run_on_board
+    from ..train import encoded_test_set
+
+    at_least("n", args.n, 1)
+    net = load_network(args.model)
+    if args.dataset:
+        net.meta["dataset"] = args.dataset
+    events, labels = encoded_test_set(net, args.n, seed=args.seed)
+    link = _open_link(args)
+    report = run_on_board(link, net, events, labels, load=not args.baked)
+    ident = report["board"]
+    print(f"board: protocol {ident['version'][0]}.{ident['version'][1]}, core {ident['n_axons']} axons x "
+          f"{ident['n_neurons']} neurons, {ident['lanes']} lane(s), hash {ident['config_hash']}")
+    n = report["samples"]
+    print(f"{report['bit_exact']}/{n} samples bit-exact with the twin; accuracy {report['accuracy']:.4f}; "
+          f"error flags {report['error_flags']:#x}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1))
+    return 0 if not report["mismatches"] else 1
+
+
+def cmd_characterize(args) -> int:
+    """Measure every neuron of a board through the link and fit a MismatchProfile."""
+    from ..link import characterize
+    from ..profile import MismatchProfile
+
+    nominal = load_network(args.model)
+    measured, rows = characterize(_open_link(args), nominal)
+    profile = MismatchProfile.fit(rows, clock_jitter_pct=args.jitter, seed=0, source=f"characterize {args.port}")
+    path = profile.save(args.out)
+    np.savez(Path(args.out).with_suffix(".measured.npz"), **measured)
+    print("\n".join(profile.describe()))
+    print(f"saved {path} and the measured values in {Path(args.out).with_suffix('.measured.npz')}")
+    return 0
+
+
+def add_parsers(sub) -> None:
+    from spiketwin.boards.build import BOARDS
+
+    b = sub.add_parser("build", help="a bitstream of the core behind its UART link, with a JSON report")
+    b.add_argument("--board", choices=BOARDS, required=True)
+    b.add_argument("--model", dest="network", type=Path,
+                   help="a network file, baked into the bitstream where its weights fit block RAM (larger models on "
+                        "the icebreaker keep their weights in SPRAM, loaded over the link by `run`)")
+    b.add_argument("--demo", action="store_true",
+                   help="the icebreaker's self-running demo instead: a random 16 x 32 network fed by an on-chip LFSR")
+    b.add_argument("--axons", type=int, help="axons of the core (default: the board's default core's)")
+    b.add_argument("--neurons", type=int, help="neurons of the core (default: the board's default core's)")
+    b.add_argument("--lanes", type=int, help="lanes of the core (default: the board's default core's)")
+    b.add_argument("--neuron-model", choices=MODELS, default="lif", help="the neuron model of a core without --model")
+    b.add_argument("--rounding", choices=ROUNDING_MODES, default="trunc")
+    b.add_argument("--baud", type=int, default=115_200)
+    b.add_argument("--out", type=Path, default=Path("build"))
+    b.add_argument("--clock-mhz", default="auto",
+                   help="core clock: 'auto' (a PLL 5%% below the fmax of a first build), 'board' (the oscillator) "
+                        "or a frequency in MHz made by the PLL")
+    b.set_defaults(func=cmd_build)
+
+    fs = sub.add_parser("flash", help="write a bitstream to a board (openFPGALoader)")
+    fs.add_argument("--board", choices=BOARDS, required=True)
+    fs.add_argument("bitstream", type=Path)
+    fs.add_argument("--dry-run", action="store_true", help="print the command only")
+    fs.set_defaults(func=cmd_flash)
+
+    sb = sub.add_parser("sim-board", help="serve a simulated board (core + UART link in Verilator) on a TCP port")
+    sb.add_argument("--board", choices=BOARDS, default="icebreaker")
+    sb.add_argument("--port", type=int, default=5555)
+    add_core_args(sb)
+    sb.add_argument("--model", dest="network", type=Path, help="the network whose core to simulate")
+    sb.add_argument("--baked", action="store_true", help="bake the model's weights in (else load them over the link)")
+    sb.add_argument("--once", action="store_true", help="stop when the first client disconnects")
+    sb.add_argument("--work", type=Path, help="keep the build here")
+    sb.set_defaults(func=cmd_sim_board)
+
+    r = sub.add_parser("run", help="run test samples on a board and compare its spikes with the twin")
+    r.add_argument("--port", required=True, help="a serial port (/dev/ttyUSB1) or socket://127.0.0.1:5555")
+    r.add_argument("--model", type=Path, required=True)
+    r.add_argument("--dataset", choices=["digits", "digits01"])
+    r.add_argument("--n", type=int, default=100)
+    r.add_argument("--baked", action="store_true", help="the bitstream has the model baked in: do not load it")
+    r.add_argument("--baud", type=int, default=115_200)
+    r.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a reply")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--json", type=Path)
+    r.set_defaults(func=cmd_run)
+
+    ch = sub.add_parser("characterize", help="measure a board's neurons through the link and fit a mismatch profile")
+    ch.add_argument("--port", required=True)
+    ch.add_argument("--model", type=Path, required=True, help="the nominal network the board was loaded from")
+    ch.add_argument("--out", type=Path, default=Path("profile.json"))
+    ch.add_argument("--jitter", type=float, default=0.0, help="clock jitter to record in the profile")
+    ch.add_argument("--baud", type=int, default=115_200)
+    ch.add_argument("--timeout", type=float, default=30.0)
+    ch.set_defaults(func=cmd_characterize)

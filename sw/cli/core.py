@@ -1,0 +1,82 @@
+"""``verilog`` and ``verify``: the core's Verilog, and the core co-simulated against the twin."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+from ..errors import InvalidValue
+from .common import DEFAULTS, add_core_args, at_least, config_and_network
+
+
+def cmd_verilog(args) -> int:
+    """Emit the core's Verilog and its JSON sidecar (with ``--lint``, Verilator's lint too)."""
+    from spiketwin.hw.core import write_verilog
+
+    config, _ = config_and_network(args)
+    v_path, j_path = write_verilog(config, args.out, args.name)
+    print(f"wrote {v_path} and {j_path}")
+    if args.lint:
+        from spiketwin.sim.cosim import lint
+
+        clean, messages = lint(v_path)
+        print("verilator lint: clean" if clean else f"verilator lint: NOT clean\n{messages}")
+        return 0 if clean else 1
+    return 0
+
+
+def cmd_verify(args) -> int:
+    """Co-simulate the core against the twin for each seed (or a classifier's test samples)."""
+    from spiketwin.sim.verify import verify
+    from spiketwin.train import encoded_test_set
+
+    for name in ("steps", "seeds"):
+        at_least(name, getattr(args, name), 1)
+    at_least("samples", args.samples, 0)
+    if not 0 <= args.activity <= 100:
+        raise InvalidValue("--activity must be between 0 and 100 events per axon and step")
+    config, net = config_and_network(args)
+    sims = ["icarus", "verilator"] if args.sim == "both" else [args.sim]
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    events = None
+    if args.samples:
+        if net is None:
+            raise InvalidValue("--samples needs --network with a trained classifier")
+        if net.meta.get("kind") != "classifier":
+            raise InvalidValue(f"--samples needs a trained classifier (a network file from spiketwin train or "
+                               f"dpi-digits01), not {args.network}")
+        events = encoded_test_set(net, args.samples)[0].reshape(-1, config.n_axons)   # back to back
+    with tempfile.TemporaryDirectory(prefix="spiketwin-verify-") as tmp:
+        work = Path(args.work) if args.work else Path(tmp)
+        reports = verify(config, net, sims, seeds, args.steps, args.activity, work, plot_dir=args.plot, events=events)
+    steps = args.steps if events is None else len(events)
+    print(f"{sum(r['match'] for r in reports)}/{len(reports)} runs bit-exact "
+          f"({config.model.upper()} core, {config.n_axons} axons x {config.n_neurons} neurons, "
+          f"{config.lanes} lane(s), {steps} steps)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(reports, indent=1))
+    return 0 if all(r["match"] for r in reports) else 1
+
+
+def add_parsers(sub) -> None:
+    v = sub.add_parser("verilog", help="emit the core's Verilog and a JSON sidecar")
+    add_core_args(v)
+    v.add_argument("--out", type=Path, default=Path("build"))
+    v.add_argument("--name", default="spiketwin_core")
+    v.add_argument("--lint", action="store_true", help="also run Verilator lint (-Wall)")
+    v.set_defaults(func=cmd_verilog)
+
+    f = sub.add_parser("verify", help="co-simulate the core against the twin, bit for bit")
+    add_core_args(f)
+    f.add_argument("--sim", choices=["icarus", "verilator", "both"], default="verilator")
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--seeds", type=int, default=1, help="how many consecutive seeds to run")
+    f.add_argument("--steps", type=int, default=DEFAULTS["steps"])
+    f.add_argument("--activity", type=float, default=0.1, help="mean events per axon and step")
+    f.add_argument("--samples", type=int, default=0, metavar="N",
+                   help="with a trained --network: drive it with its first N encoded test samples instead")
+    f.add_argument("--work", type=Path, help="keep build and traces here")
+    f.add_argument("--json", type=Path, help="write the reports as JSON")
+    f.add_argument("--plot", type=Path, metavar="DIR", help="draw each run (raster, membrane traces) into DIR")
+    f.set_defaults(func=cmd_verify)

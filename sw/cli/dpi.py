@@ -1,0 +1,80 @@
+"""``dpi-resonator`` and ``dpi-digits01``: the ARCANA paper's two experiments on the float DPI
+reference (and, for the classifier, on the core's DPI mode)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from .common import at_least
+
+
+def cmd_dpi_resonator(args) -> int:
+    """Tune a DPI neuron's threshold and leak biases until it fires at the target rate."""
+    from ..dpi import resonator_experiment
+    from ..plots import plot_resonator
+
+    at_least("epochs", args.epochs, 1)
+    summary, sims = resonator_experiment(args.target, args.dc, args.epochs, args.duration, args.dt)
+    text = json.dumps(summary, indent=1)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text)
+    if args.plot:
+        initial = sims["initial"]
+        traces = {f"before: {initial.I_thr * 1e12:.0f} pA threshold, {initial.I_tau * 1e12:.2f} pA leak "
+                  f"({sims['before'].spikes.sum()} spikes)": sims["before"].I_mem[:, 0],
+                  f"after {summary['epochs']} epochs, as bias codes: {summary['rate_hz_deployed_simulated']:.3f} Hz":
+                  sims["after"].I_mem[:, 0]}
+        plot_resonator(summary["history"], args.target, traces, args.dt, args.plot)
+        print(f"plot: {args.plot}", file=sys.stderr)
+    return 0 if summary["converged"] else 1
+
+
+def cmd_dpi_digits01(args) -> int:
+    """Integer AMPA and GABAa synapse counts for 0 versus 1 on DPI neurons, under mismatch."""
+    from ..dpi import classifier_network, digits01_experiment
+    from ..plots import plot_synapse_counts
+
+    for name in ("epochs", "chips", "fan_in"):
+        at_least(name.replace("_", "-"), getattr(args, name), 1)
+    summary, model = digits01_experiment(args.epochs, args.chips, args.fan_in, args.max_rate, args.duration, args.seed)
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("ampa", "gaba_a")}, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=1))
+    if args.out:
+        net = classifier_network(model, "digits01")
+        net.meta.update(q88_core_accuracy_without_mismatch=summary["q88_core_accuracy_without_mismatch"],
+                        q88_core_mismatch_mean=summary["q88_core_mismatch_mean"],
+                        q88_core_mismatch_min=summary["q88_core_mismatch_min"], seed=args.seed)
+        print(f"saved {net.save(args.out)} (DPI core, {net.config.n_axons} axons, {net.config.n_neurons} neurons)")
+    if args.plot:
+        plot_synapse_counts(model.ampa, model.gaba_a, summary["per_chip"], args.plot)
+        print(f"plot: {args.plot}", file=sys.stderr)
+    return 0
+
+
+def add_parsers(sub) -> None:
+    dr = sub.add_parser("dpi-resonator", help="tune a DPI neuron's biases to fire at a target rate (ARCANA 4.1)")
+    dr.add_argument("--target", type=float, default=2.5, help="target rate (Hz)")
+    dr.add_argument("--dc", type=float, default=10e-12, help="DC input current (A)")
+    dr.add_argument("--epochs", type=int, default=40)
+    dr.add_argument("--dt", type=float, default=1e-4, help="Euler step of the check simulation (s)")
+    dr.add_argument("--duration", type=float, default=4.0, help="seconds of the traces before and after")
+    dr.add_argument("--json", type=Path)
+    dr.add_argument("--plot", type=Path, default=Path("dpi_resonator.png"))
+    dr.set_defaults(func=cmd_dpi_resonator)
+
+    dd = sub.add_parser("dpi-digits01", help="0-vs-1 digits, integer DPI synapse counts, mismatch (ARCANA 4.2)")
+    dd.add_argument("--epochs", type=int, default=300)
+    dd.add_argument("--chips", type=int, default=20, help="mismatch samples to evaluate on")
+    dd.add_argument("--fan-in", type=int, default=64, help="most synapses per neuron")
+    dd.add_argument("--max-rate", type=float, default=100.0, help="input rate (Hz) of a full-intensity pixel")
+    dd.add_argument("--duration", type=float, default=0.1, help="presentation time per sample (s)")
+    dd.add_argument("--seed", type=int, default=0)
+    dd.add_argument("--json", type=Path)
+    dd.add_argument("--out", type=Path, help="save the nominal chip as a DPI core network file (a classifier that "
+                                             "verify, build, sim-board and run take)")
+    dd.add_argument("--plot", type=Path, default=Path("dpi_digits01.png"))
+    dd.set_defaults(func=cmd_dpi_digits01)

@@ -1,0 +1,101 @@
+"""``train``, ``evaluate`` and ``fit-profile``: networks trained through the twin, their accuracy on
+sampled chips, and mismatch profiles fitted from measurements."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from ..errors import InvalidValue
+from .common import add_mismatch_args, at_least, mismatch_from_args
+
+
+def cmd_train(args) -> int:
+    """Train normally, fine-tune through mismatch (with QAT), quantise, check on the twin, save."""
+    from ..train import train_classifier
+
+    for name in ("steps", "epochs", "fan_in", "lanes"):
+        at_least(name.replace("_", "-"), getattr(args, name), 1)
+    at_least("finetune", args.finetune, 0)
+    net = train_classifier(args.dataset, args.hidden, args.steps, args.encoding, args.epochs, args.finetune,
+                           qat=not args.no_qat, fan_in=args.fan_in, lanes=args.lanes, seed=args.seed,
+                           mismatch=mismatch_from_args(args, args.seed), log=lambda line: print(line, flush=True))
+    path = net.save(args.out)
+    print(f"saved {path} ({net.config.n_axons} axons, {net.config.n_neurons} neurons, {net.config.lanes} lane(s))")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    """Hardware-exact accuracy on the test split: without mismatch and over sampled chips."""
+    from ..network import load_network
+    from ..plots import plot_accuracy
+    from ..train import evaluate_classifier
+
+    at_least("chips", args.chips, 1)
+    net = load_network(args.model)
+    if net.meta.get("kind") != "classifier":
+        raise InvalidValue(f"{args.model} is not a trained classifier")
+    profile = mismatch_from_args(args, args.seed).profile
+    result = {"model": str(args.model), **evaluate_classifier(net, profile, args.chips, args.levels, args.seed)}
+    text = json.dumps(result, indent=1)
+    if getattr(args, "quiet", False):
+        print(f"Q8.8 without mismatch {result['q8_8_accuracy']:.4f}; over {args.chips} chips at each level:")
+        for r in result["sweep"]:
+            print(f"  {r['scale']:4g}x mismatch: mean {r['mean']:.4f}, worst {r['min']:.4f}, best {r['max']:.4f}")
+    else:
+        print(text)
+    if args.json:
+        Path(args.json).write_text(text)
+    if args.plot:
+        print(f"plot: {plot_accuracy(result, args.plot)}", file=sys.stderr)
+    return 0
+
+
+def cmd_fit_profile(args) -> int:
+    """Fit a MismatchProfile from a CSV of per-neuron measurements and save it as JSON."""
+    from ..profile import MismatchProfile
+
+    profile = MismatchProfile.fit(args.measurements, clock_jitter_pct=args.jitter, seed=args.seed,
+                                  source=str(args.measurements))
+    path = profile.save(args.out)
+    print("\n".join(profile.describe()))
+    print(f"saved {path}")
+    return 0
+
+
+def add_parsers(sub) -> None:
+    t = sub.add_parser("train", help="train a classifier through the digital twin and save a network file")
+    t.add_argument("--dataset", choices=["digits", "digits01"], default="digits")
+    t.add_argument("--out", type=Path, default=Path("model.npz"))
+    t.add_argument("--hidden", type=int, nargs="*", metavar="N",
+                   help="hidden layer sizes (default: 96 for digits, none for digits01; --hidden alone: none)")
+    t.add_argument("--steps", type=int, default=20)
+    t.add_argument("--encoding", choices=["deterministic", "poisson"], default="deterministic",
+                   help="rate coding of the pixels into axon events")
+    t.add_argument("--epochs", type=int, default=40)
+    t.add_argument("--finetune", type=int, default=8, help="epochs of fine-tuning through mismatch (0: none)")
+    t.add_argument("--no-qat", action="store_true", help="fine-tune without quantisation-aware training")
+    t.add_argument("--fan-in", type=int, default=64)
+    t.add_argument("--lanes", type=int, default=1)
+    t.add_argument("--seed", type=int, default=0)
+    add_mismatch_args(t)
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="hardware-exact accuracy of a trained model over sampled chips")
+    e.add_argument("model", type=Path)
+    e.add_argument("--chips", type=int, default=20)
+    e.add_argument("--levels", type=float, nargs="+", default=[0.0, 0.5, 1.0, 2.0, 4.0],
+                   help="mismatch levels to sweep, as multiples of the given CVs")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--json", type=Path)
+    e.add_argument("--plot", type=Path, help="accuracy against mismatch level (PNG)")
+    add_mismatch_args(e)
+    e.set_defaults(func=cmd_evaluate)
+
+    fp = sub.add_parser("fit-profile", help="fit a mismatch profile from per-neuron measurements (CSV)")
+    fp.add_argument("measurements", type=Path, help="CSV with columns neuron, parameter, level, value")
+    fp.add_argument("--out", type=Path, default=Path("profile.json"))
+    fp.add_argument("--jitter", type=float, default=0.0, help="measured clock jitter, a fraction of the step")
+    fp.add_argument("--seed", type=int, default=0, help="seed of the bootstrap intervals")
+    fp.set_defaults(func=cmd_fit_profile)

@@ -1,0 +1,145 @@
+"""The main job (``spiketwin flow``, ``bash run.sh flow``): train a classifier, evaluate it on
+sampled chips, emit and lint its core, co-simulate it against the twin on both simulators, build
+the boards' bitstreams and, given a port, run the test digits on a board, for either neuron model.
+
+Every stage is a library function the single commands call too; this module only strings them
+together and keeps their outputs under one folder.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .config import CoreConfig
+from .errors import InvalidValue
+
+__all__ = ["run_flow", "TUTORIAL_MISMATCH"]
+
+#: The mismatch the flow trains and evaluates LIF models through (the tutorial's figures).
+TUTORIAL_MISMATCH = {"weight_cv": 0.03, "threshold_cv": 0.05, "clock_jitter_pct": 0.01}
+#: Mismatch levels of the LIF evaluation, as multiples of TUTORIAL_MISMATCH.
+LEVELS = (0.0, 0.5, 1.0, 2.0, 4.0)
+
+
+def _train_and_evaluate(out: Path, model: str, dataset: str, epochs: int | None, chips: int, log):
+    """Stages 1 and 2: the classifier file and its accuracy over sampled chips."""
+    plots = out / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    if model == "dpi":
+        from .dpi import classifier_network, digits01_experiment
+        from .plots import plot_synapse_counts
+
+        if dataset != "digits01":
+            raise InvalidValue(f"the DPI flow trains the 0-vs-1 synapse-count classifier: --dataset digits01, "
+                               f"not {dataset}")
+        log("== train (DPI synapse counts, digits01) and evaluate on sampled chips ==")
+        summary, clf = digits01_experiment(epochs=epochs or 300, chips=chips)
+        net = classifier_network(clf, dataset)
+        (out / "evaluate.json").write_text(json.dumps(summary, indent=1))
+        plot_synapse_counts(clf.ampa, clf.gaba_a, summary["per_chip"], plots / "synapse_counts.png")
+        log(f"Q8.8 DPI core without mismatch {summary['q88_core_accuracy_without_mismatch']:.4f}; over {chips} "
+            f"chips: mean {summary['q88_core_mismatch_mean']:.4f}, worst {summary['q88_core_mismatch_min']:.4f}")
+    else:
+        from .digital_twin import FPGAMismatchModel
+        from .plots import plot_accuracy
+        from .train import evaluate_classifier, train_classifier
+
+        mismatch = FPGAMismatchModel(**TUTORIAL_MISMATCH, seed=0)
+        log(f"== train ({dataset}) ==")
+        net = train_classifier(dataset, epochs=epochs or 40, lanes=2, mismatch=mismatch, log=log)
+        log(f"== evaluate on {chips} sampled chips ==")
+        result = evaluate_classifier(net, mismatch.profile, chips, LEVELS)
+        (out / "evaluate.json").write_text(json.dumps(result, indent=1))
+        plot_accuracy(result, plots / "accuracy.png")
+        log(f"Q8.8 without mismatch {result['q8_8_accuracy']:.4f}; over {chips} chips at each level:")
+        for r in result["sweep"]:
+            log(f"  {r['scale']:4g}x mismatch: mean {r['mean']:.4f}, worst {r['min']:.4f}, best {r['max']:.4f}")
+    log(f"saved {net.save(out / 'model.npz')}")
+    return net
+
+
+def _lint(v_path: Path, log) -> bool:
+    from spiketwin.sim.cosim import lint
+
+    clean, messages = lint(v_path)
+    log(f"{v_path}: verilator lint " + ("clean" if clean else f"NOT clean\n{messages}"))
+    return clean
+
+
+def _verify(out: Path, net, core: CoreConfig, samples: int, steps: int, seeds: int, log) -> bool:
+    """Stage 3: both cores' Verilog linted, and co-simulated against the twin on both simulators."""
+    from spiketwin.hw.core import write_verilog
+    from spiketwin.sim.verify import verify
+
+    from .train import encoded_test_set
+
+    log("== Verilog and co-simulation ==")
+    sims = ["icarus", "verilator"]
+    v_model, _ = write_verilog(net.config, out, "spiketwin_model")
+    v_core, _ = write_verilog(core, out, "spiketwin_core")
+    if not (_lint(v_model, log) and _lint(v_core, log)):
+        return False
+    events = encoded_test_set(net, samples)[0].reshape(-1, net.config.n_axons)
+    reports = verify(net.config, net, sims, [0], len(events), 0.1, out / "verify", plot_dir=out / "plots",
+                     events=events, tag="model")
+    reports += verify(core, None, sims, list(range(seeds)), steps, 0.1, out / "verify", plot_dir=out / "plots")
+    ok = all(r["match"] for r in reports)
+    (out / "verify.json").write_text(json.dumps(reports, indent=1))
+    log(f"co-simulation: {sum(r['match'] for r in reports)}/{len(reports)} runs bit-exact -> "
+        f"{'PASS' if ok else 'FAIL'}; reports in {out / 'verify.json'}")
+    return ok
+
+
+def _run(out: Path, net, board: str, port: str, log) -> bool:
+    """Stage 5: flash the first board (a real port) and run the test digits on it."""
+    import serial
+
+    from spiketwin.boards.build import flash
+
+    from .data import load_dataset
+    from .link import Link, run_on_board
+    from .train import encoded_test_set
+
+    report = json.loads((out / board / "spiketwin-report.json").read_text())
+    if not port.startswith("socket://"):
+        log(f"== flash {board} ==")
+        flash(board, Path(report["bitstream"]))
+    log(f"== run on {port} ==")
+    n = min(100, len(load_dataset(net.meta["dataset"]).y_test))
+    events, labels = encoded_test_set(net, n)
+    link = Link(serial.serial_for_url(port, baudrate=report["core"]["baud"], timeout=30.0))
+    result = run_on_board(link, net, events, labels, load=not report["core"]["baked"])
+    (out / "run.json").write_text(json.dumps(result, indent=1))
+    log(f"{result['bit_exact']}/{n} samples bit-exact with the twin; accuracy {result['accuracy']:.4f}")
+    return not result["mismatches"]
+
+
+def run_flow(out, dataset: str = "digits", model: str = "lif", epochs: int | None = None, chips: int = 20,
+             samples: int = 10, core: CoreConfig | None = None, steps: int = 200, seeds: int = 3,
+             boards=("ulx3s-85f", "icebreaker"), port: str | None = None, bitstreams: bool = True,
+             log=print) -> bool:
+    """The main job for neuron model ``model``; everything lands in ``out``. ``core`` is the random
+    networks' core for co-simulation (64 x 128 on 4 lanes of ``model`` by default). True when every
+    co-simulation and the board run were bit-exact."""
+    from spiketwin.boards.build import build_board
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    core = core or CoreConfig(64, 128, lanes=4, model=model)
+    if core.model != model:
+        raise InvalidValue(f"the co-simulation core's model is {core.model!r}, not the flow's {model!r}")
+    net = _train_and_evaluate(out, model, dataset, epochs, chips, log)
+    if not _verify(out, net, core, samples, steps, seeds, log):
+        return False
+    if not bitstreams:
+        return True
+    for board in boards:
+        log(f"== {board} bitstream (Yosys + nextpnr) ==")
+        rep = build_board(board, out / board, net, log=log)
+        log(f"  {rep['bitstream']}: post-route fmax {rep.get('fmax_mhz', 0):.1f} MHz at a "
+            f"{rep['clock_mhz']:.3f} MHz clock")
+    if port is None:
+        log("no --port given: nothing flashed or run on a board")
+        return True
+    return _run(out, net, boards[0], port, log)
