@@ -39,6 +39,7 @@ import struct
 
 import numpy as np
 
+from .characterize import characterize
 from .config import Control, CoreConfig, Region
 from .errors import InvalidValue, UserError
 from .host import network_writes, state_read_addresses
@@ -451,90 +452,3 @@ def run_on_board(link: Link, net, events: np.ndarray, labels: np.ndarray | None 
     if labels is not None:
         report["accuracy"] = correct / n
     return report
-
-
-def characterize(link: Link, nominal: Network, progress: bool = True) -> tuple[dict, list[tuple]]:
-    """Measure every neuron's effective parameters through the link, as any board exposes them:
-    only configuration writes of state and bias, single steps, spikes and state read-back.
-
-    - leak: v set to -64 (no spike possible), one step without input: v' = leak * v;
-    - syn_decay: i_syn set to -64, one step: i_syn' = syn_decay * i_syn;
-    - threshold: a binary search over the bias from v = i_syn = 0: the smallest bias that fires;
-    - bias: the original bias, one step from rest: v' = bias (plus the threshold if it fired);
-    - weights: one event on each axon from rest: i_syn' is that axon's weight to every neuron.
-
-    Products with -64 (raw -16384) are exact in Q8.8, so these are the values the board holds,
-    not estimates. The board's biases are restored and its state cleared afterwards. Returns the
-    measured values {name: raw array} and the rows for :meth:`MismatchProfile.fit`: threshold,
-    leak and syn_decay at their nominal level, weights and biases as measured / nominal at level 1
-    (their nominal values differ from synapse to synapse).
-    """
-    from tqdm import tqdm
-
-    from .fixedpoint import from_word, to_float, to_word
-
-    c = nominal.config
-    n, bits = c.n_neurons, c.data_bits
-    if c.fmt.frac_bits != 8 or c.fmt.int_bits != 8:
-        raise InvalidValue("characterize measures Q8.8 cores")
-    link.check(c)
-    neurons = range(n)
-
-    def addrs(region):
-        return [c.address(region, j) for j in neurons]
-
-    def write_all(region, values):
-        link.write(list(zip(addrs(region), (to_word(int(v), bits) for v in values), strict=True)))
-
-    def read_all(region):
-        return np.array([from_word(w, bits, True) for w in link.read(addrs(region))], np.int64)
-
-    def step_from(v=None, i_syn=None, axon=None):
-        link.reset()
-        if v is not None:
-            write_all(Region.V, v)
-        if i_syn is not None:
-            write_all(Region.I_SYN, i_syn)
-        return link.run([[] if axon is None else [axon]], n)[0]
-
-    bar = tqdm(total=5 + c.n_axons + 16, desc="characterize", disable=not progress, leave=False)
-    saved_bias = read_all(Region.BIAS)
-    write_all(Region.BIAS, np.zeros(n))
-    probe = -64 * c.fmt.one
-    measured = {}
-    step_from(v=np.full(n, probe))
-    measured["leak"] = read_all(Region.V) // -64
-    step_from(i_syn=np.full(n, probe))
-    measured["syn_decay"] = read_all(Region.I_SYN) // -64
-    bar.update(2)
-    lo, hi = np.full(n, c.fmt.min_raw), np.full(n, c.fmt.max_raw + 1)     # threshold in (lo, hi]
-    for _ in range(16):
-        mid = (lo + hi) // 2
-        write_all(Region.BIAS, np.minimum(mid, c.fmt.max_raw))
-        fired = step_from()
-        hi, lo = np.where(fired, mid, hi), np.where(fired, lo, mid)
-        bar.update(1)
-    measured["threshold"] = hi
-    write_all(Region.BIAS, saved_bias)
-    fired = step_from()
-    v = read_all(Region.V)
-    measured["bias"] = np.where(fired, v + hi, v)
-    w = np.zeros((c.n_axons, n), np.int64)
-    for a in range(c.n_axons):
-        step_from(axon=a)
-        w[a] = read_all(Region.I_SYN)
-        bar.update(1)
-    measured["weights"] = w
-    link.reset()
-    bar.close()
-
-    rows = []
-    for name in ("threshold", "leak", "syn_decay"):
-        rows += [(j, name, float(to_float(getattr(nominal, name)[j])), float(to_float(measured[name][j])))
-                 for j in neurons]
-    nb = nominal.bias
-    rows += [(j, "bias", 1.0, float(measured["bias"][j] / nb[j])) for j in neurons if abs(nb[j]) >= 16]
-    nw = nominal.weights[:c.n_axons]
-    for a, j in zip(*np.nonzero(np.abs(nw) >= 16), strict=True):
-        rows.append((int(a) * n + int(j), "weights", 1.0, float(w[a, j] / nw[a, j])))
-    return measured, rows

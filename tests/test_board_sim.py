@@ -116,6 +116,58 @@ def test_flash_dry_run_prints_the_command(tmp_path, capsys):
     assert main(["flash", "--board", "icebreaker", str(tmp_path / "none.bin"), "--dry-run"]) == 2
 
 
+def assert_measured_exactly(net, measured):
+    """Every per-neuron value of ``net`` where the neuron's behaviour depends on it (docs: what
+    ``characterize`` cannot observe is named by the model's ``measure``)."""
+    c = net.config
+    for name in c.param_fields:
+        truth, got = getattr(net, name), measured[name]
+        if name == "v_reset":                       # never acts when the neuron subtracts its threshold
+            assert (got == truth)[net.reset_mode == 1].all() and not measured["v_reset_observable"][
+                net.reset_mode == 0].any(), name
+        elif name == "u_thr":                       # u >= 0: thresholds at or below 0 act alike
+            assert (got == np.maximum(truth, 0)).all(), name
+        elif name == "u_nmda":                      # likewise gates below 0
+            assert (got == np.maximum(truth, -1)).all(), name
+        else:
+            assert (got == truth).all(), (name, truth[got != truth], got[got != truth])
+    assert (measured["weights"] == net.weights).all()           # axons' and the neurons' own (recurrent)
+    if c.model == "dpi":
+        assert (measured["syn_type"] == net.syn_type)[net.weights > 0].all()
+
+
+@pytest.mark.parametrize("model", ["lif", "dpi"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_characterize_recovers_every_value_of_random_instances(model, seed):
+    """Network.random draws both reset modes, negative and extreme thresholds, refractory periods,
+    saturating biases and recurrent weights (and for DPI every synapse type)."""
+    config = CoreConfig(6, 16, lanes=2, model=model)
+    net = config.neuron_model.network.random(config, seed)
+    board = BoardModel(config, net)
+    measured, rows = characterize(Link(ModelPort(board)), net, progress=False)
+    assert_measured_exactly(net, measured)
+    assert rows and np.isfinite([r[3] for r in rows]).all()
+    # the board ends as it began: its parameters restored, its state cleared
+    for name in (*config.param_fields, *config.table_fields):
+        assert (getattr(board.core.network, name) == getattr(net, name)).all(), name
+    assert not board.core.state.spikes.any() and not board.core.state.ref_count.any()
+
+
+def test_characterize_has_no_blind_spots_at_the_old_probes():
+    """The probes that used to fail: a threshold below -64 x leak (the leak probe fired), and a
+    reset-to-value neuron whose bias reaches its threshold (the bias probe read v_reset)."""
+    config = CoreConfig(2, 4)
+    net = Network.zeros(config)
+    net.threshold[:] = [-64 * 256, -1000, 300, 32767]
+    net.leak[:] = [256, 200, 256, 256]
+    net.bias[:] = [10, -5, 400, 32767]
+    net.reset_mode[:] = [1, 1, 1, 0]
+    net.v_reset[:] = [-7, 3, 12, 0]
+    net.refractory[:] = [0, 3, 255, 1]
+    measured, _ = characterize(Link(ModelPort(BoardModel(config, net))), net, progress=False)
+    assert_measured_exactly(net, measured)
+
+
 def chip_and_nominal():
     config = CoreConfig(8, 32, lanes=2)
     nominal = Network.random(config, 2)
@@ -125,15 +177,6 @@ def chip_and_nominal():
     profile = MismatchProfile({"weights": ParameterCV(0.1), "threshold": ParameterCV(0.1), "leak": ParameterCV(0.05),
                                "syn_decay": ParameterCV(0.08), "bias": ParameterCV(0.2)})
     return nominal, FPGAMismatchModel.from_profile(profile, seed=3).sample_chip(nominal)
-
-
-def test_characterize_against_the_board_model_measures_the_instance_exactly():
-    nominal, chip = chip_and_nominal()
-    measured, rows = characterize(Link(ModelPort(BoardModel(chip.config, chip))), nominal, progress=False)
-    for name in ("threshold", "leak", "syn_decay", "bias"):
-        assert (measured[name] == getattr(chip, name)).all(), name
-    assert (measured["weights"] == chip.weights[:8]).all()
-    assert len(rows) > 4 * 32 and np.isfinite([r[3] for r in rows]).all()
 
 
 @pytest.mark.sim
@@ -156,8 +199,7 @@ def test_characterize_the_simulated_board_recovers_the_instance_and_its_cvs(tmp_
         assert main(["characterize", "--port", f"socket://127.0.0.1:{port}", "--model", str(model),
                      "--out", str(tmp_path / "p.json")]) == 0
         measured = np.load(tmp_path / "p.measured.npz")
-        for name in ("threshold", "leak", "syn_decay", "bias"):
-            assert (measured[name] == getattr(chip, name)).all(), name
+        assert_measured_exactly(chip, measured)
         fitted = MismatchProfile.load(tmp_path / "p.json")
         for name in ("threshold", "leak", "syn_decay", "bias"):
             ratio = getattr(chip, name) / getattr(nominal, name)

@@ -66,6 +66,12 @@ class NeuronModel:
         The membrane's axis label.
     coverage : callable
         ``coverage(config, network, spikes, traces) -> dict``: how hard a run pushed the arithmetic.
+    measure : callable
+        ``measure(probe) -> dict``: every per-neuron value of a board's neurons from their behaviour,
+        through a :class:`~spiketwin.characterize.Probe` (``spiketwin characterize``).
+    profile_rows : callable
+        ``profile_rows(nominal, measured) -> list``: the measurements as rows for
+        :meth:`MismatchProfile.fit <spiketwin.profile.MismatchProfile.fit>`.
     check_config : callable
         ``check_config(config)`` raises ``ValueError`` for a configuration the model cannot run on.
     memory_map_notes : callable
@@ -87,6 +93,8 @@ class NeuronModel:
     threshold: str
     membrane_label: str
     coverage: Callable
+    measure: Callable
+    profile_rows: Callable
     check_config: Callable = field(default=lambda config: None)
     memory_map_notes: Callable = field(default=lambda config: {})
 

@@ -253,6 +253,104 @@ def _memory_map_notes(config: CoreConfig) -> dict:
             "lut_index": f"clip(u >> {DPI_LUT_SHIFT}, 0, {DPI_LUT_SIZE - 1})"}
 
 
+def measure(probe) -> dict:
+    """Every DPI parameter and weight of a board's neurons, from their behaviour (``characterize``).
+
+    The probes set the tables, ``k_mem``, ``j_dc`` and the thresholds to known values where a
+    measurement needs the drift known (each restored after):
+
+    - with both tables 0 and ``u_thr`` at the maximum (no spike: the drift is then
+      ``-1 - shunt``): the five decays from one step of each current written as 64 (exact
+      products), and ``k_mem`` from one step of u = 64 (``u' = 64 - k_mem``);
+    - ``ahp_jump`` and ``refractory``: with ``u_thr`` at the minimum, the adaptation current and
+      the refractory counter after a spike from rest;
+    - with A = B = 1 in every table entry and ``k_mem`` = 1 (so ``u' = u + j - shunt``):
+      ``j_dc`` from one step at rest; ``u_thr`` as the smallest written u that fires (no input);
+      ``u_nmda`` as the smallest u at which an NMDA current passes the gate (B = 0 in the top
+      entry keeps u' in range). u never goes below 0 in the model, so thresholds at or below 0 act
+      alike and read as 0, and NMDA gates below 0 read as -1; with ``decay_nmda`` 0 the gate never
+      acts and reads as the maximum;
+    - weights: each synaptic current one step after one event on each axon (its type is the
+      current that moved; a zero magnitude has no type), and a neuron's outgoing weights two steps
+      after it alone fired.
+    """
+    c = probe.config
+    fmt, n, top, bottom = c.fmt, c.n_neurons, c.fmt.max_raw, c.fmt.min_raw
+    big = 64 * fmt.one
+    currents = [f"syn_{t}" for t in SYNAPSE_TYPES]
+    m = {}
+    probe.control("lut_a", 0)
+    probe.control("lut_b", 0)
+    probe.control("u_thr", top)
+    probe.step({name: big for name in (*currents, "ahp")})
+    for name in (*SYNAPSE_TYPES, "ahp"):
+        m[f"decay_{name}"] = probe.get("ahp" if name == "ahp" else f"syn_{name}") // 64
+    probe.step({"u": big})
+    m["k_mem"] = big - probe.get("u")
+    probe.set("u_thr", bottom)
+    probe.step()
+    m["ahp_jump"], m["refractory"] = probe.get("ahp"), probe.get("ref_count")
+
+    probe.set("u_thr", top)
+    probe.set("lut_a", fmt.one)
+    probe.set("lut_b", fmt.one)
+    probe.control("k_mem", fmt.one)
+    fired = probe.step()[0]
+    m["j_dc"] = np.where(fired, top, probe.get("u"))
+    probe.control("j_dc", 0)
+    probe.set("u_thr", probe.saved["u_thr"])
+
+    def fires_from(u):
+        return probe.step({"u": u})[0]
+
+    m["u_thr"] = probe.search(np.full(n, -1), np.full(n, top), fires_from)
+    probe.set("u_thr", top)
+    b_top = np.full(DPI_LUT_SIZE, fmt.one)
+    b_top[-1] = 0
+    probe.set("lut_b", b_top)
+
+    def gate_open(u):
+        probe.step({"u": u, "syn_nmda": fmt.one})
+        closed = np.maximum(0, u + b_top[lut_index(u)] - fmt.one)
+        return probe.get("u") != closed
+
+    m["u_nmda"] = probe.search(np.full(n, -1), np.full(n, top + 1), gate_open) - 1
+    probe.set("lut_a", 0)
+    probe.set("lut_b", 0)
+    mag, kind = np.zeros((c.n_sources, n), np.int64), np.zeros((c.n_sources, n), np.int64)
+
+    def record(source):
+        seen = np.stack([probe.get(name) for name in currents])
+        mag[source], kind[source] = seen.max(0), np.where(seen.max(0) > 0, seen.argmax(0), 0)
+
+    for a in range(c.n_axons):
+        probe.step(axon=a)
+        record(a)
+    threshold = np.full(n, top)
+    for k in range(n):
+        threshold[k] = bottom
+        probe.set("u_thr", threshold)
+        probe.step(steps=2)
+        record(c.n_axons + k)
+        threshold[k] = top
+    m["weights"], m["syn_type"] = mag, kind
+    return m
+
+
+def profile_rows(nominal: DPINetwork, measured: dict) -> list[tuple]:
+    """Rows for ``MismatchProfile.fit``: every decay, ``k_mem``, ``j_dc``, ``ahp_jump`` and the
+    weights as measured / nominal at level 1, where the nominal value is not tiny."""
+    c = nominal.config
+    rows = []
+    for name in (*(f"decay_{t}" for t in (*SYNAPSE_TYPES, "ahp")), "k_mem", "j_dc", "ahp_jump"):
+        nom = getattr(nominal, name)
+        rows += [(j, name, 1.0, float(measured[name][j] / nom[j])) for j in range(c.n_neurons) if nom[j] >= 16]
+    nw = nominal.weights
+    for s, j in zip(*np.nonzero(nw >= 16), strict=True):
+        rows.append((int(s) * c.n_neurons + int(j), "weights", 1.0, float(measured["weights"][s, j] / nw[s, j])))
+    return rows
+
+
 DPI = NeuronModel(
     name="dpi",
     summary="DPI-approximating neurons (u = ln(I_mem / I0), four synapse types, adaptation)",
@@ -273,6 +371,8 @@ DPI = NeuronModel(
     threshold="u_thr",
     membrane_label="u = ln(I_mem / I0)",
     coverage=coverage,
+    measure=measure,
+    profile_rows=profile_rows,
     check_config=_check_config,
     memory_map_notes=_memory_map_notes,
 )

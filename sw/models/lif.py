@@ -173,6 +173,86 @@ def coverage(config: CoreConfig, net: Network, spikes: np.ndarray, traces: dict)
     return cov
 
 
+def measure(probe) -> dict:
+    """Every LIF parameter and weight of a board's neurons, from their behaviour (``characterize``).
+
+    - threshold: the smallest bias that fires from rest (a search over the whole format);
+    - then, with every threshold at the format's maximum (reached only by saturation) and no bias:
+      leak and syn_decay from one step of a written v, or i_syn, of -64 (exact products);
+    - bias: one step from rest (v' = bias, or the maximum if it fired);
+    - reset_mode, v_reset, refractory: with the threshold at 0, a spike from rest with bias 0 and
+      with bias 1: subtracting leaves 0 and 1, resetting leaves v_reset twice; the refractory
+      counter read after the spike is the period. ``v_reset`` of a subtracting neuron never acts
+      and is reported as 0, with ``v_reset_observable`` false;
+    - weights: i_syn one step after one event on each axon; a neuron's outgoing (recurrent) weights
+      as i_syn two steps after it alone fired (its threshold at the minimum, every other at the
+      maximum).
+    """
+    c = probe.config
+    fmt, n, top, bottom = c.fmt, c.n_neurons, c.fmt.max_raw, c.fmt.min_raw
+    m = {}
+    probe.control("bias", 0)
+
+    def fires_at_bias(bias):
+        probe.set("bias", bias)
+        return probe.step()[0]
+
+    m["threshold"] = probe.search(np.full(n, bottom - 1), np.full(n, top), fires_at_bias)
+    probe.control("threshold", top)
+    probe.set("bias", 0)
+    probe.step({"v": -64 * fmt.one})
+    m["leak"] = probe.get("v") // -64
+    probe.step({"i_syn": -64 * fmt.one})
+    m["syn_decay"] = probe.get("i_syn") // -64
+    probe.set("bias", probe.saved["bias"])
+    fired = probe.step()[0]
+    m["bias"] = np.where(fired, top, probe.get("v"))
+
+    probe.set("threshold", 0)
+    probe.set("bias", 0)
+    probe.step()
+    after_0, m["refractory"] = probe.get("v"), probe.get("ref_count")
+    probe.set("bias", fmt.one)
+    probe.step()
+    after_1 = probe.get("v")
+    m["reset_mode"] = (after_0 == after_1).astype(np.int64)
+    m["v_reset"] = np.where(m["reset_mode"] == RESET_TO_VALUE, after_0, 0)
+    m["v_reset_observable"] = m["reset_mode"] == RESET_TO_VALUE
+
+    probe.set("threshold", top)
+    probe.set("bias", 0)
+    w = np.zeros((c.n_sources, n), np.int64)
+    for a in range(c.n_axons):
+        probe.step(axon=a)
+        w[a] = probe.get("i_syn")
+    threshold = np.full(n, top)
+    for k in range(n):
+        threshold[k] = bottom
+        probe.set("threshold", threshold)
+        probe.step(steps=2)
+        w[c.n_axons + k] = probe.get("i_syn")
+        threshold[k] = top
+    m["weights"] = w
+    return m
+
+
+def profile_rows(nominal: Network, measured: dict) -> list[tuple]:
+    """Rows for ``MismatchProfile.fit``: threshold, leak and syn_decay at their nominal level; bias
+    and weights as measured / nominal at level 1 (their nominal values differ from synapse to synapse)."""
+    c = nominal.config
+    neurons = range(c.n_neurons)
+    rows = []
+    for name in ("threshold", "leak", "syn_decay"):
+        rows += [(j, name, float(fx.to_float(getattr(nominal, name)[j])), float(fx.to_float(measured[name][j])))
+                 for j in neurons]
+    nb = nominal.bias
+    rows += [(j, "bias", 1.0, float(measured["bias"][j] / nb[j])) for j in neurons if abs(nb[j]) >= 16]
+    nw = nominal.weights
+    for s, j in zip(*np.nonzero(np.abs(nw) >= 16), strict=True):
+        rows.append((int(s) * c.n_neurons + int(j), "weights", 1.0, float(measured["weights"][s, j] / nw[s, j])))
+    return rows
+
+
 LIF = NeuronModel(
     name="lif",
     summary="current-based LIF neurons",
@@ -190,4 +270,6 @@ LIF = NeuronModel(
     threshold="threshold",
     membrane_label="v",
     coverage=coverage,
+    measure=measure,
+    profile_rows=profile_rows,
 )
