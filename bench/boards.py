@@ -1,12 +1,13 @@
 """Bitstreams of the core behind its UART link for each board: resources, post-route fmax and the
 synaptic operations/s they give (lanes x fmax); prints JSON, then a table.
 
-    python bench/boards.py [--boards icebreaker ulx3s-85f] [--json out.json]
+    python bench/boards.py [--boards icebreaker ulx3s-85f icebreaker:dpi ...] [--json out.json]
 
-The cores: on the UP5K 256 sources x 128 neurons on 4 lanes, the weights in its four SPRAM banks
-(about 88% of its logic cells); on the ECP5 a 4-lane and a 16-lane core. Each is built with its
-PLL at the target clock (36 MHz on the UP5K, 90 MHz on the ECP5), so that nextpnr's timing-driven
-placement aims there, and the post-route fmax it reaches is reported, met or not
+The cores: each board's default core (``boards/<board>.py``: on the UP5K 256 sources x 128 neurons
+on 4 lanes, the weights in its four SPRAM banks; on the ULX3S-85F 64 x 256 on 16 lanes), the
+ECP5's 4-lane 64 x 128 core, and the same default cores in the DPI mode. Each is built with its
+PLL at the board's target clock (36 MHz on the UP5K, 90 MHz on the ECP5), so that nextpnr's
+timing-driven placement aims there, and the post-route fmax it reaches is reported, met or not
 (``--targets auto`` builds as ``spiketwin build --clock-mhz auto`` does instead).
 """
 
@@ -17,19 +18,22 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from spiketwin import CoreConfig
+from spiketwin.boards import get_board
 from spiketwin.boards.build import build_linked
 from spiketwin.boards.link_top import DEFAULT_BAUD
 
+ICEBREAKER, ULX3S = get_board("icebreaker"), get_board("ulx3s-85f")
 CORES = {
-    "icebreaker": CoreConfig(128, 128, lanes=4),
-    "ulx3s-85f": CoreConfig(64, 128, lanes=4),
-    "ulx3s-85f:16-lanes": CoreConfig(64, 256, lanes=16),
+    "icebreaker": ICEBREAKER.default_core,
+    "ulx3s-85f": ULX3S.default_core,
+    "ulx3s-85f:4-lanes": CoreConfig(64, 128, lanes=4),
+    "icebreaker:dpi": replace(ICEBREAKER.default_core, model="dpi"),
+    "ulx3s-85f:dpi": replace(ULX3S.default_core, model="dpi"),
 }
-#: The core clocks the issue asks for (MHz).
-TARGETS = {"icebreaker": 36.0, "ulx3s-85f": 90.0, "ulx3s-85f:16-lanes": 90.0}
 
 
 def main(argv=None) -> int:
@@ -44,7 +48,7 @@ def main(argv=None) -> int:
         for board in args.boards:
             config = CORES[board]
             t0 = time.perf_counter()
-            clock = TARGETS[board] if args.targets == "issue" else "auto"
+            clock = get_board(board.split(":")[0]).target_mhz if args.targets == "issue" else "auto"
             rep = build_linked(config, None, board.split(":")[0], Path(tmp) / board, DEFAULT_BAUD, clock,
                                allow_timing_fail=True)
             fmax = rep["core_clock"]["mhz"]
@@ -64,7 +68,8 @@ def main(argv=None) -> int:
 
         def use(key, res=res):
             return f"{res[key]['used']}/{res[key]['available']}" if key in res else "-"
-        print(f"| {r['board']} | {c['n_axons']}x{c['n_neurons']}, {c['lanes']} lane(s) | {use('lut')} | {use('ram')} | "
+        core = f"{c['model'].upper()} {c['n_axons']}x{c['n_neurons']}, {c['lanes']} lane(s)"
+        print(f"| {r['board']} | {core} | {use('lut')} | {use('ram')} | "
               f"{use('dsp')} | {r['fmax_mhz']:.1f} MHz | {r['core_clock_mhz']:.3f} MHz"
               f"{'' if r['meets_timing'] else ' (fails timing)'} | {r['synaptic_ops_per_s']:.3g} |")
     return 0

@@ -7,9 +7,8 @@ walks through adding one.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from spiketwin.config import CoreConfig
@@ -39,6 +38,10 @@ class Family:
         nextpnr's cell name for each resource a report summarises (lut, ff, ram, spram, dsp).
     synth_opts : str
         Extra Yosys ``synth_*`` options.
+    block_ram_shapes : tuple
+        The (depth, width) configurations of one block RAM.
+    distributed_bits : int
+        Memories of at most this many bits go to LUT RAM rather than block RAM (0: none do).
     """
 
     name: str
@@ -46,15 +49,26 @@ class Family:
     bitstream_suffix: str
     cells: dict
     synth_opts: str = ""
+    block_ram_shapes: tuple = ()
+    distributed_bits: int = 0
+
+    def block_rams(self, depth: int, width: int) -> int:
+        """Block RAMs one memory of ``depth`` x ``width`` bits takes (Yosys's choice, as measured on
+        the boards' cores: the UP5K's 26, the ECP5's 98 and 29 block RAMs, each predicted exactly)."""
+        if depth * width <= self.distributed_bits:
+            return 0
+        return min(-(-depth // d) * -(-width // w) for d, w in self.block_ram_shapes)
 
 
 ICE40 = Family("ice40", ice40_pll, ".bin",
                {"lut": "ICESTORM_LC", "ram": "ICESTORM_RAM", "spram": "ICESTORM_SPRAM", "dsp": "ICESTORM_DSP"},
                # Multipliers to the DSP blocks rather than into LUTs; large single-port memories
                # (the core's weights) to SPRAM.
-               synth_opts="-dsp -spram")
+               synth_opts="-dsp -spram", block_ram_shapes=((256, 16), (512, 8), (1024, 4), (2048, 2)))
 ECP5 = Family("ecp5", ecp5_pll, ".bit",
-              {"lut": "TRELLIS_COMB", "ff": "TRELLIS_FF", "ram": "DP16KD", "dsp": "MULT18X18D"})
+              {"lut": "TRELLIS_COMB", "ff": "TRELLIS_FF", "ram": "DP16KD", "dsp": "MULT18X18D"},
+              block_ram_shapes=((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)),
+              distributed_bits=1024)
 
 
 @dataclass(frozen=True)
@@ -68,15 +82,15 @@ class Board:
     platform : callable
         Makes the amaranth-boards platform.
     family : Family
-    block_ram_bits : int
-        Block RAM of the FPGA, in bits.
+    block_rams : int
+        Block RAMs of the FPGA.
     spram : tuple or None
         Single-port RAM banks as (count, 16-bit words each), where the FPGA has them.
     programmer : str
         openFPGALoader's ``-b`` name for the board.
-    default_core : CoreConfig
-        The largest core that fits the board at ``target_mhz``: what ``build --board`` builds
-        when nothing else is said.
+    default_cores : dict
+        Per neuron model, the largest core that fits the board at ``target_mhz``: what ``build
+        --board`` builds when nothing else is said.
     target_mhz : float
         The core clock the default core is built for (through the PLL).
     """
@@ -84,11 +98,19 @@ class Board:
     name: str
     platform: Callable
     family: Family
-    block_ram_bits: int
+    block_rams: int
     spram: tuple[int, int] | None
     programmer: str
-    default_core: CoreConfig
+    default_cores: dict
     target_mhz: float
+
+    @property
+    def default_core(self) -> CoreConfig:
+        """The default LIF core."""
+        return self.default_cores["lif"]
+
+    def default_core_for(self, model: str) -> CoreConfig:
+        return self.default_cores.get(model) or replace(self.default_core, model=model)
 
     @property
     def bitstream_suffix(self) -> str:
@@ -115,26 +137,28 @@ class Board:
         starts with undefined contents; the host loads the weights over the link)."""
         return not baked and self.weights_fit_spram(config)
 
-    def check_fits(self, config: CoreConfig, baked: bool) -> None:
-        """Refuse, before synthesis, a core whose memories cannot fit the board.
+    def block_rams_needed(self, config: CoreConfig, baked: bool) -> int:
+        """Block RAMs a core takes: each lane's memories and weight banks (unless in SPRAM), the
+        fired list and the link's frame buffer."""
+        from spiketwin.hw.core.memories import memory_shapes, weight_banks
+        from spiketwin.link import MAX_FRAME
 
-        The estimate is a lower bound: the weights (unless in SPRAM), each lane's parameters,
-        state, accumulators and tables, in bits, against the FPGA's block RAM.
-        """
+        c, fam = config, self.family
+        per_lane = sum(fam.block_rams(depth, shape.width) for depth, shape in memory_shapes(c).values())
+        if not self.weights_in_spram(c, baked):
+            words, bank = weight_banks(c, False)
+            per_lane += sum(fam.block_rams(min(bank, words - b), c.data_bits) for b in range(0, words, bank))
+        return c.lanes * per_lane + fam.block_rams(max(2, c.n_neurons), c.neuron_bits) + fam.block_rams(MAX_FRAME, 8)
+
+    def check_fits(self, config: CoreConfig, baked: bool) -> None:
+        """Refuse, before synthesis, a core whose memories cannot fit the board's block RAMs."""
         c = config
-        weight_bits = 0 if self.weights_in_spram(c, baked) else c.n_sources * c.n_neurons * c.data_bits
-        slots = 1 << (len(c.param_fields) - 1).bit_length()
-        per_neuron = (slots * c.data_bits + sum(c.field_bits(r) for r in c.state_fields.values())
-                      + c.accumulators * c.acc_width)
-        other_bits = c.n_neurons * per_neuron + c.lanes * len(c.table_fields) * c.table_size * c.data_bits
-        need = weight_bits + other_bits
-        if need > self.block_ram_bits:
+        need = self.block_rams_needed(c, baked)
+        if need > self.block_rams:
             spram = ""
-            if self.spram is not None:
+            if self.spram is not None and not self.weights_in_spram(c, baked):
                 banks, words = self.spram
-                spram = (f"; its SPRAM holds at most {banks} lanes of {words} weights and only for cores with "
-                         f"nothing baked in (this core has {c.lanes} lanes of {c.n_sources * c.groups})")
-            raise BoardTooSmall(
-                f"a {c.n_axons} x {c.n_neurons} core on {c.lanes} lane(s) needs at least "
-                f"{math.ceil(need / 1024)} kbit of block RAM (weights {math.ceil(weight_bits / 1024)} kbit), "
-                f"more than the {self.name}'s {self.block_ram_bits // 1024} kbit{spram}")
+                spram = (f"; its SPRAM holds the weights only of cores with at most {banks} lanes of {words} "
+                         f"weights and nothing baked in (this core has {c.lanes} lanes of {c.n_sources * c.groups})")
+            raise BoardTooSmall(f"a {c.model.upper()} core of {c.n_axons} x {c.n_neurons} on {c.lanes} lane(s) needs "
+                                f"{need} block RAMs, more than the {self.name}'s {self.block_rams}{spram}")

@@ -142,11 +142,10 @@ def plan_core(board: str, network=None, axons: int | None = None, neurons: int |
         if lanes is not None:
             raise InvalidValue("--lanes cannot change a --model's core; train or export it with the lanes you want")
         config, note = network.config, "baked in"
-        weight_bits = network.weights.size * config.data_bits
-        if weight_bits > spec.block_ram_bits and spec.weights_fit_spram(config):
+        if spec.block_rams_needed(config, True) > spec.block_rams and spec.weights_fit_spram(config):
             network, note = None, "weights in SPRAM, loaded over the link"
     else:
-        d = spec.default_core
+        d = spec.default_core_for(model)
         config = CoreConfig(axons or d.n_axons, neurons or d.n_neurons, lanes=lanes or d.lanes, model=model,
                             fmt=QFormat(d.fmt.int_bits, d.fmt.frac_bits, rounding=rounding),
                             refractory_bits=d.refractory_bits)

@@ -13,7 +13,11 @@ def _platform():
     return ICEBreakerPlatform()
 
 
-#: The default core: 256 sources x 128 neurons on 4 lanes, the weights in the four SPRAM banks
-#: (16,384 words each: exactly a lane's 256 x 32), 37.7 MHz post-route at a 36 MHz PLL clock.
-ICEBREAKER = Board("icebreaker", _platform, ICE40, block_ram_bits=30 * 4096, spram=(4, 16384),
-                   programmer="icebreaker", default_core=CoreConfig(128, 128, lanes=4), target_mhz=36.0)
+#: The default cores. LIF: 256 sources x 128 neurons on 4 lanes, the weights in the four SPRAM
+#: banks (16,384 words each: exactly a lane's 256 x 32), 37.7 MHz post-route at a 36 MHz PLL
+#: clock. DPI: a lane's 19 memories (four accumulators, seven state fields, two tables) take more
+#: of the 30 block RAMs than two lanes leave, so one lane, 64 x 64, its weights in one SPRAM bank.
+ICEBREAKER = Board("icebreaker", _platform, ICE40, block_rams=30, spram=(4, 16384), programmer="icebreaker",
+                   default_cores={"lif": CoreConfig(128, 128, lanes=4),
+                                  "dpi": CoreConfig(64, 64, lanes=1, model="dpi")},
+                   target_mhz=36.0)

@@ -23,6 +23,6 @@ def _platform(variant: str):
     return make
 
 
-ULX3S = {f"ulx3s-{v}": Board(f"ulx3s-{v}", _platform(v), ECP5, block_ram_bits=n * 18432, spram=None,
-                             programmer="ulx3s", default_core=_DEFAULT_CORES[v], target_mhz=90.0)
+ULX3S = {f"ulx3s-{v}": Board(f"ulx3s-{v}", _platform(v), ECP5, block_rams=n, spram=None, programmer="ulx3s",
+                             default_cores={"lif": _DEFAULT_CORES[v]}, target_mhz=90.0)
          for v, n in _BLOCK_RAMS.items()}

@@ -164,6 +164,9 @@ class FPGAMismatchModel:
         Zero weights stay zero (no synapse, nothing to vary); thresholds of unreachable neurons
         (``max_raw``) stay unreachable.
         """
+        if not isinstance(network, Network):
+            raise InvalidValue(f"FPGAMismatchModel samples chips of LIF cores, not of {network.config.model.upper()} "
+                               f"cores (a DPI model's chips are sampled from its biases: dpi-digits01 --chips)")
         fmt = network.config.fmt
 
         def vary(name, raw, lo=fmt.min_raw, hi=fmt.max_raw):

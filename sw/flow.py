@@ -14,47 +14,18 @@ from pathlib import Path
 from .config import CoreConfig
 from .errors import InvalidValue
 
-__all__ = ["run_flow", "TUTORIAL_MISMATCH"]
-
-#: The mismatch the flow trains and evaluates LIF models through (the tutorial's figures).
-TUTORIAL_MISMATCH = {"weight_cv": 0.03, "threshold_cv": 0.05, "clock_jitter_pct": 0.01}
-#: Mismatch levels of the LIF evaluation, as multiples of TUTORIAL_MISMATCH.
-LEVELS = (0.0, 0.5, 1.0, 2.0, 4.0)
+__all__ = ["run_flow"]
 
 
 def _train_and_evaluate(out: Path, model: str, dataset: str, epochs: int | None, chips: int, log):
-    """Stages 1 and 2: the classifier file and its accuracy over sampled chips."""
+    """Stages 1 and 2: the model's classifier (``NeuronModel.train_classifier``), its evaluation on
+    sampled chips in ``evaluate.json``, its plot in ``plots/``, the network in ``model.npz``."""
+    from .models import get_model
+
     plots = out / "plots"
     plots.mkdir(parents=True, exist_ok=True)
-    if model == "dpi":
-        from .dpi import classifier_network, digits01_experiment
-        from .plots import plot_synapse_counts
-
-        if dataset != "digits01":
-            raise InvalidValue(f"the DPI flow trains the 0-vs-1 synapse-count classifier: --dataset digits01, "
-                               f"not {dataset}")
-        log("== train (DPI synapse counts, digits01) and evaluate on sampled chips ==")
-        summary, clf = digits01_experiment(epochs=epochs or 300, chips=chips)
-        net = classifier_network(clf, dataset)
-        (out / "evaluate.json").write_text(json.dumps(summary, indent=1))
-        plot_synapse_counts(clf.ampa, clf.gaba_a, summary["per_chip"], plots / "synapse_counts.png")
-        log(f"Q8.8 DPI core without mismatch {summary['q88_core_accuracy_without_mismatch']:.4f}; over {chips} "
-            f"chips: mean {summary['q88_core_mismatch_mean']:.4f}, worst {summary['q88_core_mismatch_min']:.4f}")
-    else:
-        from .digital_twin import FPGAMismatchModel
-        from .plots import plot_accuracy
-        from .train import evaluate_classifier, train_classifier
-
-        mismatch = FPGAMismatchModel(**TUTORIAL_MISMATCH, seed=0)
-        log(f"== train ({dataset}) ==")
-        net = train_classifier(dataset, epochs=epochs or 40, lanes=2, mismatch=mismatch, log=log)
-        log(f"== evaluate on {chips} sampled chips ==")
-        result = evaluate_classifier(net, mismatch.profile, chips, LEVELS)
-        (out / "evaluate.json").write_text(json.dumps(result, indent=1))
-        plot_accuracy(result, plots / "accuracy.png")
-        log(f"Q8.8 without mismatch {result['q8_8_accuracy']:.4f}; over {chips} chips at each level:")
-        for r in result["sweep"]:
-            log(f"  {r['scale']:4g}x mismatch: mean {r['mean']:.4f}, worst {r['min']:.4f}, best {r['max']:.4f}")
+    net, evaluation = get_model(model).train_classifier(dataset, epochs, chips, plots, log)
+    (out / "evaluate.json").write_text(json.dumps(evaluation, indent=1))
     log(f"saved {net.save(out / 'model.npz')}")
     return net
 

@@ -449,9 +449,6 @@ def evaluate_classifier(net: Network, profile: MismatchProfile, chips: int = 20,
 
     if net.meta.get("kind") != "classifier":
         raise InvalidValue("not a trained classifier")
-    if net.config.model != "lif":
-        raise InvalidValue(f"evaluate samples the FPGA mismatch of LIF cores; a {net.config.model.upper()} "
-                           f"model's chips are sampled by its trainer (dpi-digits01 --chips)")
     ds = load_dataset(net.meta["dataset"])
     result = {"dataset": ds.name, "float_accuracy": net.meta.get("float_test_accuracy"),
               "q8_8_accuracy": twin_accuracy(net, ds.x_test, ds.y_test, seed=seed),

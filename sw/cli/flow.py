@@ -14,7 +14,9 @@ def cmd_flow(args) -> int:
 
     for name in ("epochs", "chips", "samples", "steps", "seeds"):
         at_least(name, getattr(args, name), 1)
-    dataset = args.dataset or ("digits01" if args.neuron_model == "dpi" else "digits")
+    from ..models import get_model
+
+    dataset = args.dataset or get_model(args.neuron_model).classifier_dataset
     core = CoreConfig(args.axons, args.neurons, lanes=args.lanes, model=args.neuron_model)
     ok = run_flow(args.out, dataset, args.neuron_model, args.epochs, args.chips, args.samples, core, args.steps,
                   args.seeds, args.boards, args.port, bitstreams=not args.no_bitstream,

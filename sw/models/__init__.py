@@ -72,6 +72,12 @@ class NeuronModel:
     profile_rows : callable
         ``profile_rows(nominal, measured) -> list``: the measurements as rows for
         :meth:`MismatchProfile.fit <spiketwin.profile.MismatchProfile.fit>`.
+    train_classifier : callable
+        ``train_classifier(dataset, epochs, chips, plots, log) -> (network, evaluation)``: the
+        model's trainer (its float training model) for ``spiketwin flow``, with the evaluation on
+        sampled chips it comes with.
+    classifier_dataset : str
+        The built-in dataset that trainer uses by default.
     check_config : callable
         ``check_config(config)`` raises ``ValueError`` for a configuration the model cannot run on.
     memory_map_notes : callable
@@ -95,6 +101,8 @@ class NeuronModel:
     coverage: Callable
     measure: Callable
     profile_rows: Callable
+    train_classifier: Callable
+    classifier_dataset: str
     check_config: Callable = field(default=lambda config: None)
     memory_map_notes: Callable = field(default=lambda config: {})
 

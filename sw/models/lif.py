@@ -253,6 +253,33 @@ def profile_rows(nominal: Network, measured: dict) -> list[tuple]:
     return rows
 
 
+#: The mismatch the flow trains and evaluates LIF classifiers through (the tutorial's figures), and
+#: the levels of the evaluation, as multiples of it.
+TUTORIAL_MISMATCH = {"weight_cv": 0.03, "threshold_cv": 0.05, "clock_jitter_pct": 0.01}
+LEVELS = (0.0, 0.5, 1.0, 2.0, 4.0)
+
+
+def train_classifier(dataset: str, epochs: int | None, chips: int, plots, log) -> tuple:
+    """The flow's classifier: trained through the twin with mismatch and QAT (``spiketwin train``),
+    then evaluated on ``chips`` sampled FPGA chips at each of LEVELS (``spiketwin evaluate``, its
+    plot ``accuracy.png`` in ``plots``). Returns (network, evaluation)."""
+    from ..digital_twin import FPGAMismatchModel
+    from ..plots import plot_accuracy
+    from ..train import evaluate_classifier
+    from ..train import train_classifier as train
+
+    mismatch = FPGAMismatchModel(**TUTORIAL_MISMATCH, seed=0)
+    log(f"== train ({dataset}) ==")
+    net = train(dataset, epochs=epochs or 40, lanes=2, mismatch=mismatch, log=log)
+    log(f"== evaluate on {chips} sampled chips ==")
+    result = evaluate_classifier(net, mismatch.profile, chips, LEVELS)
+    plot_accuracy(result, plots / "accuracy.png")
+    log(f"Q8.8 without mismatch {result['q8_8_accuracy']:.4f}; over {chips} chips at each level:")
+    for r in result["sweep"]:
+        log(f"  {r['scale']:4g}x mismatch: mean {r['mean']:.4f}, worst {r['min']:.4f}, best {r['max']:.4f}")
+    return net, result
+
+
 LIF = NeuronModel(
     name="lif",
     summary="current-based LIF neurons",
@@ -272,4 +299,6 @@ LIF = NeuronModel(
     coverage=coverage,
     measure=measure,
     profile_rows=profile_rows,
+    train_classifier=train_classifier,
+    classifier_dataset="digits",
 )

@@ -1,0 +1,479 @@
+"""The time-multiplexed spiking core (``docs/schedule.md``), generated from a
+:class:`~spiketwin.config.CoreConfig` for any neuron model, and composed of its lanes' memories
+(:mod:`.memories`), the configuration-port decoder (:mod:`.config_port`), the lanes' event
+accumulators (:mod:`.accumulator`), the model's update pipeline (:mod:`spiketwin.hw.models`) and
+the spike emitter's choice (:mod:`.emitter`), sequenced by one FSM.
+
+Its behaviour is specified by :mod:`spiketwin.twin`; the co-simulation tests hold the two bit-exact.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from amaranth.hdl import Cat, Const, Module, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from spiketwin.config import REGION_BITS, Control, CoreConfig, ErrorFlag, Region
+from spiketwin.errors import InvalidValue
+
+from .. import arith
+from ..models import LaneContext, pipeline_for
+from ..ram import ReadPort, memory
+from .accumulator import LaneAccumulator
+from .config_port import ConfigDecoder, ConfigSignature
+from .emitter import SpikeSelect
+from .memories import LaneMemories, param_slots
+
+__all__ = ["Core", "emit_verilog", "write_verilog", "stream_layout"]
+
+
+def stream_layout(fields: dict) -> data.StructLayout:
+    """The payload of a stream whose fields are ``{name: bits}`` (``CoreConfig.event_fields``...)."""
+    return data.StructLayout({name: unsigned(bits) for name, bits in fields.items()})
+
+
+class Core(wiring.Component):
+    """A spiking core of ``config.n_neurons`` neurons of the model ``config.model``.
+
+    One step: external axon events arrive on ``events`` and the previous step's spikes are
+    replayed from an internal list; each event adds its weight row to an exact accumulator (in
+    the DPI model, to the accumulator of each weight's synapse type), ``lanes`` neurons per clock.
+    An event with ``step=1`` closes the step: every neuron is updated (``docs/models.md``), fired
+    neuron addresses leave on ``spikes`` in increasing order, followed by a beat with ``end=1``.
+
+    Parameters
+    ----------
+    config : CoreConfig
+    network : Network, optional
+        A network of the core's neuron model (:class:`~spiketwin.twin.Network`,
+        :class:`~spiketwin.twin.DPINetwork`, ...): its weights and parameters are baked into the
+        memories' initial contents, so the core runs the network from reset without configuration
+        writes (they can still overwrite it).
+    weights_in_spram : bool
+        Name the weight memories for the build to map to single-port RAM (the UP5K's SPRAM, a
+        bank per lane; ``spiketwin.boards`` decides when they fit). SPRAM cannot be initialised,
+        so no network can be baked in then.
+
+    Members
+    -------
+    events : In(stream.Signature(StructLayout(config.event_fields)))
+        ``axon`` events and ``step`` markers.
+    spikes : Out(stream.Signature(StructLayout(config.spike_fields)))
+        Fired ``neuron`` addresses and ``end`` markers; ``ready`` may be held low at any time.
+    cfg : In(ConfigSignature)
+        Writes weights, parameters and state and reads them back (``config.memory_map()``);
+        served while the core waits for events.
+    errors : Out(len(ErrorFlag))
+        Sticky :class:`ErrorFlag` bits; cleared by writing ``Control.CLEAR_ERRORS``.
+    """
+
+    def __init__(self, config: CoreConfig, network=None, *, weights_in_spram: bool = False):
+        if not isinstance(config, CoreConfig):
+            raise TypeError(f"config must be a CoreConfig, not {config!r}")
+        if network is not None and network.config != config:
+            raise InvalidValue("The network was built for another core configuration")
+        if network is not None and weights_in_spram:
+            raise InvalidValue("SPRAM cannot be initialised: a core with its weights in SPRAM has no network baked in")
+        self.config = config
+        self.network = network
+        self.weights_in_spram = weights_in_spram
+        super().__init__({
+            "events": In(stream.Signature(stream_layout(config.event_fields))),
+            "spikes": Out(stream.Signature(stream_layout(config.spike_fields))),
+            "cfg": In(ConfigSignature(addr_bits=config.addr_bits, data_bits=config.data_bits)),
+            "errors": Out(len(ErrorFlag)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        pipe = pipeline_for(self.config)
+        s = self._lanes(m)
+        self._registers(m, s)
+        self._datapath(m, s)
+        self._config_decoder(m, s)
+        self._schedule(m, s, pipe)
+        self._addresses(m, s, pipe)
+        self._accumulation(m, s, pipe)
+        with m.FSM(init="IDLE") as fsm:
+            self._idle(m, s)
+            self._config_states(m, s)
+            self._event_states(m, s)
+
+            def finish_group():
+                m.d.comb += s.nrn_next.eq(s.g + 1)             # the next group's first parameter
+                m.next = "EMIT"
+
+            pipe.elaborate(LaneContext(m=m, mems=s.mems, param=s.param, mul_a=s.mul_a, mul_b=s.mul_b,
+                                       rounded=s.rounded, group=s.g, fired=s.pend, stage=s.update_stage,
+                                       finish=finish_group))
+            self._emit_states(m, s)
+            self._clear_state(m, s)
+        fsm.state.attrs["fsm_encoding"] = "one-hot"     # a state's decoding is one flip-flop
+        return m
+
+    # --- structure --------------------------------------------------------------------------
+    def _lanes(self, m) -> SimpleNamespace:
+        """Each lane's memories (its parameters as words of one memory, a neuron's fields at
+        addresses g * slots + slot, read one per update stage, so that a lane needs one block RAM
+        for all of them), the lane's parameter word registered after its block RAM (whose output
+        alone takes half a cycle on the ECP5), and the fired list."""
+        c = self.config
+        s = SimpleNamespace(mems=[], weights=[])
+        for lane in range(c.lanes):
+            m.submodules[f"lane_{lane}"] = lm = LaneMemories(c, lane, self.network, self.weights_in_spram)
+            s.mems.append({name: lm.ports(name) for name in lm.shapes})
+            s.weights.append(lm)
+        s.prm_q = [Signal(unsigned(c.fmt.width), name=f"prm_q_{l}") for l in range(c.lanes)]
+        for lane in range(c.lanes):
+            m.d.sync += s.prm_q[lane].eq(s.mems[lane]["params"][0].data)
+
+        def param(lane, name):
+            """A lane's registered parameter word, as field ``name``."""
+            region = c.param_fields[name]
+            value = s.prm_q[lane][:c.field_bits(region)]
+            return value.as_signed() if c.field_signed(region) else value
+        s.param = param
+        fired = memory(shape=unsigned(c.neuron_bits), depth=max(2, c.n_neurons))
+        m.submodules.fired_list = fired
+        s.fl_rd, s.fl_wr = ReadPort(m, fired, "fired_list"), fired.write_port()
+        return s
+
+    def _registers(self, m, s) -> None:
+        c = self.config
+        s.errors = Signal(len(ErrorFlag))
+        m.d.comb += self.errors.eq(s.errors)
+        s.g = Signal(range(max(2, c.groups)))          # group counter (accumulate and update)
+        s.internal = Signal()                          # the running accumulation replays a spike
+        s.ev_count = Signal(c.event_count_bits)
+        s.n_fired = Signal(range(c.n_neurons + 1))
+        s.fl_idx = Signal(range(c.n_neurons + 1))
+        s.pend = Signal(c.lanes)                       # lanes that fired in the group being emitted
+        s.s_valid, s.t_valid, s.u_valid = Signal(), Signal(), Signal()   # accumulation: reads' data arrive,
+        s.s_g, s.t_g, s.u_g = (Signal.like(s.g) for _ in range(3))      # the accumulator's, the sum is written
+        lane_bits = (c.lanes - 1).bit_length()
+        s.rd_region = Signal(REGION_BITS)
+        s.rd_lane = Signal(max(1, lane_bits))
+        s.rd_bad = Signal()                            # the read's address is unmapped: answer 0
+        s.rd_data = Signal(c.data_bits)
+        s.rd_lane_data = [Signal(c.data_bits, name=f"rd_lane_data_{l}") for l in range(c.lanes)]
+
+    def _datapath(self, m, s) -> None:
+        """One multiplier per lane, and one rounding of it. Its operands (chosen by the stage, from
+        the memories' outputs) are registered, then their product: a product asked for in one
+        stage is rounded two stages later. No memory output reaches the multiplier in the same
+        cycle (an ECP5 block RAM's output alone takes half of a 90 MHz cycle)."""
+        c, fmt = self.config, self.config.fmt
+        lanes = range(c.lanes)
+        s.mul_a = [Signal(signed(fmt.width), name=f"mul_a_{l}") for l in lanes]
+        s.mul_b = [Signal(signed(fmt.width), name=f"mul_b_{l}") for l in lanes]
+        op_a = [Signal(signed(fmt.width), name=f"op_a_{l}") for l in lanes]
+        op_b = [Signal(signed(fmt.width), name=f"op_b_{l}") for l in lanes]
+        prod = [Signal(signed(2 * fmt.width), name=f"prod_{l}") for l in lanes]
+        s.rounded = [arith.round_product(prod[l], fmt) for l in lanes]
+        for lane in lanes:
+            m.d.sync += [op_a[lane].eq(s.mul_a[lane]), op_b[lane].eq(s.mul_b[lane]),
+                         prod[lane].eq(op_a[lane] * op_b[lane])]
+
+    def _config_decoder(self, m, s) -> None:
+        """A request is registered when taken (with whether its address is mapped) and served in
+        the next cycle from the registers, so the memories' write enables and read addresses never
+        depend on the configuration port's address combinationally. A write is decoded then too,
+        into one bit per memory it writes and a parameter's slot, so that the write enables and
+        addresses, which reach block RAMs all over the die, are registers."""
+        c = self.config
+        lane_bits = (c.lanes - 1).bit_length()
+        m.submodules.cfg_decoder = s.dec = dec = ConfigDecoder(c)
+        m.d.comb += [dec.addr.eq(self.cfg.addr), dec.write.eq(self.cfg.write)]
+        s.q_addr = Signal.like(self.cfg.addr)
+        s.q_wdata = Signal.like(self.cfg.wdata)
+        s.q_write, s.q_ok = Signal(), Signal()
+        s.region = s.q_addr[c.index_bits:]
+        s.index = s.q_addr[:c.index_bits]
+        s.cfg_lane = s.index[:lane_bits] if lane_bits else Const(0, 1)
+        s.cfg_group = s.index[lane_bits:]
+
+    def _schedule(self, m, s, pipe) -> None:
+        """The update's stages and the parameter each one's successor uses (or holds): one field
+        per stage. A lane's parameter word passes through a register (prm_q) after its block RAM,
+        so its address is loaded three cycles before its use: in the stage two before the stage
+        named here. Before the update's first stage (from IDLE, or EMIT between groups) the
+        parameter memories' address rests at the first field."""
+        c = self.config
+        s.reads, s.stages = pipe.reads, pipe.stages
+        s.after = dict(zip(s.stages, s.stages[1:], strict=False))
+        s.slot_of = lambda name: list(c.param_fields).index(name)
+
+    def _addresses(self, m, s, pipe) -> None:
+        """Every memory's read address is a register, loaded in the cycle before the read with the
+        address chosen for it (``*_next``): the choice (by the FSM's state, a configuration request,
+        the accumulation) happens once, near the FSM, and only registers drive the block RAMs spread
+        over the die. Per-neuron memories follow the update counter or a configuration read; only
+        the accumulators follow the accumulation, so the update datapath stays quiet then. The
+        tables follow each lane's state (the model's table_index), or a configuration read. The
+        weights are used as a single-port memory: written at the address they are read from, and
+        not read while written (the read data holds), which is what Yosys maps to SPRAM."""
+        c = self.config
+        groups, tf = c.groups, c.table_fields
+        acc_names = set(c.neuron_model.accumulators)
+        s.nrn_next = Signal(range(max(2, groups)))
+        s.acc_next = Signal.like(s.nrn_next)
+        s.slot_next = Signal(range(param_slots(c)), init=s.slot_of(s.reads["UPDATE_READ"]))   # the parameter to read
+        s.w_next = Signal(range(max(2, c.n_sources * groups)))
+        m.d.comb += s.acc_next.eq(s.nrn_next)
+        nrn_addr, acc_addr, slot, s.w_addr = (Signal.like(sig, name=sig.name.replace("_next", "_addr"))
+                                              for sig in (s.nrn_next, s.acc_next, s.slot_next, s.w_next))
+        m.d.sync += [nrn_addr.eq(s.nrn_next), acc_addr.eq(s.acc_next), slot.eq(s.slot_next), s.w_addr.eq(s.w_next)]
+        s.lut_next = [Signal(range(c.table_size), name=f"lut_next_{l}") for l in range(c.lanes)] if tf else []
+        lut_addr = [Signal.like(la, name=f"lut_addr_{l}") for l, la in enumerate(s.lut_next)]
+        s.cfg_lut = Signal()                       # the tables' next address is a configuration read's
+        for lane, la in enumerate(s.lut_next):
+            with m.If(~s.cfg_lut):
+                m.d.comb += la.eq(pipe.table_index(s.mems[lane]))
+            m.d.sync += lut_addr[lane].eq(la)
+        for lane in range(c.lanes):
+            for name, (rp, _) in s.mems[lane].items():
+                if name in tf:
+                    addr = lut_addr[lane]
+                elif name in acc_names:
+                    addr = acc_addr
+                else:
+                    addr = Cat(slot, nrn_addr) if name == "params" else nrn_addr
+                m.d.comb += rp.addr.eq(addr)
+        m.d.comb += s.fl_rd.addr.eq(s.fl_idx)
+        for lane in range(c.lanes):
+            m.d.comb += s.weights[lane].w_addr.eq(s.w_addr)
+
+    def _accumulation(self, m, s, pipe) -> None:
+        """acc[g] += w: the weight's read is issued in ACC, the accumulator's a cycle later. The
+        weight passes through two registers (its bank's, then the accumulator's w_q: a lane's
+        weights span block RAMs placed apart on the die, SPRAM in the corners); the accumulator's
+        word through one; the sum is written in the cycle after, two cycles after the accumulator's
+        read. A group's accumulator is read again at the earliest three cycles after its read (the
+        next event's ACC; with one group a cycle longer through ACC_END), after that write."""
+        c = self.config
+        m.d.sync += [s.s_valid.eq(0), s.t_valid.eq(s.s_valid), s.t_g.eq(s.s_g), s.u_valid.eq(s.t_valid),
+                     s.u_g.eq(s.t_g)]
+        for lane in range(c.lanes):
+            m.submodules[f"accumulator_{lane}"] = acc = LaneAccumulator(c, pipe, lane)
+            m.d.comb += acc.weight.eq(s.weights[lane].w_data)
+            for name in acc.names:
+                acc_rp, acc_wp = s.mems[lane][name]
+                m.d.comb += getattr(acc, f"{name}_rdata").eq(acc_rp.data)
+                with m.If(s.u_valid):
+                    m.d.comb += [acc_wp.addr.eq(s.u_g), acc_wp.data.eq(getattr(acc, f"{name}_sum")),
+                                 acc_wp.en.eq(getattr(acc, f"{name}_en"))]
+
+        def update_stage(nxt):
+            """A stage of the update, followed by ``nxt``: the state's address stays, and the
+            parameter memories' address moves to the field the stage after ``nxt`` reads."""
+            m.d.comb += s.nrn_next.eq(s.g)
+            if s.after.get(nxt) in s.reads:
+                m.d.comb += s.slot_next.eq(s.slot_of(s.reads[s.after[nxt]]))
+            m.next = nxt
+        s.update_stage = update_stage
+
+    # --- the FSM's states -------------------------------------------------------------------
+    def _read_addresses(self, m, s, addr, param_slot) -> None:
+        """The next cycle's read addresses for a configuration request at ``addr`` (a parameter at
+        ``param_slot``)."""
+        c = self.config
+        lane_bits = (c.lanes - 1).bit_length()
+        idx = addr[:c.index_bits]
+        m.d.comb += [s.nrn_next.eq(idx[lane_bits:]), s.w_next.eq(idx >> lane_bits), s.slot_next.eq(param_slot),
+                     s.cfg_lut.eq(1)]
+        m.d.comb += [la.eq(idx) for la in s.lut_next]
+
+    def _start_event(self, m, s, source, is_internal) -> None:
+        m.d.comb += s.w_next.eq(source * self.config.groups)
+        m.d.sync += [s.g.eq(0), s.internal.eq(is_internal)]
+        m.next = "ACC"
+
+    def _idle(self, m, s) -> None:
+        c = self.config
+        with m.State("IDLE"):
+            with m.If(self.cfg.valid):
+                m.d.comb += [self.cfg.ready.eq(1), s.dec.take.eq(1)]
+                m.d.sync += [s.q_addr.eq(self.cfg.addr), s.q_wdata.eq(self.cfg.wdata),
+                             s.q_write.eq(self.cfg.write), s.q_ok.eq(s.dec.ok)]
+                self._read_addresses(m, s, self.cfg.addr, s.dec.slot_now)     # (a write's weight address too)
+                m.next = "CFG"
+            with m.Elif(self.events.valid):
+                m.d.comb += self.events.ready.eq(1)
+                p = self.events.payload
+                with m.If(p.step):
+                    m.d.sync += [s.g.eq(0), s.n_fired.eq(0), s.ev_count.eq(0)]
+                    m.d.comb += s.slot_next.eq(s.slot_of(s.reads[s.after["UPDATE_READ"]]))   # and nrn_next is 0
+                    m.next = "UPDATE_READ"
+                with m.Elif(p.axon >= c.n_axons):
+                    m.d.sync += s.errors.eq(s.errors | ErrorFlag.BAD_AXON)
+                with m.Elif(s.ev_count == c.max_axon_events):
+                    m.d.sync += s.errors.eq(s.errors | ErrorFlag.EVENT_OVERFLOW)
+                with m.Else():
+                    m.d.sync += s.ev_count.eq(s.ev_count + 1)
+                    self._start_event(m, s, p.axon, 0)
+
+    def _config_write(self, m, s) -> None:
+        """The write of a decoded configuration request (the memories' fields take wdata's low
+        bits; a parameter word's bits above its field are never read). The weights' write
+        address is their read address, loaded when the request was taken."""
+        c = self.config
+        for lane in range(c.lanes):
+            for name, h in s.dec.hits(lane).items():
+                if name == "weights":
+                    with m.If(h):
+                        m.d.comb += [s.weights[lane].w_wdata.eq(s.q_wdata), s.weights[lane].w_we.eq(1)]
+                    continue
+                wp = s.mems[lane][name][1]
+                with m.If(h):
+                    if name == "params":
+                        m.d.comb += wp.addr.eq(Cat(s.dec.slot, s.cfg_group))
+                    elif name in c.table_fields:
+                        m.d.comb += wp.addr.eq(s.index)
+                    else:
+                        m.d.comb += wp.addr.eq(s.cfg_group)
+                    m.d.comb += [wp.data.eq(s.q_wdata), wp.en.eq(1)]
+
+    def _config_states(self, m, s) -> None:
+        """CFG (a write, or a read's first cycle) and a read's answer, which passes through
+        registers: the memories' outputs (the weights' through its bank's register), each lane's
+        word for the region, then the lane's (5 cycles from being taken to the answer)."""
+        c = self.config
+        with m.State("CFG"):
+            m.next = "IDLE"
+            self._config_write(m, s)
+            with m.If(~s.q_write):
+                self._read_addresses(m, s, s.q_addr, s.dec.slot)
+            with m.If(~s.q_ok):
+                m.d.sync += s.errors.eq(s.errors | ErrorFlag.BAD_ADDRESS)
+                with m.If(~s.q_write):                    # a read still gets its answer: 0
+                    m.d.sync += s.rd_bad.eq(1)
+                    m.next = "CFG_WAIT"
+            with m.Elif(s.q_write & (s.region == Region.CONTROL)):
+                with m.If(s.q_wdata & Control.CLEAR_ERRORS):
+                    m.d.sync += s.errors.eq(0)
+                with m.If(s.q_wdata & Control.CLEAR_STATE):
+                    m.d.sync += s.g.eq(0)
+                    m.next = "CLEAR"
+            with m.Elif(~s.q_write):
+                m.d.sync += [s.rd_region.eq(s.region), s.rd_lane.eq(s.cfg_lane), s.rd_bad.eq(0)]
+                m.next = "CFG_WAIT"
+        with m.State("CFG_WAIT"):
+            self._read_addresses(m, s, s.q_addr, s.dec.slot)
+            m.next = "CFG_READ"
+        with m.State("CFG_READ"):
+            for lane in range(c.lanes):
+                m.d.sync += s.rd_lane_data[lane].eq(0)
+                with m.Switch(s.rd_region):
+                    for name, r in {"weights": Region.WEIGHT, **c.state_fields, **c.table_fields}.items():
+                        with m.Case(r):       # every lane holds the same tables
+                            m.d.sync += s.rd_lane_data[lane].eq(s.weights[lane].w_data if name == "weights"
+                                                                else s.mems[lane][name][0].data)
+                    for name, r in c.param_fields.items():
+                        with m.Case(r):
+                            m.d.sync += s.rd_lane_data[lane].eq(s.param(lane, name))
+            m.next = "CFG_SELECT"
+        with m.State("CFG_SELECT"):
+            m.d.sync += s.rd_data.eq(0)                   # an unmapped address answers 0
+            with m.If(~s.rd_bad & (s.rd_region == Region.CONTROL)):
+                m.d.sync += s.rd_data.eq(s.errors)
+            with m.Elif(~s.rd_bad):
+                for lane in range(c.lanes):
+                    with m.If(s.rd_lane == lane):
+                        m.d.sync += s.rd_data.eq(s.rd_lane_data[lane])
+            m.next = "CFG_REPLY"
+        with m.State("CFG_REPLY"):
+            m.d.comb += [self.cfg.rvalid.eq(1), self.cfg.rdata.eq(s.rd_data)]
+            m.next = "IDLE"
+
+    def _event_states(self, m, s) -> None:
+        """ACC: one group per cycle of the event's weight row; INT_FETCH and INT_LOAD: the next
+        replayed spike of the previous step from the fired list."""
+        c = self.config
+        with m.State("ACC"):
+            m.d.comb += [s.w_next.eq(s.w_addr + 1), s.acc_next.eq(s.g)]    # the next group's weight, this one's sum
+            m.d.sync += [s.s_valid.eq(1), s.s_g.eq(s.g), s.g.eq(s.g + 1)]
+            with m.If(s.g == c.groups - 1):
+                with m.If(s.internal & (s.fl_idx != s.n_fired)):
+                    m.next = "INT_FETCH"
+                with m.Else():
+                    m.next = "IDLE" if c.groups > 1 else "ACC_END"
+        with m.State("ACC_END"):
+            m.next = "IDLE"
+        with m.State("INT_FETCH"):          # fl_rd.addr = fl_idx; data next cycle
+            m.next = "INT_LOAD"
+        with m.State("INT_LOAD"):
+            m.d.sync += s.fl_idx.eq(s.fl_idx + 1)
+            self._start_event(m, s, c.n_axons + s.fl_rd.data, 1)
+
+    def _emit_states(self, m, s) -> None:
+        """EMIT: the group's fired neurons leave, lowest lane first, and go to the fired list; then
+        the next group's update, or END: the end-of-step marker, and the replay of the fired list."""
+        c = self.config
+        lane_bits = (c.lanes - 1).bit_length()
+        m.submodules.spike_select = sel = SpikeSelect(c.lanes)
+        m.d.comb += sel.pending.eq(s.pend)
+        with m.State("EMIT"):
+            m.d.comb += s.nrn_next.eq(s.g + 1)             # the next group's first parameter
+            neuron = Cat(sel.lane[:lane_bits], s.g) if lane_bits else s.g
+            with m.If(sel.any):
+                m.d.comb += [self.spikes.valid.eq(1), self.spikes.payload.neuron.eq(neuron)]
+                with m.If(self.spikes.ready):
+                    m.d.comb += [s.fl_wr.addr.eq(s.n_fired), s.fl_wr.data.eq(neuron), s.fl_wr.en.eq(1)]
+                    m.d.sync += [s.n_fired.eq(s.n_fired + 1), s.pend.eq(s.pend & ~(1 << sel.lane))]
+            with m.Elif(s.g == c.groups - 1):
+                m.next = "END"
+            with m.Else():
+                m.d.sync += s.g.eq(s.g + 1)
+                m.d.comb += s.slot_next.eq(s.slot_of(s.reads[s.after["UPDATE_READ"]]))
+                m.next = "UPDATE_READ"
+        with m.State("END"):
+            m.d.comb += [self.spikes.valid.eq(1), self.spikes.payload.end.eq(1)]
+            with m.If(self.spikes.ready):
+                m.d.sync += s.fl_idx.eq(0)
+                with m.If(s.n_fired != 0):
+                    m.next = "INT_FETCH"
+                with m.Else():
+                    m.next = "IDLE"
+
+    def _clear_state(self, m, s) -> None:
+        """CLEAR (CLEAR_STATE): every state field and accumulator to zero, a group per cycle."""
+        c = self.config
+        with m.State("CLEAR"):
+            for lane in range(c.lanes):
+                for name in [*c.state_fields, *c.neuron_model.accumulators]:
+                    wp = s.mems[lane][name][1]
+                    m.d.comb += [wp.addr.eq(s.g), wp.data.eq(0), wp.en.eq(1)]
+            m.d.sync += s.g.eq(s.g + 1)
+            with m.If(s.g == c.groups - 1):
+                m.d.sync += [s.n_fired.eq(0), s.fl_idx.eq(0), s.ev_count.eq(0), s.g.eq(0)]
+                m.next = "IDLE"
+
+
+def emit_verilog(config: CoreConfig, name: str = "spiketwin_core", network=None) -> str:
+    """The core's Verilog (with ``network`` baked in, if given), converted with the project's Yosys."""
+    from amaranth.back import verilog
+
+    from spiketwin.tools import use_project_tools
+
+    use_project_tools()
+    return verilog.convert(Core(config, network), name=name, emit_src=False)
+
+
+def write_verilog(config: CoreConfig, out_dir, name: str = "spiketwin_core", network=None):
+    """Write the core's Verilog and its JSON sidecar (configuration, hash, format, memory map, stream
+    fields) into ``out_dir``; returns both paths."""
+    import json
+    from pathlib import Path
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    v_path = out / f"{name}.v"
+    v_path.write_text(emit_verilog(config, name=name, network=network))
+    sidecar = {"module": name, "config": config.to_dict(), "config_hash": config.config_hash(),
+               "format": str(config.fmt), "memory_map": config.memory_map(),
+               "event_fields": config.event_fields, "spike_fields": config.spike_fields}
+    j_path = out / f"{name}.json"
+    j_path.write_text(json.dumps(sidecar, indent=1))
+    return v_path, j_path

@@ -1,0 +1,8 @@
+"""The board side of the UART host link (``docs/link.md``): UART, framing, and the request checker
+and executor that drive the core's ports; :class:`LinkedCore` is a core behind its link."""
+
+from .host_link import HostLink, LinkedCore
+from .slip import FrameReceiver, SlipEncoder
+from .uart import UARTRx, UARTTx
+
+__all__ = ["UARTRx", "UARTTx", "FrameReceiver", "SlipEncoder", "HostLink", "LinkedCore"]

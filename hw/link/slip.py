@@ -1,0 +1,157 @@
+"""The link's framing in gateware (``docs/link.md``): a receiver that unescapes, checks and buffers
+one request frame, and an encoder that frames a reply with its CRC."""
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.crc import Processor, catalog
+from amaranth.lib.wiring import In, Out
+
+from spiketwin.link import END, ESC, ESC_END, ESC_ESC, MAX_FRAME, Status
+
+__all__ = ["FrameReceiver", "SlipEncoder", "REPLY_BYTE", "crc_processor"]
+
+#: A reply's content byte on its way to the encoder: ``last`` marks the final one (the CRC follows).
+REPLY_BYTE = data.StructLayout({"data": 8, "last": 1})
+
+
+def crc_processor() -> Processor:
+    """The link's CRC (CRC-16/CCITT-FALSE), a byte per cycle."""
+    return catalog.CRC16_CCITT_FALSE(data_width=8).create()
+
+
+class FrameReceiver(wiring.Component):
+    """SLIP decoding, length and CRC checks and buffering of one request frame.
+
+    Bytes arrive on ``i`` (always ready). Content bytes are written to the frame buffer through
+    ``wr_addr``/``wr_data``/``wr_en``; at a frame's END (one that is not empty), ``done`` pulses for
+    one cycle with ``length`` (bytes stored, CRC included) and ``status`` (``Status.OK``, or why the
+    frame is refused) registered until the next frame ends. While ``busy`` (a request executes),
+    bytes are dropped and their frame is refused with ``OVERRUN``; an END then resynchronises.
+
+    Members
+    -------
+    i : In(stream.Signature(8))
+    busy : In(1)
+    wr_addr, wr_data, wr_en : Out
+    done : Out(1)
+    length : Out(range(MAX_FRAME + 1))
+    status : Out(Status)
+    """
+
+    i: In(stream.Signature(8))
+    busy: In(1)
+    wr_addr: Out(range(MAX_FRAME))
+    wr_data: Out(8)
+    wr_en: Out(1)
+    done: Out(1)
+    length: Out(range(MAX_FRAME + 1))
+    status: Out(Status)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.crc = crc = crc_processor()
+        count = Signal(range(MAX_FRAME + 1))
+        esc = Signal()
+        bad = Signal(Status)                 # why the frame is refused, or OK
+        b = self.i.payload
+        value = Signal(8)                    # the byte to store: b, or what an escape stands for
+        m.d.comb += [self.i.ready.eq(1), value.eq(Mux(esc, Mux(b == ESC_END, END, ESC), b)), crc.data.eq(value)]
+
+        def store():
+            with m.If(count == MAX_FRAME):
+                with m.If(bad == Status.OK):
+                    m.d.sync += bad.eq(Status.TOO_LONG)
+            with m.Else():
+                m.d.comb += [self.wr_addr.eq(count), self.wr_data.eq(value), self.wr_en.eq(1), crc.valid.eq(1)]
+                m.d.sync += count.eq(count + 1)
+
+        def restart():
+            m.d.comb += crc.start.eq(1)
+            m.d.sync += [count.eq(0), esc.eq(0), bad.eq(Status.OK)]
+
+        with m.If(self.i.valid):
+            with m.If(self.busy):
+                with m.If(b == END):
+                    restart()                # a frame that ended while busy is dropped unanswered
+                with m.Else():
+                    m.d.sync += bad.eq(Status.OVERRUN)
+            with m.Elif(b == END):
+                with m.If((count != 0) | (bad != Status.OK)):
+                    m.d.comb += self.done.eq(1)
+                    m.d.sync += [self.length.eq(count),
+                                 self.status.eq(Mux(bad != Status.OK, bad,
+                                                    Mux(count < 3, Status.BAD_LENGTH,
+                                                        Mux(crc.match_detected, Status.OK, Status.BAD_CRC))))]
+                restart()
+            with m.Elif(esc):
+                m.d.sync += esc.eq(0)
+                with m.If((b == ESC_END) | (b == ESC_ESC)):
+                    store()
+                with m.Elif(bad == Status.OK):
+                    m.d.sync += bad.eq(Status.BAD_ESCAPE)
+            with m.Elif(b == ESC):
+                m.d.sync += esc.eq(1)
+            with m.Else():
+                store()
+        return m
+
+
+class SlipEncoder(wiring.Component):
+    """Reply framing: content bytes in (``last`` marks the final one), then the CRC, SLIP escapes
+    and END out.
+
+    Members
+    -------
+    i : In(stream.Signature(REPLY_BYTE))
+    o : Out(stream.Signature(8))
+    """
+
+    i: In(stream.Signature(REPLY_BYTE))
+    o: Out(stream.Signature(8))
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.crc = crc = crc_processor()
+        cur = Signal(8)
+        last = Signal()
+        phase = Signal(2)                    # 0 content, 1 CRC high, 2 CRC low
+        special = (cur == END) | (cur == ESC)
+        m.d.comb += crc.data.eq(cur)         # from the registered byte: a short path
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += self.i.ready.eq(1)
+                with m.If(self.i.valid):
+                    m.d.sync += [cur.eq(self.i.payload.data), last.eq(self.i.payload.last)]
+                    m.next = "CRC"
+            with m.State("CRC"):
+                m.d.comb += crc.valid.eq(1)
+                m.next = "EMIT"
+            with m.State("EMIT"):
+                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(Mux(special, ESC, cur))]
+                with m.If(self.o.ready):
+                    m.next = "NEXT"
+                    with m.If(special):
+                        m.next = "ESCAPED"
+            with m.State("ESCAPED"):
+                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(Mux(cur == END, ESC_END, ESC_ESC))]
+                with m.If(self.o.ready):
+                    m.next = "NEXT"
+            with m.State("NEXT"):
+                with m.If(phase == 0):
+                    with m.If(last):
+                        m.d.sync += [phase.eq(1), cur.eq(crc.crc[8:])]
+                        m.next = "EMIT"
+                    with m.Else():
+                        m.next = "IDLE"
+                with m.Elif(phase == 1):
+                    m.d.sync += [phase.eq(2), cur.eq(crc.crc[:8])]
+                    m.next = "EMIT"
+                with m.Else():
+                    m.next = "END"
+            with m.State("END"):
+                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(END)]
+                with m.If(self.o.ready):
+                    m.d.comb += crc.start.eq(1)
+                    m.d.sync += phase.eq(0)
+                    m.next = "IDLE"
+        return m
