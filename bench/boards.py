@@ -18,12 +18,11 @@ import json
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from spiketwin import CoreConfig
 from spiketwin.boards import get_board
-from spiketwin.boards.build import build_linked
+from spiketwin.boards.build import build_linked, plan_core
 from spiketwin.boards.link_top import DEFAULT_BAUD
 
 ICEBREAKER, ULX3S = get_board("icebreaker"), get_board("ulx3s-85f")
@@ -31,8 +30,8 @@ CORES = {
     "icebreaker": ICEBREAKER.default_core,
     "ulx3s-85f": ULX3S.default_core,
     "ulx3s-85f:4-lanes": CoreConfig(64, 128, lanes=4),
-    "icebreaker:dpi": replace(ICEBREAKER.default_core, model="dpi"),
-    "ulx3s-85f:dpi": replace(ULX3S.default_core, model="dpi"),
+    "icebreaker:dpi": ICEBREAKER.default_core_for("dpi"),
+    "ulx3s-85f:dpi": ULX3S.default_core_for("dpi"),
 }
 
 
@@ -47,9 +46,12 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="spiketwin-bench-") as tmp:
         for board in args.boards:
             config = CORES[board]
+            name = board.split(":")[0]
+            plan_core(name, axons=config.n_axons, neurons=config.n_neurons, lanes=config.lanes,
+                      model=config.model)                    # refused here, before synthesis, if too big
             t0 = time.perf_counter()
             clock = get_board(board.split(":")[0]).target_mhz if args.targets == "issue" else "auto"
-            rep = build_linked(config, None, board.split(":")[0], Path(tmp) / board, DEFAULT_BAUD, clock,
+            rep = build_linked(config, None, name, Path(tmp) / board, DEFAULT_BAUD, clock,
                                allow_timing_fail=True)
             fmax = rep["core_clock"]["mhz"]
             results.append({"board": board, "device": rep["device"], "config": config.to_dict(),
@@ -58,6 +60,10 @@ def main(argv=None) -> int:
                             "synaptic_ops_per_s": config.lanes * fmax * 1e6,
                             "synaptic_ops_per_s_at_clock": config.lanes * rep["clock_mhz"] * 1e6,
                             "build_seconds": time.perf_counter() - t0})
+            r = results[-1]
+            print(f"{board}: {r['fmax_mhz']:.2f} MHz at {r['core_clock_mhz']:.3f} MHz "
+                  f"({'met' if r['meets_timing'] else 'missed'}), {r['build_seconds']:.0f} s",
+                  file=sys.stderr, flush=True)
     print(json.dumps(results, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))

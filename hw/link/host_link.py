@@ -373,15 +373,17 @@ class HostLink(wiring.Component):
     def _run(self, m, s):
         c = self.config
         n_ev = Signal(8 * COUNT_BYTES)
+        n_ev_zero = Signal()          # n_ev == 0, registered with it: RUN_EV's choice of the next
+                                      # buffer address comes from a flip-flop, not a comparison
         neuron = Signal(8 * NEURON_BYTES)
         spike_end = Signal()
         axon = Signal(8 * AXON_BYTES)
         with m.State("RUN_STEP"):                # byte = this step's event count
-            m.d.sync += n_ev.eq(s.byte)
+            m.d.sync += [n_ev.eq(s.byte), n_ev_zero.eq(s.byte == 0)]
             m.d.comb += s.advance.eq(1)
             m.next = "RUN_EV"
         with m.State("RUN_EV"):
-            with m.If(n_ev == 0):
+            with m.If(n_ev_zero):
                 m.next = "RUN_MARK"
             with m.Else():
                 m.d.sync += axon.eq(Cat(s.byte, axon[:8]))     # big-endian: high byte first
@@ -393,7 +395,7 @@ class HostLink(wiring.Component):
             m.next = "RUN_SEND"
         with m.State("RUN_SEND"):
             with m.If(self._send_event(m, s, Mux(axon >= c.n_axons, c.n_axons, axon), 0)):
-                m.d.sync += n_ev.eq(n_ev - 1)
+                m.d.sync += [n_ev.eq(n_ev - 1), n_ev_zero.eq(n_ev == 1)]
                 m.next = "RUN_EV"
         with m.State("RUN_MARK"):
             with m.If(self._send_event(m, s, 0, 1)):
