@@ -373,14 +373,17 @@ class HostLink(wiring.Component):
     def _run(self, m, s):
         c = self.config
         n_ev = Signal(8 * COUNT_BYTES)
-        n_ev_zero = Signal()          # n_ev == 0, registered with it: RUN_EV's choice of the next
+        n_ev_zero = Signal()          # n_ev == 0, registered from n_ev: RUN_EV's choice of the next
                                       # buffer address comes from a flip-flop, not a comparison
         neuron = Signal(8 * NEURON_BYTES)
         spike_end = Signal()
         axon = Signal(8 * AXON_BYTES)
         with m.State("RUN_STEP"):                # byte = this step's event count
-            m.d.sync += [n_ev.eq(s.byte), n_ev_zero.eq(s.byte == 0)]
+            m.d.sync += n_ev.eq(s.byte)
             m.d.comb += s.advance.eq(1)
+            m.next = "RUN_COUNT"
+        with m.State("RUN_COUNT"):               # (a block RAM's output is slow to compare on the ECP5)
+            m.d.sync += n_ev_zero.eq(n_ev == 0)
             m.next = "RUN_EV"
         with m.State("RUN_EV"):
             with m.If(n_ev_zero):

@@ -65,7 +65,7 @@ class Network(NetworkArrays):
 
     def expected_shape(self, name: str) -> tuple:
         c = self.config
-        return (c.n_sources, c.n_neurons) if name == "weights" else (c.n_neurons,)
+        return (c.n_sources, c.n_neurons) if name == "weights" else super().expected_shape(name)
 
     def value_range(self, name: str) -> tuple[int, int]:
         c = self.config
