@@ -41,6 +41,7 @@ def main(argv=None) -> int:
     p.add_argument("--json")
     p.add_argument("--targets", choices=("issue", "auto"), default="issue",
                    help="PLL at the target clocks (default), or as `spiketwin build --clock-mhz auto`")
+    p.add_argument("--seed", type=int, help="nextpnr's placement seed (default: each board's)")
     args = p.parse_args(argv)
     results = []
     with tempfile.TemporaryDirectory(prefix="spiketwin-bench-") as tmp:
@@ -52,11 +53,12 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             clock = get_board(board.split(":")[0]).target_mhz if args.targets == "issue" else "auto"
             rep = build_linked(config, None, name, Path(tmp) / board, DEFAULT_BAUD, clock,
-                               allow_timing_fail=True)
+                               allow_timing_fail=True, seed=args.seed)
             fmax = rep["core_clock"]["mhz"]
             results.append({"board": board, "device": rep["device"], "config": config.to_dict(),
                             "resources": rep["resources"], "fmax_mhz": fmax, "core_clock_mhz": rep["clock_mhz"],
                             "pll": rep["pll"], "meets_timing": rep["core_clock"]["pass"],
+                            "placement_seed": rep["placement_seed"],
                             "synaptic_ops_per_s": config.lanes * fmax * 1e6,
                             "synaptic_ops_per_s_at_clock": config.lanes * rep["clock_mhz"] * 1e6,
                             "build_seconds": time.perf_counter() - t0})

@@ -93,6 +93,10 @@ class Board:
         --board`` builds when nothing else is said.
     target_mhz : float
         The core clock the default core is built for (through the PLL).
+    placement_seed : int or None
+        nextpnr's placement seed for the board's builds (its own default when None): on a nearly
+        full FPGA the seed moves the fmax by a few MHz, and this one closes the default core's
+        timing (``bench/boards.py --seed`` finds another after a change to the gateware).
     """
 
     name: str
@@ -103,6 +107,7 @@ class Board:
     programmer: str
     default_cores: dict
     target_mhz: float
+    placement_seed: int | None = None
 
     @property
     def default_core(self) -> CoreConfig:

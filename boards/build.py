@@ -48,11 +48,12 @@ def summarise(utilisation: dict, board: str) -> dict:
 
 
 def build_bitstream(top, board: str, out_dir: Path, name: str = "spiketwin", clock_mhz: float | None = None,
-                    allow_timing_fail: bool = False) -> dict:
+                    allow_timing_fail: bool = False, seed: int | None = None) -> dict:
     """Synthesise, place, route and pack ``top`` for ``board``; returns the report (also as JSON).
 
     ``clock_mhz`` is the core clock when it is not the board's oscillator (a PLL's output); the
-    report's ``core_clock`` is nextpnr's verdict for it. With ``allow_timing_fail`` a design slower
+    report's ``core_clock`` is nextpnr's verdict for it. ``seed`` is nextpnr's placement seed (the
+    board's ``placement_seed`` when None). With ``allow_timing_fail`` a design slower
     than that clock still gets its bitstream and report (to measure what it reaches), not an error.
     """
     use_project_tools()
@@ -69,8 +70,11 @@ def build_bitstream(top, board: str, out_dir: Path, name: str = "spiketwin", clo
 
         # SPRAM cannot be initialised, and Yosys maps only memories without initial contents to it.
         script.append(f"delete t:$meminit_v2 r:MEMID=*_{SPRAM_TAG}_* %i")
-    if allow_timing_fail:
-        extra["nextpnr_opts"] = "--timing-allow-fail"
+    seed = spec.placement_seed if seed is None else seed
+    nextpnr_opts = ["--timing-allow-fail"] if allow_timing_fail else []
+    nextpnr_opts += [f"--seed {seed}"] if seed is not None else []
+    if nextpnr_opts:
+        extra["nextpnr_opts"] = " ".join(nextpnr_opts)
     platform.build(top, name=name, build_dir=str(out_dir), do_program=False,
                    script_after_read="\n".join(script), **extra)
     bitstream = out_dir / f"{name}{spec.bitstream_suffix}"
@@ -79,7 +83,7 @@ def build_bitstream(top, board: str, out_dir: Path, name: str = "spiketwin", clo
     parsed = parse_nextpnr_log((out_dir / f"{name}.tim").read_text())
     clock_mhz = clock_mhz or platform.default_clk_frequency / 1e6
     core = min(parsed["fmax"].items(), key=lambda kv: abs(kv[1]["target_mhz"] - clock_mhz), default=(None, None))
-    report = {"board": board, "device": platform.device, "package": platform.package,
+    report = {"board": board, "device": platform.device, "placement_seed": seed, "package": platform.package,
               "oscillator_mhz": platform.default_clk_frequency / 1e6, "clock_mhz": clock_mhz,
               "core_clock": {"net": core[0], **core[1]} if core[0] else None,
               "bitstream": str(bitstream), "bitstream_bytes": bitstream.stat().st_size,
@@ -88,11 +92,12 @@ def build_bitstream(top, board: str, out_dir: Path, name: str = "spiketwin", clo
     return report
 
 
-def build_linked(config, net, board: str, out: Path, baud: int, clock_mhz="auto", allow_timing_fail=False) -> dict:
+def build_linked(config, net, board: str, out: Path, baud: int, clock_mhz="auto", allow_timing_fail=False,
+                 seed: int | None = None) -> dict:
     """Build the linked core for ``board`` with its core clock: ``"board"`` (the oscillator), a
     frequency in MHz (through the PLL), or ``"auto"``: a first build on the oscillator measures the
     post-route fmax, then the PLL is set 5% below it (when that is faster than the oscillator).
-    ``allow_timing_fail``: see ``build_bitstream``."""
+    ``allow_timing_fail``, ``seed``: see ``build_bitstream``."""
     from .link_top import LinkTop
 
     spec = get_board(board)
@@ -101,7 +106,7 @@ def build_linked(config, net, board: str, out: Path, baud: int, clock_mhz="auto"
     if clock_mhz == "board":
         pll = None
     elif clock_mhz == "auto":
-        first = build_bitstream(LinkTop(config, net, baud, weights_in_spram=spram), board, out)
+        first = build_bitstream(LinkTop(config, net, baud, weights_in_spram=spram), board, out, seed=seed)
         fmax = first["core_clock"]["mhz"] if first["core_clock"] else 0.0
         target = int(fmax * 0.95 * 4) / 4
         try:
@@ -120,7 +125,7 @@ def build_linked(config, net, board: str, out: Path, baud: int, clock_mhz="auto"
                                f"not {clock_mhz!r}") from None
         pll = spec.pll(target, f_in)
     rep = build_bitstream(LinkTop(config, net, baud, pll, weights_in_spram=spram), board, out,
-                          clock_mhz=pll.f_out_mhz if pll else None, allow_timing_fail=allow_timing_fail)
+                          clock_mhz=pll.f_out_mhz if pll else None, allow_timing_fail=allow_timing_fail, seed=seed)
     return {**rep, "pll": asdict(pll) if pll else None}
 
 
@@ -156,7 +161,7 @@ def plan_core(board: str, network=None, axons: int | None = None, neurons: int |
 
 def build_board(board: str, out: Path, network=None, axons: int | None = None, neurons: int | None = None,
                 lanes: int | None = None, model: str = "lif", rounding: str = "trunc", baud: int | None = None,
-                clock_mhz="auto", log=print) -> dict:
+                clock_mhz="auto", seed: int | None = None, log=print) -> dict:
     """The whole of ``spiketwin build``: plan the core (:func:`plan_core`), build it behind its UART
     link (:func:`build_linked`) into ``out``, and write the report with the core, its fmax and the
     synaptic operations/s it gives (``spiketwin-report.json``)."""
@@ -168,7 +173,7 @@ def build_board(board: str, out: Path, network=None, axons: int | None = None, n
     log(f"building for {board}: {config.model.upper()} core, {config.n_axons} axons x {config.n_neurons} neurons, "
         f"{config.lanes} lane(s), {note} (Yosys + nextpnr) ...")
     out = Path(out)
-    rep = build_linked(config, baked, board, out, baud, clock_mhz)
+    rep = build_linked(config, baked, board, out, baud, clock_mhz, seed=seed)
     clock = rep["core_clock"]
     rep["core"] = {"config": config.to_dict(), "config_hash": config.config_hash(), "baked": baked is not None,
                    "weights_in_spram": spec.weights_in_spram(config, baked is not None), "baud": baud}

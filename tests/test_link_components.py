@@ -69,6 +69,8 @@ def test_frame_receiver_refuses_and_keeps_what_the_host_decoder_does():
         for byte in stream:
             ctx.set(dut.i.payload, byte)
             ctx.set(dut.i.valid, 1)
+            await ctx.tick()
+            ctx.set(dut.i.valid, 0)                    # the byte is handled in the cycle after
             done, wr = ctx.get(dut.done), ctx.get(dut.wr_en)
             if wr:
                 buf[ctx.get(dut.wr_addr)] = ctx.get(dut.wr_data)
@@ -78,8 +80,6 @@ def test_frame_receiver_refuses_and_keeps_what_the_host_decoder_does():
                 content = bytes(buf[k] for k in range(length))[:-2] if status == Status.OK else b""
                 got.append((content, status))
                 buf = {}
-            ctx.set(dut.i.valid, 0)
-            await ctx.tick()
 
     simulate(dut, bench)
     assert got == expected

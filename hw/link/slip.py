@@ -22,11 +22,12 @@ def crc_processor() -> Processor:
 class FrameReceiver(wiring.Component):
     """SLIP decoding, length and CRC checks and buffering of one request frame.
 
-    Bytes arrive on ``i`` (always ready). Content bytes are written to the frame buffer through
-    ``wr_addr``/``wr_data``/``wr_en``; at a frame's END (one that is not empty), ``done`` pulses for
-    one cycle with ``length`` (bytes stored, CRC included) and ``status`` (``Status.OK``, or why the
-    frame is refused) registered until the next frame ends. While ``busy`` (a request executes),
-    bytes are dropped and their frame is refused with ``OVERRUN``; an END then resynchronises.
+    Bytes arrive on ``i`` (always ready) and are handled the cycle after. Content bytes are
+    written to the frame buffer through ``wr_addr``/``wr_data``/``wr_en``; at a frame's END (one
+    that is not empty), ``done`` pulses for one cycle with ``length`` (bytes stored, CRC included)
+    and ``status`` (``Status.OK``, or why the frame is refused) registered until the next frame
+    ends. While ``busy`` (a request executes), bytes are dropped and their frame is refused with
+    ``OVERRUN``; an END then resynchronises.
 
     Members
     -------
@@ -51,31 +52,40 @@ class FrameReceiver(wiring.Component):
         m = Module()
         m.submodules.crc = crc = crc_processor()
         count = Signal(range(MAX_FRAME + 1))
+        full = Signal()                      # count == MAX_FRAME, kept with it
         esc = Signal()
         bad = Signal(Status)                 # why the frame is refused, or OK
-        b = self.i.payload
+        # Each byte is taken into a register with what it is (END, ESC, an escape's second byte),
+        # so a byte's decoding starts from flip-flops: bytes are a UART frame apart, and the
+        # cycle this costs is never seen.
+        valid, b = Signal(), Signal(8)
+        is_end, is_esc, is_esc_end, is_esc_esc = Signal(), Signal(), Signal(), Signal()
+        m.d.comb += self.i.ready.eq(1)
+        m.d.sync += [valid.eq(self.i.valid), b.eq(self.i.payload), is_end.eq(self.i.payload == END),
+                     is_esc.eq(self.i.payload == ESC), is_esc_end.eq(self.i.payload == ESC_END),
+                     is_esc_esc.eq(self.i.payload == ESC_ESC)]
         value = Signal(8)                    # the byte to store: b, or what an escape stands for
-        m.d.comb += [self.i.ready.eq(1), value.eq(Mux(esc, Mux(b == ESC_END, END, ESC), b)), crc.data.eq(value)]
+        m.d.comb += [value.eq(Mux(esc, Mux(is_esc_end, END, ESC), b)), crc.data.eq(value)]
 
         def store():
-            with m.If(count == MAX_FRAME):
+            with m.If(full):
                 with m.If(bad == Status.OK):
                     m.d.sync += bad.eq(Status.TOO_LONG)
             with m.Else():
                 m.d.comb += [self.wr_addr.eq(count), self.wr_data.eq(value), self.wr_en.eq(1), crc.valid.eq(1)]
-                m.d.sync += count.eq(count + 1)
+                m.d.sync += [count.eq(count + 1), full.eq(count == MAX_FRAME - 1)]
 
         def restart():
             m.d.comb += crc.start.eq(1)
-            m.d.sync += [count.eq(0), esc.eq(0), bad.eq(Status.OK)]
+            m.d.sync += [count.eq(0), full.eq(0), esc.eq(0), bad.eq(Status.OK)]
 
-        with m.If(self.i.valid):
+        with m.If(valid):
             with m.If(self.busy):
-                with m.If(b == END):
+                with m.If(is_end):
                     restart()                # a frame that ended while busy is dropped unanswered
                 with m.Else():
                     m.d.sync += bad.eq(Status.OVERRUN)
-            with m.Elif(b == END):
+            with m.Elif(is_end):
                 with m.If((count != 0) | (bad != Status.OK)):
                     m.d.comb += self.done.eq(1)
                     m.d.sync += [self.length.eq(count),
@@ -85,11 +95,11 @@ class FrameReceiver(wiring.Component):
                 restart()
             with m.Elif(esc):
                 m.d.sync += esc.eq(0)
-                with m.If((b == ESC_END) | (b == ESC_ESC)):
+                with m.If(is_esc_end | is_esc_esc):
                     store()
                 with m.Elif(bad == Status.OK):
                     m.d.sync += bad.eq(Status.BAD_ESCAPE)
-            with m.Elif(b == ESC):
+            with m.Elif(is_esc):
                 m.d.sync += esc.eq(1)
             with m.Else():
                 store()

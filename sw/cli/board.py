@@ -31,7 +31,7 @@ def cmd_build(args) -> int:
         return 0
     net = load_network(args.network) if args.network is not None else None
     rep = build_board(args.board, out, net, args.axons, args.neurons, args.lanes, args.neuron_model, args.rounding,
-                      args.baud, args.clock_mhz, log=lambda line: print(line, flush=True))
+                      args.baud, args.clock_mhz, args.seed, log=lambda line: print(line, flush=True))
     clock = rep["core_clock"]
     res = ", ".join(f"{k.upper()} {v['used']}/{v['available']}" for k, v in rep["resources"].items())
     source = f"PLL from the {rep['oscillator_mhz']:g} MHz oscillator" if rep.get("pll") else "the board's oscillator"
@@ -139,6 +139,7 @@ def add_parsers(sub) -> None:
     b.add_argument("--clock-mhz", default="auto",
                    help="core clock: 'auto' (a PLL 5%% below the fmax of a first build), 'board' (the oscillator) "
                         "or a frequency in MHz made by the PLL")
+    b.add_argument("--seed", type=int, help="nextpnr's placement seed (default: the board's)")
     b.set_defaults(func=cmd_build)
 
     fs = sub.add_parser("flash", help="write a bitstream to a board (openFPGALoader)")
