@@ -95,38 +95,42 @@ def build_bitstream(top, board: str, out_dir: Path, name: str = "spiketwin", clo
 def build_linked(config, net, board: str, out: Path, baud: int, clock_mhz="auto", allow_timing_fail=False,
                  seed: int | None = None) -> dict:
     """Build the linked core for ``board`` with its core clock: ``"board"`` (the oscillator), a
-    frequency in MHz (through the PLL), or ``"auto"``: a first build on the oscillator measures the
-    post-route fmax, then the PLL is set 5% below it (when that is faster than the oscillator).
-    ``allow_timing_fail``, ``seed``: see ``build_bitstream``."""
+    frequency in MHz (through the PLL), or ``"auto"``: first the board's target clock through the
+    PLL, and when the core misses it, again with the PLL 5% below the post-route fmax it reached
+    (the oscillator when that is not faster). ``allow_timing_fail``, ``seed``: see ``build_bitstream``."""
     from .link_top import LinkTop
 
     spec = get_board(board)
     f_in = spec.platform().default_clk_frequency / 1e6
     spram = spec.weights_in_spram(config, baked=net is not None)
+
+    def build(pll, may_fail):
+        rep = build_bitstream(LinkTop(config, net, baud, pll, weights_in_spram=spram), board, out,
+                              clock_mhz=pll.f_out_mhz if pll else None, allow_timing_fail=may_fail, seed=seed)
+        return {**rep, "pll": asdict(pll) if pll else None}
+
     if clock_mhz == "board":
-        pll = None
-    elif clock_mhz == "auto":
-        first = build_bitstream(LinkTop(config, net, baud, weights_in_spram=spram), board, out, seed=seed)
-        fmax = first["core_clock"]["mhz"] if first["core_clock"] else 0.0
-        target = int(fmax * 0.95 * 4) / 4
-        try:
-            pll = spec.pll(target, f_in) if target > f_in else None
-        except ValueError:                       # below the PLL's range: the oscillator it is
-            pll = None
-        if pll is None:
-            return {**first, "pll": None}
-        print(f"post-route fmax {fmax:.1f} MHz on the {f_in:g} MHz oscillator: rebuilding with a "
-              f"{pll.f_out_mhz:.3f} MHz PLL", flush=True)
-    else:
+        return build(None, allow_timing_fail)
+    if clock_mhz != "auto":
         try:
             target = float(clock_mhz)
         except ValueError:
             raise InvalidValue(f"--clock-mhz must be 'auto', 'board' or a frequency in MHz, "
                                f"not {clock_mhz!r}") from None
-        pll = spec.pll(target, f_in)
-    rep = build_bitstream(LinkTop(config, net, baud, pll, weights_in_spram=spram), board, out,
-                          clock_mhz=pll.f_out_mhz if pll else None, allow_timing_fail=allow_timing_fail, seed=seed)
-    return {**rep, "pll": asdict(pll) if pll else None}
+        return build(spec.pll(target, f_in), allow_timing_fail)
+    first = build(spec.pll(spec.target_mhz, f_in), True)
+    clock = first["core_clock"]
+    if clock is not None and clock["pass"]:
+        return first
+    fmax = clock["mhz"] if clock else 0.0
+    target = int(fmax * 0.95 * 4) / 4
+    try:
+        pll = spec.pll(target, f_in) if target > f_in else None
+    except ValueError:                       # below the PLL's range: the oscillator it is
+        pll = None
+    print(f"post-route fmax {fmax:.1f} MHz misses the {spec.target_mhz:g} MHz target: rebuilding with "
+          + (f"a {pll.f_out_mhz:.3f} MHz PLL" if pll else f"the {f_in:g} MHz oscillator"), flush=True)
+    return build(pll, allow_timing_fail)
 
 
 def plan_core(board: str, network=None, axons: int | None = None, neurons: int | None = None,

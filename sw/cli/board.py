@@ -137,7 +137,8 @@ def add_parsers(sub) -> None:
     b.add_argument("--baud", type=int, default=115_200)
     b.add_argument("--out", type=Path, default=Path("build"))
     b.add_argument("--clock-mhz", default="auto",
-                   help="core clock: 'auto' (a PLL 5%% below the fmax of a first build), 'board' (the oscillator) "
+                   help="core clock: 'auto' (the board's target clock through the PLL, or 5%% below the fmax "
+                        "reached if the core misses it), 'board' (the oscillator) "
                         "or a frequency in MHz made by the PLL")
     b.add_argument("--seed", type=int, help="nextpnr's placement seed (default: the board's)")
     b.set_defaults(func=cmd_build)
