@@ -12,6 +12,8 @@ its threshold) is reported as unobservable.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from .errors import InvalidValue
@@ -100,6 +102,10 @@ def characterize(link, nominal, progress: bool = True) -> tuple[dict, list[tuple
         probe = Probe(link, c, bar)
         try:
             measured = model.measure(probe)
-        finally:
-            probe.restore()
+        except BaseException:
+            # Put the board back if it still answers, but report what stopped the measurement.
+            with contextlib.suppress(Exception):
+                probe.restore()
+            raise
+        probe.restore()
     return measured, model.profile_rows(nominal, measured)

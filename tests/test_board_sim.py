@@ -14,7 +14,7 @@ import serial
 from spiketwin import CoreConfig, Network
 from spiketwin.cli import main
 from spiketwin.digital_twin import FPGAMismatchModel
-from spiketwin.link import BoardModel, Link, ModelPort, characterize
+from spiketwin.link import BoardModel, Link, LinkError, ModelPort, characterize
 from spiketwin.profile import MismatchProfile, ParameterCV
 
 
@@ -241,3 +241,19 @@ def test_stopping_sim_board_stops_its_simulator(tmp_path):
         assert group_members(board.pid) == [], "the simulator outlived sim-board"
     finally:
         stop_board(board)
+
+
+def test_a_board_that_stops_answering_mid_characterize_reports_why():
+    """The link's own error reaches the user, not one from putting the board back."""
+    config = CoreConfig(2, 4)
+    net = Network.random(config, 0)
+    port = ModelPort(BoardModel(config, net))
+    replies = {"left": 40}
+    real_read = port.read
+
+    def read(n=1):
+        replies["left"] -= 1
+        return real_read(n) if replies["left"] > 0 else b""      # a timeout, as pyserial gives it
+    port.read = read
+    with pytest.raises(LinkError, match=r"^no reply to .* \(timeout\)$"):
+        characterize(Link(port), net, progress=False)
