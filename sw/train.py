@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from . import fastpath
 from . import fixedpoint as fx
 from .config import CoreConfig
 from .digital_twin import FPGAMismatchModel
@@ -121,8 +122,12 @@ def _spike_surrogate(x, slope):
 
 
 def forward(model: LayeredModel, events: np.ndarray, cfg: TrainConfig, mismatch: FPGAMismatchModel | None = None,
-            keep: bool = True) -> dict:
-    """Run the float (or, with ``cfg.qat``, the core-exact) model on events [batch, steps, n_in]."""
+            keep: bool = True, engine: str = "auto") -> dict:
+    """Run the float (or, with ``cfg.qat``, the core-exact) model on events [batch, steps, n_in].
+
+    The core-exact model runs on the twin's compiled LIF layer (:func:`spiketwin.models.lif_fast.layer`)
+    unless ``engine`` (or ``SPIKETWIN_ENGINE``) says ``"reference"``; both give the same values.
+    """
     fmt = cfg.fmt
     q = (lambda a: fx.quantize(a, fmt)) if cfg.qat else (lambda a: a)
 
@@ -156,18 +161,29 @@ def forward(model: LayeredModel, events: np.ndarray, cfg: TrainConfig, mismatch:
     u = events.astype(np.float64)
     rec = []
     out_counts = None
+    compiled = cfg.qat and fastpath.resolve_engine(engine) != "reference"
+    if compiled:
+        from .models import lif_fast
     for L in layers:
         n = L["W"].shape[1]
-        i = np.zeros((B, n))
-        v = np.zeros((B, n))
         acc = u @ L["W"]                       # [B, T, n]: all steps at once
-        ms, ss, is_ = np.zeros((B, T, n)), np.zeros((B, T, n)), np.zeros((B, T, n))
-        for t in range(T):
-            i = sat(mulq(L["alpha"], i) + acc[:, t])
-            m = sat(mulq(L["beta"], v) + i + L["b"])
-            s = (m >= L["th"]).astype(np.float64)
-            v = np.where(s > 0, sat(m - L["th"]), m)
-            ms[:, t], ss[:, t], is_[:, t] = m, s, i
+        if compiled:
+            # The same steps on raw integers: every value above is on the format's grid, the
+            # sums in acc included (exact in float64), so the conversions are exact.
+            params = (fx.to_raw(np.broadcast_to(L[k], (n,)), fmt) for k in ("alpha", "beta", "b", "th"))
+            m_raw, fired, i_raw, v_raw = lif_fast.layer(fmt, np.rint(acc * fmt.one).astype(np.int64), *params)
+            ms, is_, v = fx.to_float(m_raw, fmt), fx.to_float(i_raw, fmt), fx.to_float(v_raw, fmt)
+            ss = fired.astype(np.float64)
+        else:
+            i = np.zeros((B, n))
+            v = np.zeros((B, n))
+            ms, ss, is_ = np.zeros((B, T, n)), np.zeros((B, T, n)), np.zeros((B, T, n))
+            for t in range(T):
+                i = sat(mulq(L["alpha"], i) + acc[:, t])
+                m = sat(mulq(L["beta"], v) + i + L["b"])
+                s = (m >= L["th"]).astype(np.float64)
+                v = np.where(s > 0, sat(m - L["th"]), m)
+                ms[:, t], ss[:, t], is_[:, t] = m, s, i
         if keep:
             rec.append({"u": u, "m": ms, "s": ss, **L})
         # The core delays each layer by one step: layer l+1 sees these spikes a step later.

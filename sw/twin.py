@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from . import fastpath
 from . import fixedpoint as fx
 from .config import Control, CoreConfig, ErrorFlag, Region
 from .errors import InvalidValue
@@ -41,14 +42,18 @@ class SimResult:
     traces: dict | None = None       # every state field after each step [..., steps, n_neurons], if recorded
 
 
-def _check_events(config: CoreConfig, events: np.ndarray) -> np.ndarray:
+def _check_events(config: CoreConfig, events: np.ndarray, engine: str = "reference") -> np.ndarray:
     ev = np.asarray(events)
     if ev.dtype.kind not in "iub":
         raise InvalidValue(f"events must be integer event counts, not {ev.dtype}")
     if ev.ndim not in (2, 3) or ev.shape[-1] != config.n_axons:
         raise InvalidValue(f"events must have shape [steps, {config.n_axons}] or "
                          f"[batch, steps, {config.n_axons}], not {ev.shape}")
-    ev = ev.astype(np.int64)
+    if engine != "reference" and ev.dtype.kind != "u" and fastpath.available():
+        batched = ev if ev.ndim == 3 else ev[None]
+        if fastpath.events_fit(batched, config.max_axon_events):
+            return ev
+    ev = ev.astype(np.int64, copy=False)
     if (ev < 0).any():
         raise InvalidValue(f"events{first_bad(ev < 0)} is negative")
     per_step = ev.sum(axis=-1)
@@ -110,7 +115,7 @@ def _accumulate(accumulators: list, sources: np.ndarray) -> np.ndarray:
 
 
 def simulate(config: CoreConfig, network: Network | DPINetwork, events, steps: int | None = None,
-             state: State | DPIState | None = None, record: bool = False) -> SimResult:
+             state: State | DPIState | None = None, record: bool = False, engine: str = "auto") -> SimResult:
     """Run the core (either neuron model) for ``steps`` steps.
 
     Parameters
@@ -123,10 +128,15 @@ def simulate(config: CoreConfig, network: Network | DPINetwork, events, steps: i
     record : bool
         Also return every state field after every step (``traces``; ``v`` is the membrane: v,
         or u of a DPI core).
+    engine : str
+        ``"reference"`` runs the model's readable NumPy ``step`` each time step; ``"fast"`` its
+        compiled kernel (:mod:`spiketwin.fastpath`, equal bit for bit); ``"auto"`` (the default)
+        the kernel where the model has one and numba imports.
     """
     if network.config != config:
         raise InvalidValue("The network was built for another core configuration")
-    ev = _check_events(config, events)
+    engine = fastpath.resolve_engine(engine)
+    ev = _check_events(config, events, engine)
     batched = ev.ndim == 3
     if not batched:
         ev = ev[None]
@@ -138,8 +148,29 @@ def simulate(config: CoreConfig, network: Network | DPINetwork, events, steps: i
         state = zero_state(config, (batch,))
     elif not batched:
         state = _map_state(state, lambda a: np.asarray(a)[None])
+    model = config.neuron_model
+    if engine == "fast" and model.fast_path is None:
+        raise InvalidValue(f"the {model.name} model has no fast path")
+    if engine == "fast" or (engine == "auto" and model.fast_path is not None):
+        spikes, state, traces = fastpath.run(config, network, ev, steps, state, record)
+    else:
+        spikes, state, traces = _run_reference(config, network, ev, steps, state, record)
+    if not batched:
+        spikes = spikes[0]
+        state = _map_state(state, lambda a: a[0])
+        if record:
+            traces = {k: v[0] for k, v in traces.items()}
+    if not record:
+        return SimResult(spikes, state)
+    membrane = traces[model.membrane]
+    return SimResult(spikes, state, membrane, traces.get("i_syn"), traces)
+
+
+def _run_reference(config: CoreConfig, network, ev: np.ndarray, steps: int, state, record: bool):
+    """The time loop over the model's ``step``: (spikes, end state, traces or None), batched."""
     n_ax = config.n_axons
     model = config.neuron_model
+    batch, given = ev.shape[:2]
     kinds = model.weight_planes(network)
     update = model.step
     from_axons = [_Accumulator(config, w[:n_ax]) for w in kinds]
@@ -161,15 +192,7 @@ def simulate(config: CoreConfig, network: Network | DPINetwork, events, steps: i
         if record:
             for name in names:
                 traces[name][:, t] = getattr(state, name)
-    if not batched:
-        spikes = spikes[0]
-        state = _map_state(state, lambda a: a[0])
-        if record:
-            traces = {k: v[0] for k, v in traces.items()}
-    if not record:
-        return SimResult(spikes, state)
-    membrane = traces[model.membrane]
-    return SimResult(spikes, state, membrane, traces.get("i_syn"), traces)
+    return spikes, state, traces
 
 
 class CoreModel:

@@ -41,6 +41,28 @@ def test_qat_forward_is_the_integer_twin_spike_for_spike(digits01):
     assert (twin.state.v[..., outputs] == np.round(fw["final_v"] * 256)).all()
 
 
+@pytest.mark.parametrize("rounding", ["trunc", "floor", "nearest"])
+def test_qat_forward_engines_agree(digits01, rounding):
+    """The compiled layer of the QAT forward pass gives the NumPy loop's values exactly, through a
+    sampled chip's mismatch (per-neuron decays, thresholds and biases) and clock jitter."""
+    from spiketwin.fixedpoint import QFormat
+
+    cfg = TrainConfig(hidden=(24,), qat=True, steps=16, fmt=QFormat(8, 8, rounding=rounding))
+    rng = np.random.default_rng(1)
+    model = LayeredModel.init([64, 24, 2], cfg, rng)
+    model.params["W0"] *= 4
+    model.params["b0"] += 0.1
+    events = encode(digits01.x_test[:30], cfg, rng)
+    chip = {"weight_cv": 0.1, "threshold_cv": 0.2, "clock_jitter_pct": 0.05, "seed": 4}
+    runs = [forward(model, events, cfg, FPGAMismatchModel(**chip), engine=e) for e in ("fast", "reference")]
+    for a, b in zip(runs[0]["layers"], runs[1]["layers"], strict=True):
+        assert 0.01 < a["s"].mean() < 0.9
+        for key in ("m", "s", "u"):
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    np.testing.assert_array_equal(runs[0]["final_v"], runs[1]["final_v"])
+    np.testing.assert_array_equal(runs[0]["counts"], runs[1]["counts"])
+
+
 def test_digits01_trains_to_the_twin_quickly(digits01):
     cfg = TrainConfig(epochs=4, seed=1, batch=16)
     model, history = train(digits01, cfg, progress=False)

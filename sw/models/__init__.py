@@ -82,6 +82,9 @@ class NeuronModel:
         ``check_config(config)`` raises ``ValueError`` for a configuration the model cannot run on.
     memory_map_notes : callable
         ``memory_map_notes(config) -> dict``: what the Verilog sidecar's memory map adds for the model.
+    fast_path : str or None
+        The module of the model's compiled time loop (:mod:`spiketwin.fastpath`), imported when
+        first used; None runs the model on its ``step`` only.
     """
 
     name: str
@@ -105,6 +108,7 @@ class NeuronModel:
     classifier_dataset: str
     check_config: Callable = field(default=lambda config: None)
     memory_map_notes: Callable = field(default=lambda config: {})
+    fast_path: str | None = None
 
     @property
     def fields(self) -> dict:

@@ -396,4 +396,5 @@ DPI = NeuronModel(
     classifier_dataset="digits01",
     check_config=_check_config,
     memory_map_notes=_memory_map_notes,
+    fast_path="spiketwin.models.dpi_fast",
 )

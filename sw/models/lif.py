@@ -301,4 +301,5 @@ LIF = NeuronModel(
     profile_rows=profile_rows,
     train_classifier=train_classifier,
     classifier_dataset="digits",
+    fast_path="spiketwin.models.lif_fast",
 )
