@@ -1,5 +1,13 @@
+import os
+import tempfile
+
 import pytest
 from hypothesis import settings
+
+# numba keys a cached kernel by its own file only, not by the files of the functions it inlines
+# (sw/models/kernel.py): the tests compile the fast path afresh, into a cache of their own, so
+# they never run a kernel cached from older source.
+os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="spiketwin-numba-")
 
 from spiketwin.tools import use_project_tools
 

@@ -112,3 +112,20 @@ def test_unit_periods_leave_events_alone_and_jitter_only_rebins():
     assert moved.shape == ev.shape and 0 < (moved != ev).mean() < 0.2
     # each axon's events only move to neighbouring steps at 2% jitter over 40 steps
     assert abs(moved.sum((0, 1)) - ev.sum((0, 1))).max() <= 3
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_compiled_rebinning_is_the_numpy_loop(seed):
+    """The compiled re-binning gives the loop's counts and leaves the generator where the loop
+    does, for repeated events, long and short steps (periods from 0.05) and any leading shape."""
+    from spiketwin.digital_twin import jitter_events
+
+    rng = np.random.default_rng(seed)
+    shape = [(5, 20, 9), (20, 9), (3, 2, 7, 5)][seed % 3]
+    ev = rng.poisson(rng.uniform(0.1, 2.5), size=shape)
+    periods = np.maximum(1 + rng.normal(0, [0.02, 0.3, 0.49][seed % 3], size=shape[:-1]), 0.05)
+    draws = [np.random.default_rng(seed), np.random.default_rng(seed)]
+    ref, fast = (jitter_events(ev, periods, r, engine=e) for r, e in zip(draws, ("reference", "fast"), strict=True))
+    assert (ref != ev).any()
+    np.testing.assert_array_equal(fast, ref)
+    assert draws[0].random() == draws[1].random()

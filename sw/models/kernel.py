@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["njit", "prange", "sat", "mul", "add_row", "add_rows", "gather_events", "events_fit"]
+__all__ = ["njit", "prange", "sat", "mul", "add_row", "add_rows", "gather_events", "events_fit", "rebin_events"]
 
 
 @njit(inline="always")
@@ -88,3 +88,26 @@ def events_fit(events, max_per_step):
                 bad += c < 0
             bad += total > max_per_step
     return bad == 0
+
+
+@njit(cache=True, nogil=True)
+def rebin_events(events, periods, uniforms, out):
+    """:func:`spiketwin.digital_twin.jitter_events` for events [batch, steps, axons]: each event
+    of step t happens at ``t + uniforms[k]`` (the k-th event, sample by sample, in (step, axon)
+    order, an axon's events one after another) and is counted in the jittered step whose span
+    holds that time; ``out`` starts at zero."""
+    batch, steps, axons = events.shape
+    bounds = np.empty(steps + 1)
+    k = 0
+    for b in range(batch):
+        bounds[0] = 0.0
+        for t in range(steps):
+            bounds[t + 1] = bounds[t] + periods[b, t]
+        for t in range(steps):
+            for a in range(axons):
+                for _ in range(events[b, t, a]):
+                    when = t + uniforms[k]
+                    k += 1
+                    step = np.searchsorted(bounds, when, side="right") - 1
+                    if step < steps:
+                        out[b, step, a] += 1
