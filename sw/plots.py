@@ -120,8 +120,9 @@ def plot_synapse_counts(ampa: np.ndarray, gaba_a: np.ndarray, chip_accuracies, p
 
 
 def plot_accuracy(result: dict, path: Path) -> Path:
-    """Test accuracy against mismatch level: the mean over the sampled chips, the worst-to-best
-    band, and the Q8.8 core without mismatch (an ``evaluate_classifier`` result)."""
+    """Test accuracy against mismatch level (an ``evaluate_classifier`` result): left, the mean over
+    the sampled chips, the worst-to-best band and the Q8.8 core without mismatch; right, every
+    chip's accuracy at each level, with the yield threshold and each level's yield when given."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -129,11 +130,27 @@ def plot_accuracy(result: dict, path: Path) -> Path:
 
     sweep = result["sweep"]
     xs = [r["scale"] for r in sweep]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, (ax, dist) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1, 1.2]})
     ax.plot(xs, [r["mean"] for r in sweep], "o-", label=f"mean of {len(sweep[0]['chips'])} chips")
     ax.fill_between(xs, [r["min"] for r in sweep], [r["max"] for r in sweep], alpha=0.25, label="worst to best chip")
     ax.axhline(result["q8_8_accuracy"], color="0.4", ls="--", label="Q8.8, no mismatch")
     ax.set_xlabel("mismatch level (x the given CVs and jitter)")
     ax.set_ylabel("test accuracy")
     ax.legend()
+
+    rng = np.random.default_rng(0)
+    positions = np.arange(len(sweep))
+    dist.boxplot([r["chips"] for r in sweep], positions=positions, widths=0.5, showfliers=False)
+    for k, r in enumerate(sweep):
+        dist.plot(k + rng.uniform(-0.18, 0.18, len(r["chips"])), r["chips"], ".", color="C0", alpha=0.5, ms=4)
+    threshold = result.get("min_accuracy")
+    labels = [f"{x:g}x" for x in xs]
+    if threshold is not None:
+        dist.axhline(threshold, color="C3", ls=":", label=f"yield threshold {threshold:g}")
+        labels = [f"{label}\nyield {r['yield']:.0%}" for label, r in zip(labels, sweep, strict=True)]
+        dist.legend(loc="lower left")
+    dist.set_xticks(positions, labels)
+    dist.set_xlabel("mismatch level")
+    dist.set_ylabel("test accuracy of each chip")
+    fig.tight_layout()
     return _save(fig, path)

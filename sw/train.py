@@ -396,11 +396,32 @@ def chip_accuracies(net: Network, x: np.ndarray, labels: np.ndarray, profile: Mi
 
     if chips < 1:
         raise InvalidValue(f"chips must be at least 1, not {chips}")
-    accs = []
-    for chip in tqdm(range(chips), desc=desc, disable=not progress, leave=False):
-        model = FPGAMismatchModel.from_profile(profile, fmt=net.config.fmt, seed=seed * 1000 + chip)
-        accs.append(twin_accuracy(model.sample_chip(net), x, labels, seed=seed, mismatch=model))
-    return accs
+    return [chip_accuracy(net, x, labels, profile, chip, seed)
+            for chip in tqdm(range(chips), desc=desc, disable=not progress, leave=False)]
+
+
+def chip_accuracy(net: Network, x: np.ndarray, labels: np.ndarray, profile: MismatchProfile, chip: int,
+                  seed: int = 0) -> float:
+    """The accuracy of sampled chip ``chip`` (seeded ``seed * 1000 + chip``) of :func:`chip_accuracies`."""
+    model = FPGAMismatchModel.from_profile(profile, fmt=net.config.fmt, seed=seed * 1000 + chip)
+    return twin_accuracy(model.sample_chip(net), x, labels, seed=seed, mismatch=model)
+
+
+_JOB_CACHE: dict = {}
+
+
+def chip_job(network: bytes, profile: str, scale: float, chip: int, seed: int) -> float:
+    """One job of a chip sweep (:mod:`spiketwin.distributed`): :func:`chip_accuracy` of a classifier
+    file's bytes on its dataset's test split, at ``scale`` times the profile (JSON). A worker keeps
+    the last network and dataset it decoded, so the jobs of one sweep decode them once."""
+    from .data import load_dataset
+    from .network import network_from_bytes
+
+    if _JOB_CACHE.get("bytes") != network:
+        net = network_from_bytes(network, "the model")
+        _JOB_CACHE.update(bytes=network, net=net, data=load_dataset(net.meta["dataset"]))
+    net, ds = _JOB_CACHE["net"], _JOB_CACHE["data"]
+    return chip_accuracy(net, ds.x_test, ds.y_test, MismatchProfile.from_json(profile).scaled(scale), chip, seed)
 
 
 def evaluate_on_twin(net: Network, outputs: np.ndarray, events: np.ndarray, labels: np.ndarray) -> float:
@@ -458,22 +479,40 @@ def train_classifier(dataset: str, hidden=None, steps: int = 20, encoding: str =
 
 
 def evaluate_classifier(net: Network, profile: MismatchProfile, chips: int = 20, levels=(0.0, 0.5, 1.0, 2.0, 4.0),
-                        seed: int = 0, progress: bool = True) -> dict:
+                        seed: int = 0, progress: bool = True, min_accuracy: float | None = None,
+                        cluster=None) -> dict:
     """The whole of ``spiketwin evaluate``: hardware-exact test accuracy without mismatch and over
-    ``chips`` sampled chips at each of ``levels`` (multiples of ``profile``)."""
+    ``chips`` sampled chips at each of ``levels`` (multiples of ``profile``).
+
+    Each (level, chip) is one job of :func:`spiketwin.distributed.run_jobs`: serial without
+    ``cluster``, on Dask workers with one, the same accuracies either way. With ``min_accuracy``
+    each level also reports its yield: the fraction of chips at or above it.
+    """
     from .data import load_dataset
+    from .distributed import run_jobs
 
     if net.meta.get("kind") != "classifier":
         raise InvalidValue("not a trained classifier")
+    if chips < 1:
+        raise InvalidValue(f"chips must be at least 1, not {chips}")
+    if min_accuracy is not None and not 0 <= min_accuracy <= 1:
+        raise InvalidValue(f"--min-accuracy must be in [0, 1], not {min_accuracy}")
     ds = load_dataset(net.meta["dataset"])
     result = {"dataset": ds.name, "float_accuracy": net.meta.get("float_test_accuracy"),
               "q8_8_accuracy": twin_accuracy(net, ds.x_test, ds.y_test, seed=seed),
               "mismatch": profile.to_json(), "sweep": []}
-    for scale in levels:
-        accs = chip_accuracies(net, ds.x_test, ds.y_test, profile.scaled(scale), chips, seed, progress=progress,
-                               desc=f"chips at {scale:g}x")
-        result["sweep"].append({"scale": scale, "mean": float(np.mean(accs)), "min": float(np.min(accs)),
-                                "max": float(np.max(accs)), "chips": accs})
+    jobs = [(float(scale), chip, seed) for scale in levels for chip in range(chips)]
+    accs = run_jobs(chip_job, jobs, cluster, desc="chips", names=[f"{s:g}x chip {c}" for s, c, _ in jobs],
+                    progress=progress, shared=(net.to_bytes(), profile.to_json()))
+    for k, scale in enumerate(levels):
+        level = accs[k * chips:(k + 1) * chips]
+        entry = {"scale": scale, "mean": float(np.mean(level)), "min": float(np.min(level)),
+                 "max": float(np.max(level)), "chips": level}
+        if min_accuracy is not None:
+            entry["yield"] = float(np.mean(np.asarray(level) >= min_accuracy))
+        result["sweep"].append(entry)
+    if min_accuracy is not None:
+        result["min_accuracy"] = min_accuracy
     at_one = next((r for r in result["sweep"] if r["scale"] == 1.0), result["sweep"][-1])
     result["chips"] = {k: at_one[k] for k in ("mean", "min", "max")}
     return result

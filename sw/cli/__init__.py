@@ -38,3 +38,6 @@ def main(argv=None) -> int:
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as e:
         print(f"spiketwin: error: {e.strerror}: {e.filename}", file=sys.stderr)     # a path the user named
         return 2
+    except KeyboardInterrupt:
+        print("spiketwin: interrupted", file=sys.stderr)
+        return 130

@@ -13,12 +13,12 @@ from ..config import MODELS
 from ..errors import InvalidValue
 from ..fixedpoint import ROUNDING_MODES
 from ..network import load_network
-from .common import add_core_args, at_least, config_and_network
+from .common import add_cluster_args, add_core_args, at_least, cluster_from_args, config_and_network
 
 
 def cmd_build(args) -> int:
     """A bitstream of the core behind its UART link for a board, and its JSON report."""
-    from spiketwin.boards.build import build_board
+    from spiketwin.boards.build import build_board, build_seeds
     from spiketwin.boards.demo import build_demo
 
     out = Path(args.out) / args.board
@@ -30,8 +30,23 @@ def cmd_build(args) -> int:
         print(f"bitstream: {rep['bitstream']} (post-route fmax {fmax})")
         return 0
     net = load_network(args.network) if args.network is not None else None
-    rep = build_board(args.board, out, net, args.axons, args.neurons, args.lanes, args.neuron_model, args.rounding,
-                      args.baud, args.clock_mhz, args.seed, log=lambda line: print(line, flush=True))
+
+    def log(line):
+        print(line, flush=True)
+
+    if args.seeds is not None:
+        at_least("seeds", args.seeds, 1)
+        first = 1 if args.seed is None else args.seed
+        rep = build_seeds(args.board, out, list(range(first, first + args.seeds)), net, args.axons, args.neurons,
+                          args.lanes, args.neuron_model, args.rounding, args.baud, args.clock_mhz,
+                          cluster_from_args(args), log=log)
+        sweep = rep["seed_sweep"]
+        print(f"{len(sweep['seeds'])} seeds: fmax {sweep['fmax_min_mhz']:.1f} to {sweep['fmax_max_mhz']:.1f} MHz "
+              f"(median {sweep['fmax_median_mhz']:.1f}, spread {sweep['spread_mhz']:.1f}), "
+              f"{sum(sweep['meets_timing'])} meet timing; kept seed {sweep['best_seed']}")
+    else:
+        rep = build_board(args.board, out, net, args.axons, args.neurons, args.lanes, args.neuron_model,
+                          args.rounding, args.baud, args.clock_mhz, args.seed, log=log)
     clock = rep["core_clock"]
     res = ", ".join(f"{k.upper()} {v['used']}/{v['available']}" for k, v in rep["resources"].items())
     source = f"PLL from the {rep['oscillator_mhz']:g} MHz oscillator" if rep.get("pll") else "the board's oscillator"
@@ -140,7 +155,10 @@ def add_parsers(sub) -> None:
                    help="core clock: 'auto' (the board's target clock through the PLL, or 5%% below the fmax "
                         "reached if the core misses it), 'board' (the oscillator) "
                         "or a frequency in MHz made by the PLL")
-    b.add_argument("--seed", type=int, help="nextpnr's placement seed (default: the board's)")
+    b.add_argument("--seed", type=int, help="nextpnr's placement seed (default: the board's; with --seeds, the first)")
+    b.add_argument("--seeds", type=int, metavar="K",
+                   help="build with K placement seeds (from --seed, else 1) and keep the best that meets timing")
+    add_cluster_args(b)
     b.set_defaults(func=cmd_build)
 
     fs = sub.add_parser("flash", help="write a bitstream to a board (openFPGALoader)")

@@ -62,3 +62,17 @@ def mismatch_from_args(args, seed: int):
 def at_least(name: str, value, lower) -> None:
     if value is not None and value < lower:
         raise InvalidValue(f"--{name} must be at least {lower}, not {value}")
+
+
+def add_cluster_args(p) -> None:
+    g = p.add_argument_group("parallel jobs (Dask; serial in this process without either)")
+    g.add_argument("--workers", type=int, nargs="?", const=0, metavar="N",
+                   help="run the jobs on a local cluster of N worker processes (N omitted: one per core)")
+    g.add_argument("--scheduler", metavar="tcp://HOST:8786", help="run the jobs on this existing Dask cluster")
+
+
+def cluster_from_args(args):
+    """The :class:`~spiketwin.distributed.Cluster` the options ask for, or None (serial)."""
+    from ..distributed import Cluster
+
+    return Cluster.from_args(args)

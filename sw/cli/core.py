@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
+from ..config import CoreConfig
 from ..errors import InvalidValue
-from .common import DEFAULTS, add_core_args, at_least, config_and_network
+from .common import DEFAULTS, add_cluster_args, add_core_args, at_least, cluster_from_args, config_and_network
 
 
 def cmd_verilog(args) -> int:
@@ -26,9 +26,37 @@ def cmd_verilog(args) -> int:
     return 0
 
 
+def parse_configs(specs: list[str], rounding: str = "trunc", model: str = "lif") -> list:
+    """``--configs`` entries ``AXONSxNEURONSxLANES[:MODEL][:ROUNDING]`` (``64x128x4``, ``16x32x2:dpi:nearest``)."""
+    from ..config import MODELS, CoreConfig
+    from ..fixedpoint import ROUNDING_MODES, QFormat
+
+    configs = []
+    for spec in specs:
+        size, *rest = spec.split(":")
+        try:
+            axons, neurons, lanes = (int(v) for v in size.split("x"))
+        except ValueError:
+            raise InvalidValue(f"--configs: {spec!r} is not AXONSxNEURONSxLANES[:MODEL][:ROUNDING]") from None
+        m, r = model, rounding
+        for word in rest:
+            if word in MODELS:
+                m = word
+            elif word in ROUNDING_MODES:
+                r = word
+            else:
+                raise InvalidValue(f"--configs: {word!r} in {spec!r} is neither a neuron model {MODELS} nor a "
+                                   f"rounding mode {ROUNDING_MODES}")
+        try:
+            configs.append(CoreConfig(axons, neurons, fmt=QFormat(8, 8, rounding=r), lanes=lanes, model=m))
+        except ValueError as e:
+            raise InvalidValue(f"--configs {spec}: {e}") from None
+    return configs
+
+
 def cmd_verify(args) -> int:
     """Co-simulate the core against the twin for each seed (or a classifier's test samples)."""
-    from spiketwin.sim.verify import verify
+    from spiketwin.sim.verify import config_tag, describe_mismatch, reproduce_command, verify
     from spiketwin.train import encoded_test_set
 
     for name in ("steps", "seeds"):
@@ -37,6 +65,9 @@ def cmd_verify(args) -> int:
     if not 0 <= args.activity <= 100:
         raise InvalidValue("--activity must be between 0 and 100 events per axon and step")
     config, net = config_and_network(args)
+    if args.configs and net is not None:
+        raise InvalidValue("--configs and --network exclude each other: a network file has its own core")
+    configs = parse_configs(args.configs, args.rounding, args.neuron_model) if args.configs else [config]
     sims = ["icarus", "verilator"] if args.sim == "both" else [args.sim]
     seeds = list(range(args.seed, args.seed + args.seeds))
     events = None
@@ -47,16 +78,24 @@ def cmd_verify(args) -> int:
             raise InvalidValue(f"--samples needs a trained classifier (a network file from spiketwin train or "
                                f"dpi-digits01), not {args.network}")
         events = encoded_test_set(net, args.samples)[0].reshape(-1, config.n_axons)   # back to back
-    with tempfile.TemporaryDirectory(prefix="spiketwin-verify-") as tmp:
-        work = Path(args.work) if args.work else Path(tmp)
-        reports = verify(config, net, sims, seeds, args.steps, args.activity, work, plot_dir=args.plot, events=events)
+    work = Path(args.work) if args.work else None
+    reports = verify(configs, net, sims, seeds, args.steps, args.activity, work, plot_dir=args.plot, events=events,
+                     cluster=cluster_from_args(args))
     steps = args.steps if events is None else len(events)
-    print(f"{sum(r['match'] for r in reports)}/{len(reports)} runs bit-exact "
-          f"({config.model.upper()} core, {config.n_axons} axons x {config.n_neurons} neurons, "
-          f"{config.lanes} lane(s), {steps} steps)")
+    cores = (f"{config.model.upper()} core, {config.n_axons} axons x {config.n_neurons} neurons, "
+             f"{config.lanes} lane(s)" if len(configs) == 1 else f"{len(configs)} cores")
+    print(f"{sum(r['match'] for r in reports)}/{len(reports)} runs bit-exact ({cores}, {steps} steps)")
+    failed = [r for r in reports if not r["match"]]
+    if failed:
+        print(f"\n{len(failed)} failure(s):")
+        for r in failed:
+            core = config_tag(CoreConfig.from_dict(r["config"]))
+            print(f"  {core} {r['simulator']} seed {r['seed']}: {describe_mismatch(r)}\n"
+                  f"    reproduce: {reproduce_command(r, args.steps, args.activity, args.network)}"
+                  + (f" --samples {args.samples}" if args.samples else ""))
     if args.json:
         Path(args.json).write_text(json.dumps(reports, indent=1))
-    return 0 if all(r["match"] for r in reports) else 1
+    return 0 if not failed else 1
 
 
 def add_parsers(sub) -> None:
@@ -79,4 +118,7 @@ def add_parsers(sub) -> None:
     f.add_argument("--work", type=Path, help="keep build and traces here")
     f.add_argument("--json", type=Path, help="write the reports as JSON")
     f.add_argument("--plot", type=Path, metavar="DIR", help="draw each run (raster, membrane traces) into DIR")
+    f.add_argument("--configs", nargs="+", metavar="AxNxL[:MODEL][:ROUNDING]",
+                   help="co-simulate each of these cores (e.g. 64x128x4 16x32x2:dpi:nearest) instead of one")
+    add_cluster_args(f)
     f.set_defaults(func=cmd_verify)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InvalidValue
-from .common import add_mismatch_args, at_least, mismatch_from_args
+from .common import add_cluster_args, add_mismatch_args, at_least, cluster_from_args, mismatch_from_args
 
 
 def cmd_train(args) -> int:
@@ -37,12 +37,15 @@ def cmd_evaluate(args) -> int:
     if net.meta.get("kind") != "classifier":
         raise InvalidValue(f"{args.model} is not a trained classifier")
     profile = mismatch_from_args(args, args.seed).profile
-    result = {"model": str(args.model), **evaluate_classifier(net, profile, args.chips, args.levels, args.seed)}
+    result = {"model": str(args.model), **evaluate_classifier(net, profile, args.chips, args.levels, args.seed,
+                                                              min_accuracy=args.min_accuracy,
+                                                              cluster=cluster_from_args(args))}
     text = json.dumps(result, indent=1)
     if getattr(args, "quiet", False):
         print(f"Q8.8 without mismatch {result['q8_8_accuracy']:.4f}; over {args.chips} chips at each level:")
         for r in result["sweep"]:
-            print(f"  {r['scale']:4g}x mismatch: mean {r['mean']:.4f}, worst {r['min']:.4f}, best {r['max']:.4f}")
+            print(f"  {r['scale']:4g}x mismatch: mean {r['mean']:.4f}, worst {r['min']:.4f}, best {r['max']:.4f}"
+                  + (f", yield {r['yield']:.1%} at >= {args.min_accuracy:g}" if "yield" in r else ""))
     else:
         print(text)
     if args.json:
@@ -89,8 +92,12 @@ def add_parsers(sub) -> None:
                    help="mismatch levels to sweep, as multiples of the given CVs")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--json", type=Path)
-    e.add_argument("--plot", type=Path, help="accuracy against mismatch level (PNG)")
+    e.add_argument("--plot", type=Path,
+                   help="accuracy against mismatch level, and its distribution over the chips (PNG)")
+    e.add_argument("--min-accuracy", type=float, metavar="A",
+                   help="report each level's yield: the fraction of chips at or above accuracy A")
     add_mismatch_args(e)
+    add_cluster_args(e)
     e.set_defaults(func=cmd_evaluate)
 
     fp = sub.add_parser("fit-profile", help="fit a mismatch profile from per-neuron measurements (CSV)")
