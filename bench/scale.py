@@ -4,7 +4,8 @@ the overhead per job, and a check that both give identical results.
     python bench/scale.py [--workers 2] [--chips 200] [--seeds 40] [--model model.npz] [--json out.json]
 
 - evaluate: ``--chips`` sampled chips at the five default mismatch levels of a digits classifier
-  (``--model``, else one trained here as ``spiketwin train`` does), one job per (level, chip);
+  (``--model``, else one trained here as ``spiketwin train`` does), ``CHIPS_PER_JOB`` chips a job
+  (serially, the twin itself already runs each chip's samples on every core);
 - verify: ``--seeds`` co-simulation seeds of the default 64 x 128, 4-lane core on Verilator, one
   job per seed (each worker builds the core once);
 - overhead: 1000 jobs that do nothing, per job.
@@ -42,7 +43,7 @@ def main(argv=None) -> int:
     from spiketwin.models.lif import TUTORIAL_MISMATCH
     from spiketwin.network import load_network
     from spiketwin.sim.verify import verify
-    from spiketwin.train import evaluate_classifier, train_classifier
+    from spiketwin.train import CHIPS_PER_JOB, evaluate_classifier, train_classifier
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workers", type=int, default=2)
@@ -77,7 +78,7 @@ def main(argv=None) -> int:
             n = 1000
             _, wall = timed(lambda: run_jobs(_nothing, [(i,) for i in range(n)], client, progress=False))
             results["overhead_per_job_ms"] = wall / n * 1e3
-    results["evaluate_jobs"] = 5 * args.chips
+    results["evaluate_jobs"] = 5 * -(-args.chips // CHIPS_PER_JOB)
     results["verify_jobs"] = args.seeds
     results["evaluate_identical"] = par_eval == serial_eval
     results["verify_identical"] = par_cosim == serial_cosim
@@ -90,7 +91,8 @@ def main(argv=None) -> int:
         args.json.write_text(text)
     print(f"\non {results['workers']} workers (cluster start-up {results['cluster_start_s']:.1f} s, not counted):",
           file=sys.stderr)
-    for what, jobs in (("evaluate", f"{5 * args.chips} chip jobs"), ("verify", f"{args.seeds} co-simulations")):
+    for what, jobs in (("evaluate", f"{5 * args.chips} chips, {results['evaluate_jobs']} jobs"),
+                       ("verify", f"{args.seeds} co-simulations")):
         print(f"  {what:8s} {jobs:20s}: serial {results[f'{what}_serial_s']:6.1f} s, parallel "
               f"{results[f'{what}_parallel_s']:6.1f} s, speed-up {results[f'{what}_speedup']:.2f}x, identical: "
               f"{results[f'{what}_identical']}", file=sys.stderr)

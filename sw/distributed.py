@@ -139,13 +139,20 @@ class Cluster:
             with client:
                 yield client
             return
+        import dask
+
         n = self.workers or os.cpu_count() or 1
         chatter = logging.getLogger("distributed")
         level = chatter.level
+        # One thread per worker, numba's included: the workers share the cores. The nannies set
+        # this environment in this process before they spawn the workers; it is put back after.
+        environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), "NUMBA_NUM_THREADS": 1}
+        saved = {name: os.environ.get(name) for name in environ}
         try:
             # Dask's own logs stay quiet: what matters of a run is reported here (a failed or killed job).
-            with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                              silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
+            with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), \
+                    LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                 silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
                 try:
                     yield client
                 except BaseException:
@@ -154,6 +161,11 @@ class Cluster:
                     raise
         finally:
             chatter.setLevel(level)
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
 def _label(desc: str, names: Sequence[str] | None, i: int) -> str:

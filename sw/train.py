@@ -410,10 +410,11 @@ def chip_accuracy(net: Network, x: np.ndarray, labels: np.ndarray, profile: Mism
 _JOB_CACHE: dict = {}
 
 
-def chip_job(network: bytes, profile: str, scale: float, chip: int, seed: int) -> float:
-    """One job of a chip sweep (:mod:`spiketwin.distributed`): :func:`chip_accuracy` of a classifier
-    file's bytes on its dataset's test split, at ``scale`` times the profile (JSON). A worker keeps
-    the last network and dataset it decoded, so the jobs of one sweep decode them once."""
+def chip_job(network: bytes, profile: str, scale: float, chips: list[int], seed: int) -> list[float]:
+    """One job of a chip sweep (:mod:`spiketwin.distributed`): :func:`chip_accuracy` of each of
+    ``chips`` for a classifier file's bytes on its dataset's test split, at ``scale`` times the
+    profile (JSON). A worker keeps the last network and dataset it decoded, so the jobs of one
+    sweep decode them once."""
     from .data import load_dataset
     from .network import network_from_bytes
 
@@ -421,7 +422,12 @@ def chip_job(network: bytes, profile: str, scale: float, chip: int, seed: int) -
         net = network_from_bytes(network, "the model")
         _JOB_CACHE.update(bytes=network, net=net, data=load_dataset(net.meta["dataset"]))
     net, ds = _JOB_CACHE["net"], _JOB_CACHE["data"]
-    return chip_accuracy(net, ds.x_test, ds.y_test, MismatchProfile.from_json(profile).scaled(scale), chip, seed)
+    scaled = MismatchProfile.from_json(profile).scaled(scale)
+    return [chip_accuracy(net, ds.x_test, ds.y_test, scaled, chip, seed) for chip in chips]
+
+
+#: Chips per job of a sweep: a job of a few hundred milliseconds outweighs Dask's few milliseconds per job.
+CHIPS_PER_JOB = 10
 
 
 def evaluate_on_twin(net: Network, outputs: np.ndarray, events: np.ndarray, labels: np.ndarray) -> float:
@@ -484,8 +490,9 @@ def evaluate_classifier(net: Network, profile: MismatchProfile, chips: int = 20,
     """The whole of ``spiketwin evaluate``: hardware-exact test accuracy without mismatch and over
     ``chips`` sampled chips at each of ``levels`` (multiples of ``profile``).
 
-    Each (level, chip) is one job of :func:`spiketwin.distributed.run_jobs`: serial without
-    ``cluster``, on Dask workers with one, the same accuracies either way. With ``min_accuracy``
+    Each level's chips, :data:`CHIPS_PER_JOB` at a time, are jobs of
+    :func:`spiketwin.distributed.run_jobs`: serial without ``cluster``, on Dask workers with one,
+    the same accuracies either way. With ``min_accuracy``
     each level also reports its yield: the fraction of chips at or above it.
     """
     from .data import load_dataset
@@ -501,11 +508,12 @@ def evaluate_classifier(net: Network, profile: MismatchProfile, chips: int = 20,
     result = {"dataset": ds.name, "float_accuracy": net.meta.get("float_test_accuracy"),
               "q8_8_accuracy": twin_accuracy(net, ds.x_test, ds.y_test, seed=seed),
               "mismatch": profile.to_json(), "sweep": []}
-    jobs = [(float(scale), chip, seed) for scale in levels for chip in range(chips)]
-    accs = run_jobs(chip_job, jobs, cluster, desc="chips", names=[f"{s:g}x chip {c}" for s, c, _ in jobs],
+    groups = [list(range(c, min(c + CHIPS_PER_JOB, chips))) for c in range(0, chips, CHIPS_PER_JOB)]
+    jobs = [(float(scale), group, seed) for scale in levels for group in groups]
+    accs = run_jobs(chip_job, jobs, cluster, desc="chips", names=[f"{s:g}x chips {g[0]}-{g[-1]}" for s, g, _ in jobs],
                     progress=progress, shared=(net.to_bytes(), profile.to_json()))
     for k, scale in enumerate(levels):
-        level = accs[k * chips:(k + 1) * chips]
+        level = [a for part in accs[k * len(groups):(k + 1) * len(groups)] for a in part]
         entry = {"scale": scale, "mean": float(np.mean(level)), "min": float(np.min(level)),
                  "max": float(np.max(level)), "chips": level}
         if min_accuracy is not None:

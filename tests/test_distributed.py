@@ -114,7 +114,7 @@ def test_a_killed_worker_loses_no_result(classifier):
     from spiketwin.train import chip_job
 
     net, _ = classifier
-    jobs = [(scale, chip, 0) for scale in (1.0, 3.0) for chip in range(12)]
+    jobs = [(scale, [chip], 0) for scale in (1.0, 3.0) for chip in range(12)]
     shared = (net.to_bytes(), PROFILE.to_json())
     serial = run_jobs(chip_job, jobs, shared=shared, progress=False)
     killed = []

@@ -2,9 +2,9 @@
 
 One module per command group (``core``: verilog, verify; ``training``: train, evaluate,
 fit-profile; ``board``: build, flash, sim-board, run, characterize; ``dpi``: the ARCANA
-experiments; ``flow``: the main job). A :class:`spiketwin.errors.UserError` (or a path that cannot
-be opened) ends a command with one line on stderr and exit status 2; any other exception is a bug
-and keeps its traceback.
+experiments; ``interop``: import-nir, export-nir; ``flow``: the main job). A
+:class:`spiketwin.errors.UserError` (or a path that cannot be opened) ends a command with one line on
+stderr and exit status 2; any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import argparse
 import sys
 
 from ..errors import UserError
-from . import board, core, dpi, flow, training
+from . import board, core, dpi, flow, interop, training
 
 __all__ = ["main", "build_parser"]
 
-_GROUPS = (core, training, board, dpi, flow)
+_GROUPS = (core, training, board, dpi, interop, flow)
 
 
 def build_parser() -> argparse.ArgumentParser:

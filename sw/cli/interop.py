@@ -1,0 +1,77 @@
+"""``import-nir`` and ``export-nir``: networks to and from NIR graphs (:mod:`spiketwin.nir`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import InvalidValue
+from .common import at_least
+
+
+def _dt(value: float) -> float:
+    if not value > 0:
+        raise InvalidValue(f"--dt must be a positive number of seconds, not {value:g}")
+    return value
+
+
+def cmd_import_nir(args) -> int:
+    """A NIR graph as one LIF core: the network file, and its mapping report beside it (JSON)."""
+    from ..fixedpoint import QFormat
+    from ..nir import import_graph
+
+    at_least("lanes", args.lanes, 1)
+    if not Path(args.graph).is_file():
+        raise InvalidValue(f"no NIR file at {args.graph}")
+    net, report = import_graph(args.graph, _dt(args.dt), convention=args.convention, reset=args.reset,
+                               lanes=args.lanes, fmt=QFormat(8, 8, rounding=args.rounding), fold_bias=args.fold_bias)
+    path = net.save(args.out)
+    report_path = report.save(path.with_suffix(".mapping.json"))
+    print("\n".join(report.describe()))
+    print(f"saved {path} and {report_path}")
+    return 0
+
+
+def cmd_export_nir(args) -> int:
+    """A LIF network file as a NIR graph (HDF5) other tools read."""
+    import nir
+
+    from ..network import load_network
+    from ..nir import export_graph
+
+    graph = export_graph(load_network(args.model), _dt(args.dt), approximate=args.approximate)
+    nir.write(args.out, graph)
+    approximated = graph.metadata["approximated"]
+    print(f"saved {args.out} (dt = {args.dt:g} s, Euler convention"
+          + (f"; approximated: {'; '.join(approximated)})" if approximated else ")"))
+    return 0
+
+
+def add_parsers(sub) -> None:
+    from ..fixedpoint import ROUNDING_MODES
+    from ..nir import CONVENTIONS, RESETS
+
+    i = sub.add_parser("import-nir", help="map a NIR graph (snnTorch, Norse, ... export) onto one LIF core")
+    i.add_argument("graph", type=Path, help="a NIR file (HDF5, nir.write)")
+    i.add_argument("--dt", type=float, required=True, help="the step in seconds (NIR graphs do not store it)")
+    i.add_argument("--convention", choices=CONVENTIONS, default="euler",
+                   help="time constants to decays: euler, 1 - dt/tau (snnTorch's export), or exact, exp(-dt/tau) "
+                        "(default: %(default)s)")
+    i.add_argument("--reset", choices=RESETS, default="graph",
+                   help="graph: to each node's v_reset; zero; subtract: the core's subtractive reset (default: "
+                        "%(default)s)")
+    i.add_argument("--lanes", type=int, default=1, help="lanes of the core (default: %(default)s)")
+    i.add_argument("--rounding", choices=ROUNDING_MODES, default="nearest",
+                   help="the core's rounding mode (default: %(default)s, the closest to float arithmetic)")
+    i.add_argument("--fold-bias", action="store_true",
+                   help="fold Affine biases into the per-step bias at steady state instead of a bias axon "
+                        "(an approximation)")
+    i.add_argument("--out", type=Path, default=Path("model.npz"), help="network file (default: %(default)s)")
+    i.set_defaults(func=cmd_import_nir)
+
+    e = sub.add_parser("export-nir", help="write a LIF network file as a NIR graph")
+    e.add_argument("model", type=Path, help="a network file")
+    e.add_argument("--dt", type=float, required=True, help="the step in seconds, stated in the graph's metadata")
+    e.add_argument("--approximate", action="store_true",
+                   help="export what NIR cannot express (subtract reset, refractory periods) approximately")
+    e.add_argument("--out", type=Path, default=Path("model.nir"), help="NIR file (default: %(default)s)")
+    e.set_defaults(func=cmd_export_nir)

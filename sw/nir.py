@@ -1,0 +1,545 @@
+"""NIR (the Neuromorphic Intermediate Representation) in and out of the core's LIF model.
+
+:func:`import_graph` maps a NIR graph of current-based LIF layers onto one LIF core and says in a
+:class:`MappingReport` what it did to each layer; :func:`export_graph` writes a network as a graph
+other tools read; :func:`run_graph` simulates a graph's equations in float64, the reference the
+import is measured against. The mapping (``docs/nir.md``):
+
+- A CubaLIF node ``tau_syn dI/dt = -I + w_in S``, ``tau_mem dv/dt = (v_leak - v) + r I``, firing
+  when ``v > v_threshold`` and then ``v = v_reset``, is the core's neuron with
+  ``alpha, beta = 1 - dt/tau`` (``convention="euler"``, what snnTorch writes) or
+  ``exp(-dt/tau)`` (``"exact"``); the factor between NIR's input S and the core's i is
+  ``(dt/tau_mem) r (dt/tau_syn) w_in`` (euler) or ``(1 - beta) r (1 - alpha) w_in`` (exact),
+  folded into the incoming weights, and ``v_leak`` becomes the core's per-step ``bias``. LIF and
+  IF nodes are neurons without a synaptic current (alpha = 0); CubaLI and LI nodes are non-spiking
+  readouts (a threshold no membrane reaches).
+- The threshold is one LSB above the quantised ``v_threshold`` (the core fires on ``>=``).
+- Affine biases are exact: one always-on *bias axon* the host drives every step carries them
+  (``fold_bias=True`` adds them to the core's ``bias`` in steady state instead: an approximation).
+- Each layer is one step later on the core than in NIR (spikes cross layers at step boundaries);
+  the network's ``meta["nir"]`` records every layer's ``time_shift``.
+- A power-of-two scale per layer puts weights, threshold and bias inside the format with
+  headroom; every value is rounded by the one quantiser (:mod:`spiketwin.fixedpoint`).
+
+What the core cannot do is refused with a message naming the node and the limit: skip and
+feedback connections across layers, convolutions and pooling, delays, more neurons or inputs
+than the core's limits, time constants whose decay rounds to nothing or to one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import fixedpoint as fx
+from .config import CoreConfig
+from .errors import InvalidValue
+from .fixedpoint import Q8_8, QFormat
+from .models.lif import RESET_SUBTRACT, RESET_TO_VALUE, Network
+
+__all__ = ["import_graph", "export_graph", "run_graph", "core_events", "core_steps", "layer_spikes", "MappingReport",
+           "LayerReport", "NIRMappingError", "CONVENTIONS", "RESETS"]
+
+CONVENTIONS = ("euler", "exact")
+RESETS = ("graph", "zero", "subtract")
+NEURONS = ("CubaLIF", "LIF", "IF", "CubaLI", "LI")
+SYNAPSES = ("Affine", "Linear", "Scale")
+PASSIVE = ("Flatten",)
+HEADROOM = 4.0        # weights, threshold and bias of a layer stay below max_value / HEADROOM
+
+
+class NIRMappingError(InvalidValue):
+    """A graph, or a part of it, the core cannot run; the message names the node and the limit."""
+
+
+def _nir():
+    try:
+        import nir
+    except ImportError:  # pragma: no cover - nir is a dependency
+        raise InvalidValue("NIR needs the nir package (pip install nir)") from None
+    return nir
+
+
+@dataclass
+class LayerReport:
+    """What the import did to one neuron layer."""
+
+    node: str
+    kind: str
+    neurons: int
+    first_neuron: int
+    time_shift: int
+    scale: float
+    alpha: float
+    alpha_raw: int
+    beta: float
+    beta_raw: int
+    threshold: float
+    threshold_raw: int
+    weight_max_error_lsb: float
+    weight_rms_error_lsb: float
+    weight_max_relative_error: float
+    inputs: list = field(default_factory=list)
+    approximations: list = field(default_factory=list)
+
+
+@dataclass
+class MappingReport:
+    """What :func:`import_graph` made of a graph: the core, each layer, the axons, what it approximated."""
+
+    dt: float
+    convention: str
+    reset: str
+    config: dict
+    layers: list
+    axons: list
+    outputs: dict
+    approximations: list = field(default_factory=list)
+    calibration: dict | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    def save(self, path) -> Path:
+        path = Path(path)
+        path.write_text(self.to_json())
+        return path
+
+    def describe(self) -> list[str]:
+        lines = [f"NIR graph on a {self.config['n_axons']} x {self.config['n_neurons']} LIF core, dt = {self.dt:g} s, "
+                 f"{self.convention} convention, reset {self.reset}"]
+        for L in self.layers:
+            lines.append(f"  {L['node']} ({L['kind']}, {L['neurons']} neurons from {L['first_neuron']}, shift "
+                         f"{L['time_shift']} step(s)): scale {L['scale']:g}, alpha {L['alpha']:.4f} (raw "
+                         f"{L['alpha_raw']}), beta {L['beta']:.4f} (raw {L['beta_raw']}), threshold raw "
+                         f"{L['threshold_raw']}, weight error max {L['weight_max_error_lsb']:.2f} LSB, rms "
+                         f"{L['weight_rms_error_lsb']:.2f} LSB")
+            lines += [f"    approximated: {a}" for a in L["approximations"]]
+        lines += [f"  approximated: {a}" for a in self.approximations]
+        return lines
+
+
+# --- reading the graph --------------------------------------------------------------------------------
+def _as_graph(graph_or_path):
+    nir = _nir()
+    if isinstance(graph_or_path, (str, Path)):
+        try:
+            return nir.read(graph_or_path)
+        except (OSError, KeyError, ValueError) as e:
+            raise NIRMappingError(f"{graph_or_path}: not a readable NIR file ({e})") from None
+    if not isinstance(graph_or_path, nir.NIRGraph):
+        raise InvalidValue(f"expected a nir.NIRGraph or a path, not {type(graph_or_path).__name__}")
+    return graph_or_path
+
+
+def _kind(node) -> str:
+    return type(node).__name__
+
+
+def _size(node) -> int:
+    for name in ("v_threshold", "v_leak", "tau", "r"):
+        if hasattr(node, name):
+            return int(np.asarray(getattr(node, name)).size)
+    raise NIRMappingError(f"cannot tell the size of {_kind(node)}")
+
+
+def _structure(graph):
+    """(input name, its size, neuron layers in order, {layer: [(source, weight [out, in], bias)]},
+    output names and the layer each reads)."""
+    nodes, edges = graph.nodes, graph.edges
+    inputs = [n for n, node in nodes.items() if _kind(node) == "Input"]
+    if len(inputs) != 1:
+        raise NIRMappingError(f"the graph needs exactly one Input node, not {len(inputs)}")
+    source = inputs[0]
+    shape = np.asarray(nodes[source].input_type["input"]).reshape(-1)
+    n_in = int(np.prod(shape))
+    for name, node in nodes.items():
+        kind = _kind(node)
+        if kind not in (*NEURONS, *SYNAPSES, *PASSIVE, "Input", "Output"):
+            raise NIRMappingError(f"node {name!r} is a {kind}, which the core cannot run (it maps Input, Output, "
+                                  f"Affine, Linear, Scale, Flatten, CubaLIF, LIF, IF, CubaLI and LI)")
+    preds = {n: [a for a, b in edges if b == n] for n in nodes}
+
+    def trace_back(name, seen=()):
+        """The (origin, weight, bias, nearest weight node) chains feeding ``name`` through synapse
+        and passive nodes."""
+        out = []
+        for p in preds[name]:
+            kind = _kind(nodes[p])
+            if kind in NEURONS or kind == "Input":
+                out.append((p, None, None, None))
+            elif p in seen:
+                raise NIRMappingError(f"node {p!r} is on a cycle without a neuron layer")
+            else:
+                for origin, w, b, via in trace_back(p, (*seen, p)):
+                    node = nodes[p]
+                    if kind == "Flatten":
+                        out.append((origin, w, b, via))
+                        continue
+                    if kind == "Scale":
+                        s = np.asarray(node.scale, float).reshape(-1)
+                        W, B = np.diag(s), np.zeros(s.size)
+                    else:
+                        W = np.asarray(node.weight, float)
+                        if W.ndim != 2:
+                            raise NIRMappingError(f"node {p!r}: a {W.ndim}-d weight; the crossbar takes [out, in]")
+                        B = np.asarray(node.bias, float).reshape(-1) if kind == "Affine" else np.zeros(W.shape[0])
+                    if w is not None and W.shape[1] != w.shape[0]:
+                        raise NIRMappingError(f"node {p!r}: weight of shape {W.shape} after {w.shape[0]} values")
+                    out.append((origin, W if w is None else W @ w, B if b is None else W @ b + B, p))
+        return out
+
+    layers = [n for n in _topological(nodes, edges, source) if _kind(nodes[n]) in NEURONS]
+    feeds = {}
+    for layer in layers:
+        feeds[layer] = []
+        for origin, w, b, via in trace_back(layer):
+            n_src = n_in if origin == source else _size(nodes[origin])
+            n_dst = _size(nodes[layer])
+            if w is None:
+                if n_src != n_dst:
+                    raise NIRMappingError(f"{origin!r} -> {layer!r}: {n_src} outputs into {n_dst} neurons without "
+                                          f"a weight")
+                w, b = np.eye(n_dst), np.zeros(n_dst)
+            if w.shape != (n_dst, n_src):
+                raise NIRMappingError(f"{via!r} ({origin!r} -> {layer!r}): weight of shape {w.shape}, expected "
+                                      f"{(n_dst, n_src)}")
+            if origin != source and _kind(nodes[origin]) not in ("CubaLIF", "LIF", "IF"):
+                raise NIRMappingError(f"{origin!r} -> {layer!r}: a non-spiking {_kind(nodes[origin])} readout "
+                                      f"cannot feed a layer on the core (only spikes cross its crossbar)")
+            feeds[layer].append((origin, w, b))
+    outputs = {}
+    for name, node in nodes.items():
+        if _kind(node) == "Output":
+            origins = [o for o, *_ in trace_back(name)]
+            if len(origins) != 1 or origins[0] not in layers:
+                raise NIRMappingError(f"output {name!r} must read one neuron layer, not {origins}")
+            outputs[name] = origins[0]
+    if not outputs:
+        raise NIRMappingError("the graph has no Output node")
+    return source, n_in, layers, feeds, outputs
+
+
+def _topological(nodes, edges, source):
+    """Nodes in order from the input, each after its non-recurrent predecessors (a back edge closes a cycle)."""
+    order, state = [], {}
+    succ = {n: [b for a, b in edges if a == n] for n in nodes}
+
+    def visit(n):
+        state[n] = 1
+        for m in succ[n]:
+            if state.get(m) is None:
+                visit(m)
+        state[n] = 2
+        order.append(n)
+
+    visit(source)
+    for n in nodes:
+        if n not in state:
+            visit(n)
+    return order[::-1]
+
+
+def _depths(layers, feeds, source) -> dict:
+    """Each layer's depth: 1 + that of the layer (or 0 for the input) feeding it forward."""
+    depth = {}
+    for layer in layers:
+        forward = [depth[o] if o != source else 0 for o, _, _ in feeds[layer] if o == source or o in depth]
+        if not forward:
+            raise NIRMappingError(f"layer {layer!r} is fed only by later layers")
+        if len(set(forward)) > 1:
+            raise NIRMappingError(f"layer {layer!r} is fed from depths {sorted(set(forward))}: skip connections across "
+                                  f"layers need delays the core does not have")
+        depth[layer] = forward[0] + 1
+        for o, _, _ in feeds[layer]:
+            if o != source and o not in depth and o != layer:
+                raise NIRMappingError(f"{o!r} -> {layer!r} feeds back across layers; only a layer's own recurrence "
+                                      f"keeps its timing on the core")
+    return depth
+
+
+# --- the mapping ----------------------------------------------------------------------------------------
+def _params(node, dt: float, convention: str):
+    """(alpha, beta, the gain from NIR's input to the core's i, the per-step bias, threshold, v_reset,
+    spiking) of one neuron node, as float arrays."""
+    kind = _kind(node)
+    n = _size(node)
+
+    def arr(name, default=None):
+        v = getattr(node, name, default)
+        return np.broadcast_to(np.asarray(v if v is not None else default, float), (n,)).copy()
+
+    def decay(tau, what):
+        tau = arr(tau)
+        if (tau <= 0).any():
+            raise NIRMappingError(f"node has a non-positive {what}")
+        return (1 - dt / tau, dt / tau) if convention == "euler" else (np.exp(-dt / tau), 1 - np.exp(-dt / tau))
+
+    r = arr("r", 1.0)
+    if kind in ("CubaLIF", "CubaLI"):
+        alpha, g_syn = decay("tau_syn", "tau_syn")
+        beta, g_mem = decay("tau_mem", "tau_mem")
+        gain = g_mem * r * g_syn * arr("w_in", 1.0)
+        leak = g_mem * arr("v_leak", 0.0)
+    elif kind in ("LIF", "LI"):
+        alpha = np.zeros(n)
+        beta, g_mem = decay("tau", "tau")
+        gain, leak = g_mem * r, g_mem * arr("v_leak", 0.0)
+    else:  # IF
+        alpha, beta = np.zeros(n), np.ones(n)
+        gain, leak = dt * r, np.zeros(n)
+    spiking = kind in ("CubaLIF", "LIF", "IF")
+    threshold = arr("v_threshold") if spiking else None
+    v_reset = arr("v_reset", 0.0) if spiking else np.zeros(n)
+    return alpha, beta, gain, leak, threshold, v_reset, spiking
+
+
+def _quantize(x, fmt: QFormat) -> np.ndarray:
+    """``fx.to_raw`` of values that floating-point time-constant arithmetic may have moved off the
+    grid by a few ulps: within 1e-6 LSB of a grid point they are taken as on it."""
+    scaled = np.asarray(x, float) * fmt.one
+    near = np.rint(scaled)
+    return fx.to_raw(np.where(np.abs(scaled - near) < 1e-6, near, scaled) / fmt.one, fmt)
+
+
+def _decay_raw(x: np.ndarray, fmt: QFormat, name: str, what: str) -> np.ndarray:
+    if (x < 0).any() or (x > 1).any():
+        raise NIRMappingError(f"layer {name!r}: {what} = {float(x[(x < 0) | (x > 1)][0]):g} is outside [0, 1] at this "
+                              f"dt (a time constant shorter than dt)")
+    return _quantize(x, fmt)
+
+
+def import_graph(graph_or_path, dt: float, convention: str = "euler", reset: str = "graph", lanes: int = 1,
+                 fmt: QFormat = Q8_8, fold_bias: bool = False, scales: dict | None = None):
+    """A NIR graph as one LIF core: (Network, MappingReport).
+
+    ``dt`` is the step in seconds (NIR does not store it); ``convention`` how the graph's time
+    constants become per-step decays; ``reset`` keeps the graph's ``v_reset`` (``"graph"``), resets
+    to 0 (``"zero"``) or subtracts the threshold (``"subtract"``, the core's other mode, not NIR's);
+    ``scales`` fixes a layer's power-of-two scale by node name (otherwise the largest that keeps its
+    weights, threshold and bias below the format's maximum with headroom).
+    """
+    if convention not in CONVENTIONS:
+        raise InvalidValue(f"convention must be one of {CONVENTIONS}, not {convention!r}")
+    if reset not in RESETS:
+        raise InvalidValue(f"reset must be one of {RESETS}, not {reset!r}")
+    if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
+        raise InvalidValue(f"dt must be a positive number of seconds, not {dt!r}")
+    graph = _as_graph(graph_or_path)
+    source, n_in, layers, feeds, outputs = _structure(graph)
+    depth = _depths(layers, feeds, source)
+    sizes = {layer: _size(graph.nodes[layer]) for layer in layers}
+    first = dict(zip(layers, np.cumsum([0, *sizes.values()])[:-1].tolist(), strict=True))
+    n_neurons = int(sum(sizes.values()))
+    biased = [layer for layer in layers if not fold_bias and any(np.any(b != 0) for _, _, b in feeds[layer])]
+    bias_axon = {layer: n_in + k for k, layer in enumerate(biased)}   # each driven from its layer's first step
+    n_axons = n_in + len(biased)
+    padded = -(-n_neurons // lanes) * lanes
+    try:
+        config = CoreConfig(n_axons, padded, fmt=fmt, lanes=lanes)
+    except ValueError as e:
+        raise NIRMappingError(f"the graph's {n_axons} inputs and {n_neurons} neurons do not fit a core: {e}") from None
+    net = Network.zeros(config)
+    net.threshold[:] = fmt.max_raw            # padding neurons never fire
+    reports, approximations = [], []
+    for layer in layers:
+        node = graph.nodes[layer]
+        alpha, beta, gain, leak, threshold, v_reset, spiking = _params(node, dt, convention)
+        cols = slice(first[layer], first[layer] + sizes[layer])
+        notes = []
+        w_float = [(o, w * gain[:, None], b * gain) for o, w, b in feeds[layer]]
+        bias_float = leak.copy()
+        if fold_bias:
+            total = sum(b for _, _, b in w_float)
+            settle = np.where(alpha < 1, 1 / np.maximum(1 - alpha, 1e-12), np.inf)
+            bias_float = bias_float + total * settle
+            if np.any(total != 0):
+                notes.append("Affine biases folded into the per-step bias at their steady state (fold_bias)")
+        big = max([np.abs(w).max(initial=0) for _, w, _ in w_float] + [np.abs(bias_float).max(initial=0)]
+                  + ([np.abs(threshold).max(initial=0)] if spiking else []) + [1e-30])
+        scale = (scales or {}).get(layer, node.metadata.get("scale") if node.metadata.get("exporter") == "spiketwin"
+                                      else None)
+        if scale is None:
+            scale = 2.0 ** math.floor(math.log2(fmt.max_value / HEADROOM / big))
+        errors = []
+        for origin, w, _b in w_float:
+            rows = (np.arange(n_in) if origin == source else
+                    config.n_axons + first[origin] + np.arange(sizes[origin]))
+            raw = _quantize(w.T * scale, fmt)
+            net.weights[rows, cols] = raw
+            errors.append((fx.to_float(raw, fmt) - w.T * scale) / fmt.resolution)
+        if layer in bias_axon:
+            net.weights[bias_axon[layer], cols] = _quantize(sum(b for _, _, b in w_float) * scale, fmt)
+        err = np.concatenate([e.ravel() for e in errors]) if errors else np.zeros(1)
+        ref = np.concatenate([np.abs(w).ravel() * scale for _, w, _ in w_float]) if w_float else np.ones(1)
+        nonzero = ref > 0
+        net.syn_decay[cols] = _decay_raw(alpha, fmt, layer, "alpha")
+        net.leak[cols] = _decay_raw(beta, fmt, layer, "beta")
+        for what, x, raw in (("alpha", alpha, net.syn_decay[cols]), ("beta", beta, net.leak[cols])):
+            if ((x > 0) & (raw == 0)).any() or ((x < 1) & (raw == fmt.one)).any():
+                notes.append(f"{what} rounds to {'0' if (raw == 0).any() else '1'} in {fmt} (dt/tau out of reach)")
+        net.bias[cols] = _quantize(bias_float * scale, fmt)
+        if depth[layer] > 1 and np.any(net.bias[cols] != 0):
+            notes.append(f"v_leak acts during the {depth[layer] - 1} step(s) before the layer's first input arrives")
+        if spiking:
+            q = np.floor(threshold * scale * fmt.one).astype(np.int64) + 1     # v > th  <=>  v >= floor(th) + 1
+            if (q > fmt.max_raw).any() or (q < fmt.min_raw).any():
+                raise NIRMappingError(f"layer {layer!r}: threshold {float(threshold.max()):g} at scale {scale:g} "
+                                      f"is outside {fmt}")
+            net.threshold[cols] = q
+            if reset == "subtract":
+                net.reset_mode[cols] = RESET_SUBTRACT
+                notes.append("reset by subtracting the threshold (asked for; NIR resets to v_reset)")
+            else:
+                net.reset_mode[cols] = RESET_TO_VALUE
+                net.v_reset[cols] = 0 if reset == "zero" else _quantize(v_reset * scale, fmt)
+                if reset == "zero" and np.any(v_reset != 0):
+                    notes.append("v_reset replaced by 0 (reset='zero')")
+        else:
+            net.threshold[cols] = fmt.max_raw
+            net.reset_mode[cols] = RESET_TO_VALUE
+        reports.append(LayerReport(
+            node=layer, kind=_kind(node), neurons=sizes[layer], first_neuron=first[layer],
+            time_shift=depth[layer] - 1, scale=scale, alpha=float(alpha.mean()), alpha_raw=int(net.syn_decay[cols][0]),
+            beta=float(beta.mean()), beta_raw=int(net.leak[cols][0]),
+            threshold=float(threshold.mean()) if spiking else math.inf, threshold_raw=int(net.threshold[cols][0]),
+            weight_max_error_lsb=float(np.abs(err).max(initial=0)),
+            weight_rms_error_lsb=float(np.sqrt(np.mean(err ** 2))) if err.size else 0.0,
+            weight_max_relative_error=float((np.abs(err[nonzero.ravel()]) * fmt.resolution
+                                             / ref[nonzero]).max(initial=0)) if nonzero.any() else 0.0,
+            inputs=[o for o, _, _ in feeds[layer]], approximations=notes))
+    axons = [["input", i] for i in range(n_in)] + [["bias", layer] for layer in biased]
+    out_neurons = {name: list(range(first[layer], first[layer] + sizes[layer])) for name, layer in outputs.items()}
+    net.meta = {"kind": "nir", "nir": {
+        "dt": dt, "convention": convention, "reset": reset, "n_inputs": n_in,
+        "bias_axons": [[bias_axon[layer], depth[layer] - 1] for layer in biased],
+        "layers": {r.node: {"first": r.first_neuron, "size": r.neurons, "time_shift": r.time_shift, "scale": r.scale,
+                            "kind": r.kind} for r in reports},
+        "outputs": {name: {"layer": layer, "neurons": out_neurons[name]} for name, layer in outputs.items()}}}
+    if n_neurons < padded:
+        approximations.append(f"{padded - n_neurons} silent neuron(s) pad the core to a multiple of {lanes} lanes")
+    report = MappingReport(dt=dt, convention=convention, reset=reset, config=config.to_dict(),
+                           layers=[asdict(r) for r in reports], axons=axons, outputs=out_neurons,
+                           approximations=approximations)
+    return net, report
+
+
+def core_events(net: Network, events: np.ndarray, steps: int | None = None) -> np.ndarray:
+    """The core's axon events for NIR input events [..., steps, n_inputs], over ``steps`` core
+    steps (default: enough for the deepest layer, :func:`core_steps`): the inputs, then zeros,
+    and each bias axon driven in every step from its layer's first one."""
+    info = net.meta["nir"]
+    ev = np.asarray(events)
+    if ev.shape[-1] != info["n_inputs"]:
+        raise InvalidValue(f"events have {ev.shape[-1]} inputs, the graph {info['n_inputs']}")
+    given = ev.shape[-2]
+    steps = core_steps(net, given) if steps is None else steps
+    out = np.zeros((*ev.shape[:-2], steps, net.config.n_axons), np.int64)
+    out[..., :min(given, steps), :info["n_inputs"]] = ev[..., :steps, :]
+    for axon, start in info["bias_axons"]:
+        out[..., start:, axon] = 1
+    return out
+
+
+def core_steps(net: Network, steps: int) -> int:
+    """Core steps that give every layer ``steps`` steps of NIR time (the deepest is shifted most)."""
+    return steps + max(layer["time_shift"] for layer in net.meta["nir"]["layers"].values())
+
+
+def layer_spikes(net: Network, spikes: np.ndarray, layer: str, steps: int) -> np.ndarray:
+    """A layer's spikes [..., steps, size] from the core's, shifted back to NIR's time axis
+    (``time_shift`` steps later on the core); run the core ``steps + shift`` steps for them."""
+    info = net.meta["nir"]["layers"][layer]
+    shift, first = info["time_shift"], info["first"]
+    return spikes[..., shift:shift + steps, first:first + info["size"]]
+
+
+# --- the float reference --------------------------------------------------------------------------------
+def run_graph(graph_or_path, events: np.ndarray, dt: float, convention: str = "euler") -> dict:
+    """The graph's equations in float64 on input events [steps, n_inputs] (or [batch, steps, n]):
+    every neuron layer's spikes [..., steps, n] (readouts: their membrane), spikes passing between
+    layers within a step and along a layer's recurrence one step later."""
+    graph = _as_graph(graph_or_path)
+    source, n_in, layers, feeds, _ = _structure(graph)
+    _depths(layers, feeds, source)
+    ev = np.asarray(events, float)
+    if ev.ndim == 2:
+        return {k: v[0] for k, v in run_graph(graph, ev[None], dt, convention).items()}
+    batch, steps, _ = ev.shape
+    params = {layer: _params(graph.nodes[layer], dt, convention) for layer in layers}
+    i_state = {layer: np.zeros((batch, _size(graph.nodes[layer]))) for layer in layers}
+    v_state = {layer: np.zeros_like(i_state[layer]) for layer in layers}
+    out = {layer: np.zeros((batch, steps, _size(graph.nodes[layer]))) for layer in layers}
+    for t in range(steps):
+        now = {source: ev[:, t]}
+        for layer in layers:
+            alpha, beta, gain, leak, threshold, v_reset, spiking = params[layer]
+            drive = 0.0
+            for origin, w, b in feeds[layer]:
+                x = now[origin] if origin in now else (out[origin][:, t - 1] if t > 0 else 0 * out[origin][:, 0])
+                drive = drive + (x @ w.T + b) * gain
+            i = alpha * i_state[layer] + drive
+            v = beta * v_state[layer] + i + leak
+            if spiking:
+                z = v > threshold
+                v = np.where(z, v_reset, v)
+                out[layer][:, t] = z
+            else:
+                out[layer][:, t] = v
+            i_state[layer], v_state[layer] = i, v
+            now[layer] = out[layer][:, t]
+    return out
+
+
+# --- export ----------------------------------------------------------------------------------------------
+def export_graph(net: Network, dt: float, approximate: bool = False):
+    """The network as a NIR graph: Input -> Affine -> CubaLIF (all neurons, a recurrent Affine on
+    itself) -> Output, in the Euler convention at ``dt`` (stated in node metadata), so that
+    ``import_graph(export_graph(net), dt)`` gives the same raw network.
+
+    NIR cannot express the core's subtract reset, a refractory period, a synaptic decay of 1 or a
+    bias on a neuron that does not leak; such a network is refused unless ``approximate`` (then
+    reset to v_reset, no refractory period, and the graph's metadata lists what was approximated).
+    """
+    nir = _nir()
+    c = net.config
+    if c.model != "lif":
+        raise InvalidValue(f"NIR export maps the LIF model, not {c.model!r}")
+    if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
+        raise InvalidValue(f"dt must be a positive number of seconds, not {dt!r}")
+    fmt, one = c.fmt, c.fmt.one
+    problems = []
+    if (net.reset_mode == RESET_SUBTRACT).any():
+        problems.append(f"{int((net.reset_mode == RESET_SUBTRACT).sum())} neuron(s) reset by subtraction")
+    if (net.refractory > 0).any():
+        problems.append(f"{int((net.refractory > 0).sum())} neuron(s) with a refractory period")
+    if (net.syn_decay == one).any():
+        problems.append("a synaptic decay of 1 (an infinite tau_syn)")
+    if (net.leak == one).any():
+        problems.append(f"{int((net.leak == one).sum())} neuron(s) that do not leak (an infinite tau_mem, through "
+                        f"which NIR's CubaLIF passes no current)")
+    if problems and not approximate:
+        raise InvalidValue("NIR cannot express " + "; ".join(problems) + " (approximate=True exports it anyway)")
+    alpha = np.minimum(net.syn_decay, one - 1) / one
+    beta = net.leak / one
+    tau_syn = dt / (1 - alpha)
+    beta = np.minimum(beta, 1 - 1 / one)
+    tau_mem = dt / (1 - beta)
+    g_mem = 1 - beta
+    meta = {"dt": dt, "convention": "euler", "exporter": "spiketwin", "scale": 1.0, "fmt": fmt.to_dict(),
+            "approximated": problems}
+    lif = nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=1 / g_mem, v_leak=net.bias / one / g_mem,
+                      v_threshold=(net.threshold - 1) / one, v_reset=net.v_reset / one, w_in=tau_syn / dt,
+                      metadata=meta)
+    w = fx.to_float(net.weights, fmt)
+    nodes = {"input": nir.Input(input_type={"input": np.array([c.n_axons])}),
+             "w_in": nir.Affine(weight=w[:c.n_axons].T.copy(), bias=np.zeros(c.n_neurons)),
+             "lif": lif,
+             "w_rec": nir.Affine(weight=w[c.n_axons:].T.copy(), bias=np.zeros(c.n_neurons)),
+             "output": nir.Output(output_type={"output": np.array([c.n_neurons])})}
+    edges = [("input", "w_in"), ("w_in", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "output")]
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)

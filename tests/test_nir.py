@@ -1,0 +1,221 @@
+"""NIR graphs onto the LIF core and back: spikes against a float simulation of the NIR equations,
+an identity round trip, the mapping report, every refusal, and the two commands."""
+
+import json
+
+import nir
+import numpy as np
+import pytest
+
+from spiketwin import CoreConfig, Network, simulate
+from spiketwin.fixedpoint import QFormat
+from spiketwin.nir import (
+    NIRMappingError,
+    core_events,
+    export_graph,
+    import_graph,
+    layer_spikes,
+    run_graph,
+)
+
+DT = 1e-3
+NEAREST = QFormat(8, 8, rounding="nearest")
+
+
+def tau_on_grid(rng, n, convention, lo, hi):
+    """Time constants whose per-step decay lies on the Q8.8 grid (as a graph trained for the core has)."""
+    a = np.round(rng.uniform(lo, hi, n) * 256) / 256
+    return DT / (1 - a) if convention == "euler" else -DT / np.log(a)
+
+
+def gain(tau, convention):
+    return DT / tau if convention == "euler" else 1 - np.exp(-DT / tau)
+
+
+def random_graph(rng, n_layers, convention, kind="CubaLIF", recurrent=True, bias=True):
+    """Input -> (Affine -> CubaLIF or LIF, with a recurrent Linear) x n_layers -> Output, written in
+    snnTorch's way (r and w_in undo the decays' input gains), thresholds and biases varied."""
+    n_in = int(rng.integers(8, 24))
+    nodes, edges = {"in": nir.Input(input_type={"input": np.array([n_in])})}, []
+    prev, n_prev = "in", n_in
+    for layer in range(n_layers):
+        n = int(rng.integers(6, 24))
+        nodes[f"w{layer}"] = nir.Affine(weight=rng.normal(0.1, 1.0, (n, n_prev)) * 2.5 / np.sqrt(n_prev),
+                                        bias=rng.normal(0, 0.05, n) if bias else np.zeros(n))
+        th = rng.uniform(0.5, 1.5, n)
+        tm = tau_on_grid(rng, n, convention, 0.7, 0.95)
+        if kind == "CubaLIF":
+            ts = tau_on_grid(rng, n, convention, 0.6, 0.95)
+            node = nir.CubaLIF(tau_syn=ts, tau_mem=tm, r=1 / gain(tm, convention), v_leak=np.zeros(n), v_threshold=th,
+                               v_reset=np.zeros(n), w_in=1 / gain(ts, convention))
+        else:
+            node = nir.LIF(tau=tm, r=1 / gain(tm, convention), v_leak=np.zeros(n), v_threshold=th, v_reset=np.zeros(n))
+        nodes[f"l{layer}"] = node
+        edges += [(prev, f"w{layer}"), (f"w{layer}", f"l{layer}")]
+        if recurrent:
+            nodes[f"r{layer}"] = nir.Linear(weight=rng.normal(0, 0.3 / np.sqrt(n), (n, n)))
+            edges += [(f"l{layer}", f"r{layer}"), (f"r{layer}", f"l{layer}")]
+        prev, n_prev = f"l{layer}", n
+    nodes["out"] = nir.Output(output_type={"output": np.array([n_prev])})
+    edges.append((prev, "out"))
+    return nir.NIRGraph(nodes=nodes, edges=edges), n_in
+
+
+@pytest.mark.parametrize("n_layers", [1, 2, 3])
+@pytest.mark.parametrize("kind", ["CubaLIF", "LIF"])
+@pytest.mark.parametrize("convention", ["euler", "exact"])
+def test_random_graphs_agree_with_the_nir_equations(convention, kind, n_layers):
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        graph, n_in = random_graph(rng, n_layers, convention, kind, recurrent=seed != 1, bias=seed != 2)
+        net, report = import_graph(graph, DT, convention=convention, fmt=NEAREST)
+        events = (rng.random((16, 50, n_in)) < 0.3).astype(int)
+        ref = run_graph(graph, events, DT, convention)
+        core = simulate(net.config, net, core_events(net, events))
+        for layer in range(n_layers):
+            want = ref[f"l{layer}"] > 0
+            agree = (layer_spikes(net, core.spikes, f"l{layer}", 50) == want).mean()
+            assert agree >= (0.99 if layer == 0 else 0.985), (seed, layer, agree)
+            assert 0.02 < want.mean() < 0.8
+        assert [L["time_shift"] for L in report.layers] == list(range(n_layers))
+
+
+def lif_network(seed, n_axons=12, n_neurons=10):
+    net = Network.random(CoreConfig(n_axons, n_neurons), seed)
+    one = net.config.fmt.one
+    net.reset_mode[:] = 1
+    net.refractory[:] = 0
+    net.leak[net.leak == one] = one - 40
+    net.syn_decay[net.syn_decay == one] = one // 3
+    return net
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_export_then_import_is_the_identity(seed, tmp_path):
+    net = lif_network(seed)
+    path = tmp_path / "net.nir"
+    nir.write(path, export_graph(net, DT))
+    graph = nir.read(path)
+    assert graph.nodes["lif"].metadata["dt"] == DT and graph.nodes["lif"].metadata["convention"] == "euler"
+    back, report = import_graph(graph, DT, fmt=net.config.fmt)
+    for name in net.array_names:
+        np.testing.assert_array_equal(getattr(back, name), getattr(net, name), err_msg=name)
+    assert back.config == net.config and report.layers[0]["scale"] == 1.0
+
+
+def test_an_exported_graph_runs_the_network_in_float():
+    """The exported graph's equations, simulated in float64, give the core's spikes (up to the
+    rounding of its products: a few flips)."""
+    net = lif_network(5, 16, 24)
+    net.weights //= 2
+    rng = np.random.default_rng(0)
+    events = (rng.random((8, 60, 16)) < 0.3).astype(int)
+    ref = run_graph(export_graph(net, DT), events, DT)["lif"] > 0
+    core = simulate(net.config, net, events).spikes
+    assert 0.02 < ref.mean() < 0.9
+    assert (core == ref).mean() >= 0.97
+
+
+def test_bias_axons_and_the_report(tmp_path):
+    rng = np.random.default_rng(3)
+    graph, n_in = random_graph(rng, 2, "euler")
+    net, report = import_graph(graph, DT, fmt=NEAREST)
+    axons = report.axons
+    assert axons[:n_in] == [["input", i] for i in range(n_in)] and axons[n_in:] == [["bias", "l0"], ["bias", "l1"]]
+    events = core_events(net, np.zeros((5, n_in), int))
+    assert events.shape == (6, n_in + 2)                    # one step more for the second layer's shift
+    assert events[:, n_in].tolist() == [1] * 6 and events[:, n_in + 1].tolist() == [0] + [1] * 5
+    saved = json.loads(report.save(tmp_path / "m.json").read_text())
+    layer = saved["layers"][0]
+    assert layer["weight_max_error_lsb"] <= 0.5 + 1e-9                     # nearest rounding
+    assert layer["scale"] >= 1 and layer["alpha_raw"] == net.syn_decay[0]
+    folded, rep = import_graph(graph, DT, fmt=NEAREST, fold_bias=True)
+    assert folded.config.n_axons == n_in and any("folded" in a for L in rep.layers for a in L["approximations"])
+
+
+def graph_of(nodes, edges):
+    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+
+
+def cuba(n, tau=5e-3):
+    return nir.CubaLIF(tau_syn=np.full(n, tau), tau_mem=np.full(n, tau), r=np.ones(n), v_leak=np.zeros(n),
+                       v_threshold=np.ones(n), v_reset=np.zeros(n))
+
+
+def test_refusals_name_the_node_and_the_limit():
+    inp = nir.Input(input_type={"input": np.array([4])})
+    out = nir.Output(output_type={"output": np.array([3])})
+    w43 = nir.Linear(weight=np.ones((3, 4)))
+    ok = {"in": inp, "w": w43, "l": cuba(3), "out": out}
+    chain = [("in", "w"), ("w", "l"), ("l", "out")]
+    import_graph(graph_of(ok, chain), DT)
+    with pytest.raises(NIRMappingError, match="node 'c' is a Conv2d, which the core cannot run"):
+        conv = nir.Conv2d(input_shape=(2, 2), weight=np.ones((1, 1, 1, 1)), stride=1, padding=0, dilation=1, groups=1,
+                          bias=np.zeros(1))
+        import_graph(graph_of({**ok, "c": conv}, [*chain, ("in", "c")]), DT)
+    with pytest.raises(NIRMappingError, match="exactly one Input node, not 2"):
+        import_graph(graph_of({**ok, "in2": inp}, chain), DT)
+    with pytest.raises(NIRMappingError, match="the graph has no Output node"):
+        import_graph(graph_of({k: v for k, v in ok.items() if k != "out"}, chain[:2]), DT)
+    skip = {**ok, "w2": nir.Linear(weight=np.ones((3, 3))), "l2": cuba(3), "s": nir.Linear(weight=np.ones((3, 4)))}
+    with pytest.raises(NIRMappingError, match=r"layer 'l2' is fed from depths \[0, 1\]: skip connections"):
+        import_graph(graph_of(skip, [("in", "w"), ("w", "l"), ("l", "w2"), ("w2", "l2"), ("in", "s"), ("s", "l2"),
+                                     ("l2", "out")]), DT)
+    back = {**ok, "w2": nir.Linear(weight=np.ones((3, 3))), "l2": cuba(3), "b": nir.Linear(weight=np.ones((3, 3)))}
+    with pytest.raises(NIRMappingError, match="'l2' -> 'l' feeds back across layers"):
+        import_graph(graph_of(back, [*chain[:2], ("l", "w2"), ("w2", "l2"), ("l2", "b"), ("b", "l"),
+                                     ("l2", "out")]), DT)
+    with pytest.raises(NIRMappingError, match=r"layer 'l': alpha = -1 is outside \[0, 1\] at this dt"):
+        import_graph(graph_of({**ok, "l": cuba(3, tau=DT / 2)}, chain), DT)
+    with pytest.raises(NIRMappingError, match=r"'w' \('in' -> 'l'\): weight of shape \(3, 4\), expected \(3, 5\)"):
+        import_graph(graph_of({**ok, "in": nir.Input(input_type={"input": np.array([5])})}, chain), DT)
+    with pytest.raises(NIRMappingError, match="layer 'l': threshold 1 at scale 512 is outside Q8.8"):
+        import_graph(graph_of(ok, chain), DT, scales={"l": 512.0})
+    readout = {**ok, "l": nir.LI(tau=np.full(3, 5e-3), r=np.ones(3), v_leak=np.zeros(3)),
+               "w2": nir.Linear(weight=np.ones((3, 3))), "l2": cuba(3)}
+    with pytest.raises(NIRMappingError, match="a non-spiking LI readout cannot feed a layer"):
+        import_graph(graph_of(readout, [*chain[:2], ("l", "w2"), ("w2", "l2"), ("l2", "out")]), DT)
+    big = {"in": nir.Input(input_type={"input": np.array([70000])}), "w": nir.Linear(weight=np.zeros((3, 70000))),
+           "l": cuba(3), "out": out}
+    with pytest.raises(NIRMappingError, match="the graph's 70000 inputs and 3 neurons do not fit a core: At most 65536"):
+        import_graph(graph_of(big, chain), DT)
+    with pytest.raises(ValueError, match="dt must be a positive number of seconds"):
+        import_graph(graph_of(ok, chain), 0.0)
+
+
+def test_export_refuses_what_nir_cannot_say():
+    net = lif_network(1)
+    net.reset_mode[2] = 0
+    net.refractory[3] = 2
+    with pytest.raises(ValueError, match="NIR cannot express 1 neuron.s. reset by subtraction; 1 neuron.s. with a "
+                                         "refractory period"):
+        export_graph(net, DT)
+    graph = export_graph(net, DT, approximate=True)
+    assert graph.metadata["approximated"] == ["1 neuron(s) reset by subtraction", "1 neuron(s) with a refractory period"]
+    dpi = CoreConfig(4, 4, model="dpi")
+    with pytest.raises(ValueError, match="NIR export maps the LIF model, not 'dpi'"):
+        export_graph(dpi.neuron_model.network.zeros(dpi), DT)
+
+
+def test_import_and_export_commands(tmp_path, capsys):
+    from spiketwin.cli import main
+    from spiketwin.network import load_network
+
+    rng = np.random.default_rng(4)
+    graph, _ = random_graph(rng, 2, "euler")
+    nir.write(tmp_path / "g.nir", graph)
+    assert main(["import-nir", str(tmp_path / "g.nir"), "--dt", "0.001", "--lanes", "2",
+                 "--out", str(tmp_path / "m.npz")]) == 0
+    out = capsys.readouterr().out
+    assert "l0 (CubaLIF" in out and "shift 1 step(s)" in out
+    net = load_network(tmp_path / "m.npz")
+    assert net.config.lanes == 2 and net.meta["nir"]["layers"]["l1"]["time_shift"] == 1
+    assert json.loads((tmp_path / "m.mapping.json").read_text())["dt"] == 0.001
+    lif = lif_network(0)
+    lif.save(tmp_path / "lif.npz")
+    assert main(["export-nir", str(tmp_path / "lif.npz"), "--dt", "0.001", "--out", str(tmp_path / "lif.nir")]) == 0
+    assert nir.read(tmp_path / "lif.nir").nodes["lif"].v_threshold.shape == (10,)
+    assert main(["import-nir", str(tmp_path / "missing.nir"), "--dt", "0.001"]) == 2
+    assert "no NIR file at" in capsys.readouterr().err
+    assert main(["import-nir", str(tmp_path / "g.nir"), "--dt", "-1"]) == 2
+    assert "--dt must be a positive number of seconds, not -1" in capsys.readouterr().err
