@@ -11,7 +11,7 @@ import numpy as np
 
 from .errors import InvalidValue
 
-__all__ = ["Dataset", "load_dataset", "DATASETS", "rate_encode"]
+__all__ = ["Dataset", "load_dataset", "DATASETS", "rate_encode", "load_events"]
 
 DATASETS = ("digits", "digits01")
 TEST_FRACTION = 0.25
@@ -81,3 +81,40 @@ def rate_encode(x, steps: int, max_rate: float = 0.5, method: str = "poisson",
         phase = np.floor(t * rate + 1e-9)
         return np.diff(phase, axis=-2).astype(np.int64)
     raise InvalidValue(f"method must be 'poisson' or 'deterministic', not {method!r}")
+
+
+def load_events(path, n_inputs: int, n_classes: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """A data file of your own (``docs/data-files.md``): ``events`` [samples, steps, n_inputs]
+    non-negative integer counts and, optionally, ``labels`` [samples] in ``[0, n_classes)``.
+    Refuses what does not fit, naming the file, the field and the first bad index."""
+    from .network import first_bad
+
+    def at(mask) -> str:
+        return "[" + ", ".join(str(i) for i in first_bad(mask)) + "]"
+
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise InvalidValue(f"{path}: not a readable .npz data file ({e})") from None
+    with data:
+        if "events" not in data.files:
+            raise InvalidValue(f"{path}: no 'events' array (it has {sorted(data.files)})")
+        events = data["events"]
+        labels = data["labels"] if "labels" in data.files else None
+    if events.dtype.kind not in "iu":
+        raise InvalidValue(f"{path}: events must be integer counts, not {events.dtype}")
+    if events.ndim != 3 or events.shape[-1] != n_inputs:
+        raise InvalidValue(f"{path}: events must be [samples, steps, {n_inputs}], not {list(events.shape)}")
+    if (events < 0).any():
+        raise InvalidValue(f"{path}: events{at(events < 0)} is negative")
+    if labels is not None:
+        if labels.dtype.kind not in "iu" or labels.ndim != 1:
+            raise InvalidValue(f"{path}: labels must be one integer per sample, not {labels.dtype} "
+                               f"{list(labels.shape)}")
+        if len(labels) != len(events):
+            raise InvalidValue(f"{path}: {len(labels)} labels for {len(events)} samples")
+        bad = (labels < 0) | (labels >= (n_classes if n_classes is not None else np.inf))
+        if bad.any():
+            raise InvalidValue(f"{path}: labels{at(bad)} = {int(labels[bad][0])} is not a class in "
+                               f"[0, {n_classes})")
+    return events.astype(np.int64), None if labels is None else labels.astype(np.int64)

@@ -413,12 +413,13 @@ def event_sequences(events: np.ndarray) -> list[list[int]]:
 
 
 def run_on_board(link: Link, net, events: np.ndarray, labels: np.ndarray | None = None, load: bool = True,
-                 outputs=None, progress: bool = True) -> dict:
+                 outputs=None, progress: bool = True, window: tuple | None = None) -> dict:
     """Run each sample of ``events`` [samples, steps, n_axons] on the board behind ``link`` and
     compare every step's spikes and the final membrane of the ``outputs`` (default: the classifier's)
     with the twin, bit for bit. The board is identified and checked first, and loaded with ``net``
     unless ``load`` is false (a bitstream with it baked in). With ``labels``, the classification
-    accuracy too. Returns the report (``bit_exact``, ``mismatches`` naming sample, step and neuron)."""
+    accuracy too, counting the outputs' spikes in the steps of ``window`` (start, stop; all by
+    default). Returns the report (``bit_exact``, ``mismatches`` naming sample, step and neuron)."""
     from tqdm import tqdm
 
     from .fixedpoint import from_word
@@ -446,7 +447,8 @@ def run_on_board(link: Link, net, events: np.ndarray, labels: np.ndarray | None 
             mismatches.append({"sample": i, "step": step, "neuron": neuron, "differences": int(len(diff))})
             tqdm.write(f"sample {i}: board and twin differ (first at step {step}, neuron {neuron}; {len(diff)} in all)")
         if labels is not None:
-            correct += int(predict(spikes[:, outputs].sum(0), v_out) == labels[i])
+            counted = spikes[slice(*window) if window else slice(None)]
+            correct += int(predict(counted[:, outputs].sum(0), v_out) == labels[i])
     report = {"samples": n, "bit_exact": n - len(mismatches), "mismatches": mismatches,
               "error_flags": link.errors(), "board": ident}
     if labels is not None:

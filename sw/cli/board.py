@@ -103,11 +103,15 @@ def cmd_run(args) -> int:
 
     at_least("n", args.n, 1)
     net = load_network(args.model)
-    if args.dataset:
-        net.meta["dataset"] = args.dataset
-    events, labels = encoded_test_set(net, args.n, seed=args.seed)
+    outputs, window = None, None
+    if args.data is not None:
+        events, labels, outputs, window = _own_data(net, args)
+    else:
+        if args.dataset:
+            net.meta["dataset"] = args.dataset
+        events, labels = encoded_test_set(net, args.n, seed=args.seed)
     link = _open_link(args)
-    report = run_on_board(link, net, events, labels, load=not args.baked)
+    report = run_on_board(link, net, events, labels, load=not args.baked, outputs=outputs, window=window)
     ident = report["board"]
     print(f"board: protocol {ident['version'][0]}.{ident['version'][1]}, core {ident['n_axons']} axons x "
           f"{ident['n_neurons']} neurons, {ident['lanes']} lane(s), hash {ident['config_hash']}")
@@ -117,6 +121,39 @@ def cmd_run(args) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
     return 0 if not report["mismatches"] else 1
+
+
+def _own_data(net, args):
+    """``run --data``: the file's events (the first ``--n``) on the core's axons, its labels, the
+    output neurons and the steps they are read in. An imported NIR network takes its inputs, and
+    its outputs' window, from its mapping (``meta["nir"]``); another network its axons, and
+    ``--outputs`` or its classifier's outputs."""
+    from ..data import load_events
+
+    nir_info = net.meta.get("nir")
+    n_inputs = nir_info["n_inputs"] if nir_info else net.config.n_axons
+    events, labels = load_events(args.data, n_inputs)
+    events, labels = events[:args.n], None if labels is None else labels[:args.n]
+    window = None
+    if args.outputs is not None:
+        outputs = args.outputs
+    elif nir_info:
+        out = next(iter(nir_info["outputs"].values()))
+        outputs = out["neurons"]
+        shift = nir_info["layers"][out["layer"]]["time_shift"]
+        window = (shift, shift + events.shape[1])
+    elif "outputs" in net.meta:
+        outputs = net.meta["outputs"]
+    else:
+        raise InvalidValue(f"{args.model} names no output neurons: give --outputs")
+    bad = [j for j in outputs if not 0 <= j < net.config.n_neurons]
+    if bad:
+        raise InvalidValue(f"--outputs: neuron {bad[0]} is not one of the core's {net.config.n_neurons}")
+    if nir_info:
+        from ..nir import core_events
+
+        events = core_events(net, events)
+    return events, labels, outputs, window
 
 
 def cmd_characterize(args) -> int:
@@ -181,6 +218,11 @@ def add_parsers(sub) -> None:
     r.add_argument("--port", required=True, help="a serial port (/dev/ttyUSB1) or socket://127.0.0.1:5555")
     r.add_argument("--model", type=Path, required=True)
     r.add_argument("--dataset", choices=["digits", "digits01"])
+    r.add_argument("--data", type=Path, metavar="FILE.npz",
+                   help="your own samples instead of the test set: events [samples, steps, inputs], optional labels "
+                        "(docs/data-files.md)")
+    r.add_argument("--outputs", type=int, nargs="+", metavar="NEURON",
+                   help="the neurons read as the classes (default: the network file's)")
     r.add_argument("--n", type=int, default=100)
     r.add_argument("--baked", action="store_true", help="the bitstream has the model baked in: do not load it")
     r.add_argument("--baud", type=int, default=115_200)
