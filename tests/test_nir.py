@@ -32,24 +32,30 @@ def gain(tau, convention):
     return DT / tau if convention == "euler" else 1 - np.exp(-DT / tau)
 
 
-def random_graph(rng, n_layers, convention, kind="CubaLIF", recurrent=True, bias=True):
-    """Input -> (Affine -> CubaLIF or LIF, with a recurrent Linear) x n_layers -> Output, written in
-    snnTorch's way (r and w_in undo the decays' input gains), thresholds and biases varied."""
+def random_graph(rng, n_layers, convention, kind="CubaLIF", recurrent=True, bias=True, style="snntorch"):
+    """Input -> (Affine -> CubaLIF or LIF, with a recurrent Linear) x n_layers -> Output, thresholds
+    and biases varied, written in snnTorch's way (r and w_in undo the decays' input gains) or in
+    Norse's (r = w_in = 1, the gains left in the equations, the weights larger to match)."""
     n_in = int(rng.integers(8, 24))
     nodes, edges = {"in": nir.Input(input_type={"input": np.array([n_in])})}, []
     prev, n_prev = "in", n_in
     for layer in range(n_layers):
         n = int(rng.integers(6, 24))
-        nodes[f"w{layer}"] = nir.Affine(weight=rng.normal(0.1, 1.0, (n, n_prev)) * 2.5 / np.sqrt(n_prev),
-                                        bias=rng.normal(0, 0.05, n) if bias else np.zeros(n))
+        w = rng.normal(0.1, 1.0, (n, n_prev)) * 2.5 / np.sqrt(n_prev)
+        b = rng.normal(0, 0.05, n) if bias else np.zeros(n)
         th = rng.uniform(0.5, 1.5, n)
         tm = tau_on_grid(rng, n, convention, 0.7, 0.95)
+        ts = tau_on_grid(rng, n, convention, 0.6, 0.95)
+        r, w_in = 1 / gain(tm, convention), 1 / gain(ts, convention)
+        if style == "norse":        # the same dynamics with r = w_in = 1: the gains move into the weights
+            k = (r * w_in if kind == "CubaLIF" else r)[:, None]
+            w, b, r, w_in = w * k, b * k[:, 0], np.ones(n), np.ones(n)
+        nodes[f"w{layer}"] = nir.Affine(weight=w, bias=b)
         if kind == "CubaLIF":
-            ts = tau_on_grid(rng, n, convention, 0.6, 0.95)
-            node = nir.CubaLIF(tau_syn=ts, tau_mem=tm, r=1 / gain(tm, convention), v_leak=np.zeros(n), v_threshold=th,
-                               v_reset=np.zeros(n), w_in=1 / gain(ts, convention))
+            node = nir.CubaLIF(tau_syn=ts, tau_mem=tm, r=r, v_leak=np.zeros(n), v_threshold=th, v_reset=np.zeros(n),
+                               w_in=w_in)
         else:
-            node = nir.LIF(tau=tm, r=1 / gain(tm, convention), v_leak=np.zeros(n), v_threshold=th, v_reset=np.zeros(n))
+            node = nir.LIF(tau=tm, r=r, v_leak=np.zeros(n), v_threshold=th, v_reset=np.zeros(n))
         nodes[f"l{layer}"] = node
         edges += [(prev, f"w{layer}"), (f"w{layer}", f"l{layer}")]
         if recurrent:
@@ -61,13 +67,14 @@ def random_graph(rng, n_layers, convention, kind="CubaLIF", recurrent=True, bias
     return nir.NIRGraph(nodes=nodes, edges=edges), n_in
 
 
+@pytest.mark.parametrize("style", ["snntorch", "norse"])
 @pytest.mark.parametrize("n_layers", [1, 2, 3])
 @pytest.mark.parametrize("kind", ["CubaLIF", "LIF"])
 @pytest.mark.parametrize("convention", ["euler", "exact"])
-def test_random_graphs_agree_with_the_nir_equations(convention, kind, n_layers):
+def test_random_graphs_agree_with_the_nir_equations(convention, kind, n_layers, style):
     for seed in range(3):
         rng = np.random.default_rng(seed)
-        graph, n_in = random_graph(rng, n_layers, convention, kind, recurrent=seed != 1, bias=seed != 2)
+        graph, n_in = random_graph(rng, n_layers, convention, kind, recurrent=seed != 1, bias=seed != 2, style=style)
         net, report = import_graph(graph, DT, convention=convention, fmt=NEAREST)
         events = (rng.random((16, 50, n_in)) < 0.3).astype(int)
         ref = run_graph(graph, events, DT, convention)
