@@ -11,7 +11,7 @@ import numpy as np
 
 from .errors import InvalidValue
 
-__all__ = ["Dataset", "load_dataset", "DATASETS", "rate_encode", "load_events"]
+__all__ = ["Dataset", "load_dataset", "DATASETS", "rate_encode", "load_events", "Samples", "own_samples"]
 
 DATASETS = ("digits", "digits01")
 TEST_FRACTION = 0.25
@@ -118,3 +118,53 @@ def load_events(path, n_inputs: int, n_classes: int | None = None) -> tuple[np.n
             raise InvalidValue(f"{path}: labels{at(bad)} = {int(labels[bad][0])} is not a class in "
                                f"[0, {n_classes})")
     return events.astype(np.int64), None if labels is None else labels.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class Samples:
+    """Samples of a data file for one network: input events [samples, steps, inputs] (the graph's
+    inputs for an imported NIR network), labels or None, the output neurons, and the core steps
+    ``window`` (start, stop) their spikes are counted in (None: all)."""
+
+    events: np.ndarray
+    labels: np.ndarray | None
+    outputs: list
+    window: tuple | None
+
+    def core_events(self, net, events: np.ndarray | None = None) -> np.ndarray:
+        """``events`` (default: the samples') on the core's axons: an imported network's bias axons
+        and extra steps added (:func:`spiketwin.nir.core_events`)."""
+        events = self.events if events is None else events
+        if net.meta.get("nir"):
+            from .nir import core_events
+
+            return core_events(net, events)
+        return events
+
+
+def own_samples(net, path, n: int | None = None, outputs=None) -> Samples:
+    """The samples of data file ``path`` (:func:`load_events`, the first ``n``) for ``net``: its
+    inputs and output window from an imported network's mapping (``meta["nir"]``), else its axons;
+    the outputs ``outputs``, else the network's (a classifier's ``meta["outputs"]``, an imported
+    graph's first Output layer)."""
+    info = net.meta.get("nir")
+    n_inputs = info["n_inputs"] if info else net.config.n_axons
+    events, labels = load_events(path, n_inputs)
+    if n is not None:
+        events, labels = events[:n], None if labels is None else labels[:n]
+    window = None
+    if outputs is None and info:
+        out = next(iter(info["outputs"].values()))
+        outputs = out["neurons"]
+        shift = info["layers"][out["layer"]]["time_shift"]
+        window = (shift, shift + events.shape[1])
+    elif outputs is None:
+        if "outputs" not in net.meta:
+            raise InvalidValue(f"{path}: the network names no output neurons: give --outputs")
+        outputs = net.meta["outputs"]
+    bad = [j for j in outputs if not 0 <= j < net.config.n_neurons]
+    if bad:
+        raise InvalidValue(f"--outputs: neuron {bad[0]} is not one of the core's {net.config.n_neurons}")
+    if labels is not None and (labels >= len(outputs)).any():
+        raise InvalidValue(f"{path}: label {int(labels.max())} has no output neuron (there are {len(outputs)})")
+    return Samples(events, labels, list(outputs), window)

@@ -407,23 +407,47 @@ def chip_accuracy(net: Network, x: np.ndarray, labels: np.ndarray, profile: Mism
     return twin_accuracy(model.sample_chip(net), x, labels, seed=seed, mismatch=model)
 
 
+def samples_accuracy(net: Network, samples, mismatch: FPGAMismatchModel | None = None) -> float:
+    """Hardware-exact accuracy of ``net`` on a data file's labelled samples
+    (:class:`spiketwin.data.Samples`), their input events re-binned by ``mismatch``'s clock jitter."""
+    from .twin import simulate
+
+    events = samples.events
+    if mismatch is not None and mismatch.clock_jitter_pct > 0:
+        events = mismatch.jitter(events)
+    r = simulate(net.config, net, samples.core_events(net, events))
+    window = slice(*samples.window) if samples.window else slice(None)
+    counts = r.spikes[..., window, :][..., samples.outputs].sum(-2)
+    membrane = getattr(r.state, net.config.neuron_model.membrane)[..., samples.outputs]
+    return float((predict(counts, membrane) == samples.labels).mean())
+
+
 _JOB_CACHE: dict = {}
 
 
-def chip_job(network: bytes, profile: str, scale: float, chips: list[int], seed: int) -> list[float]:
+def chip_job(network: bytes, profile: str, samples, scale: float, chips: list[int], seed: int) -> list[float]:
     """One job of a chip sweep (:mod:`spiketwin.distributed`): :func:`chip_accuracy` of each of
     ``chips`` for a classifier file's bytes on its dataset's test split, at ``scale`` times the
-    profile (JSON). A worker keeps the last network and dataset it decoded, so the jobs of one
-    sweep decode them once."""
+    profile (JSON), or on ``samples`` (a data file's, :class:`spiketwin.data.Samples`) when given.
+    A worker keeps the last network and dataset it decoded, so the jobs of one sweep decode them once."""
     from .data import load_dataset
     from .network import network_from_bytes
 
     if _JOB_CACHE.get("bytes") != network:
-        net = network_from_bytes(network, "the model")
-        _JOB_CACHE.update(bytes=network, net=net, data=load_dataset(net.meta["dataset"]))
-    net, ds = _JOB_CACHE["net"], _JOB_CACHE["data"]
+        _JOB_CACHE.update(bytes=network, net=network_from_bytes(network, "the model"))
+    net = _JOB_CACHE["net"]
     scaled = MismatchProfile.from_json(profile).scaled(scale)
-    return [chip_accuracy(net, ds.x_test, ds.y_test, scaled, chip, seed) for chip in chips]
+    if samples is None:
+        name = net.meta["dataset"]
+        if _JOB_CACHE.get("dataset") != name:
+            _JOB_CACHE.update(dataset=name, data=load_dataset(name))
+        ds = _JOB_CACHE["data"]
+        return [chip_accuracy(net, ds.x_test, ds.y_test, scaled, chip, seed) for chip in chips]
+    out = []
+    for chip in chips:
+        model = FPGAMismatchModel.from_profile(scaled, fmt=net.config.fmt, seed=seed * 1000 + chip)
+        out.append(samples_accuracy(model.sample_chip(net), samples, mismatch=model))
+    return out
 
 
 #: Chips per job of a sweep: a job of a few hundred milliseconds outweighs Dask's few milliseconds per job.
@@ -486,32 +510,40 @@ def train_classifier(dataset: str, hidden=None, steps: int = 20, encoding: str =
 
 def evaluate_classifier(net: Network, profile: MismatchProfile, chips: int = 20, levels=(0.0, 0.5, 1.0, 2.0, 4.0),
                         seed: int = 0, progress: bool = True, min_accuracy: float | None = None,
-                        cluster=None) -> dict:
+                        cluster=None, samples=None) -> dict:
     """The whole of ``spiketwin evaluate``: hardware-exact test accuracy without mismatch and over
     ``chips`` sampled chips at each of ``levels`` (multiples of ``profile``).
 
     Each level's chips, :data:`CHIPS_PER_JOB` at a time, are jobs of
     :func:`spiketwin.distributed.run_jobs`: serial without ``cluster``, on Dask workers with one,
     the same accuracies either way. With ``min_accuracy``
-    each level also reports its yield: the fraction of chips at or above it.
+    each level also reports its yield: the fraction of chips at or above it. With ``samples`` (a
+    data file's labelled samples, :class:`spiketwin.data.Samples`) the accuracy is on them instead
+    of the classifier's test split, and ``net`` need not be a trained classifier.
     """
     from .data import load_dataset
     from .distributed import run_jobs
 
-    if net.meta.get("kind") != "classifier":
+    if samples is None and net.meta.get("kind") != "classifier":
         raise InvalidValue("not a trained classifier")
+    if samples is not None and samples.labels is None:
+        raise InvalidValue("the data file has no labels to score against")
     if chips < 1:
         raise InvalidValue(f"chips must be at least 1, not {chips}")
     if min_accuracy is not None and not 0 <= min_accuracy <= 1:
         raise InvalidValue(f"--min-accuracy must be in [0, 1], not {min_accuracy}")
-    ds = load_dataset(net.meta["dataset"])
-    result = {"dataset": ds.name, "float_accuracy": net.meta.get("float_test_accuracy"),
-              "q8_8_accuracy": twin_accuracy(net, ds.x_test, ds.y_test, seed=seed),
-              "mismatch": profile.to_json(), "sweep": []}
+    if samples is None:
+        ds = load_dataset(net.meta["dataset"])
+        result = {"dataset": ds.name, "float_accuracy": net.meta.get("float_test_accuracy"),
+                  "q8_8_accuracy": twin_accuracy(net, ds.x_test, ds.y_test, seed=seed)}
+    else:
+        result = {"dataset": "data file", "samples": len(samples.labels), "float_accuracy": None,
+                  "q8_8_accuracy": samples_accuracy(net, samples)}
+    result.update(mismatch=profile.to_json(), sweep=[])
     groups = [list(range(c, min(c + CHIPS_PER_JOB, chips))) for c in range(0, chips, CHIPS_PER_JOB)]
     jobs = [(float(scale), group, seed) for scale in levels for group in groups]
     accs = run_jobs(chip_job, jobs, cluster, desc="chips", names=[f"{s:g}x chips {g[0]}-{g[-1]}" for s, g, _ in jobs],
-                    progress=progress, shared=(net.to_bytes(), profile.to_json()))
+                    progress=progress, shared=(net.to_bytes(), profile.to_json(), samples))
     for k, scale in enumerate(levels):
         level = [a for part in accs[k * len(groups):(k + 1) * len(groups)] for a in part]
         entry = {"scale": scale, "mean": float(np.mean(level)), "min": float(np.min(level)),

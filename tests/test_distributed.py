@@ -115,7 +115,7 @@ def test_a_killed_worker_loses_no_result(classifier):
 
     net, _ = classifier
     jobs = [(scale, [chip], 0) for scale in (1.0, 3.0) for chip in range(12)]
-    shared = (net.to_bytes(), PROFILE.to_json())
+    shared = (net.to_bytes(), PROFILE.to_json(), None)
     serial = run_jobs(chip_job, jobs, shared=shared, progress=False)
     killed = []
     with Cluster(workers=2).client() as c:

@@ -254,6 +254,38 @@ def test_data_files_are_checked(tmp_path):
         load_events(tmp_path / "junk.npz", 4)
 
 
+def test_evaluate_an_imported_graph_on_your_own_data(tmp_path, capsys):
+    """evaluate --data: the twin's accuracy on labelled samples read in the output layer's window,
+    and over sampled chips (at level 0 every chip is the nominal core)."""
+    from spiketwin.cli import main
+    from spiketwin.data import own_samples
+    from spiketwin.train import samples_accuracy
+
+    rng = np.random.default_rng(8)
+    graph, n_in = random_graph(rng, 2, "euler")
+    nir.write(tmp_path / "g.nir", graph)
+    model = tmp_path / "m.npz"
+    assert main(["import-nir", str(tmp_path / "g.nir"), "--dt", "0.001", "--out", str(model)]) == 0
+    net = Network.load(model)
+    n_out = len(next(iter(net.meta["nir"]["outputs"].values()))["neurons"])
+    events = (rng.random((40, 20, n_in)) < 0.3).astype(np.int64)
+    ref = run_graph(graph, events, DT)
+    last = f"l{len(net.meta['nir']['layers']) - 1}"
+    labels = ref[last].sum(1).argmax(-1)                   # the float graph's own answers
+    np.savez(tmp_path / "data.npz", events=events, labels=labels)
+    samples = own_samples(net, tmp_path / "data.npz")
+    assert samples.window == (1, 21) and len(samples.outputs) == n_out
+    capsys.readouterr()
+    assert main(["evaluate", str(model), "--data", str(tmp_path / "data.npz"), "--chips", "3", "--levels", "0", "1",
+                 "--json", str(tmp_path / "e.json")]) == 0
+    result = json.loads((tmp_path / "e.json").read_text())
+    assert result["q8_8_accuracy"] == samples_accuracy(net, samples) >= 0.9
+    assert result["sweep"][0]["chips"] == [result["q8_8_accuracy"]] * 3
+    np.savez(tmp_path / "bad.npz", events=events, labels=labels + n_out)
+    assert main(["evaluate", str(model), "--data", str(tmp_path / "bad.npz")]) == 2
+    assert f"has no output neuron (there are {n_out})" in capsys.readouterr().err
+
+
 @pytest.mark.sim
 def test_an_imported_graph_runs_on_the_simulated_board_bit_for_bit(tmp_path, capsys):
     from test_board_sim import free_port, serve, stop_board

@@ -105,7 +105,10 @@ def cmd_run(args) -> int:
     net = load_network(args.model)
     outputs, window = None, None
     if args.data is not None:
-        events, labels, outputs, window = _own_data(net, args)
+        from ..data import own_samples
+
+        samples = own_samples(net, args.data, args.n, args.outputs)
+        events, labels, outputs, window = samples.core_events(net), samples.labels, samples.outputs, samples.window
     else:
         if args.dataset:
             net.meta["dataset"] = args.dataset
@@ -121,39 +124,6 @@ def cmd_run(args) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
     return 0 if not report["mismatches"] else 1
-
-
-def _own_data(net, args):
-    """``run --data``: the file's events (the first ``--n``) on the core's axons, its labels, the
-    output neurons and the steps they are read in. An imported NIR network takes its inputs, and
-    its outputs' window, from its mapping (``meta["nir"]``); another network its axons, and
-    ``--outputs`` or its classifier's outputs."""
-    from ..data import load_events
-
-    nir_info = net.meta.get("nir")
-    n_inputs = nir_info["n_inputs"] if nir_info else net.config.n_axons
-    events, labels = load_events(args.data, n_inputs)
-    events, labels = events[:args.n], None if labels is None else labels[:args.n]
-    window = None
-    if args.outputs is not None:
-        outputs = args.outputs
-    elif nir_info:
-        out = next(iter(nir_info["outputs"].values()))
-        outputs = out["neurons"]
-        shift = nir_info["layers"][out["layer"]]["time_shift"]
-        window = (shift, shift + events.shape[1])
-    elif "outputs" in net.meta:
-        outputs = net.meta["outputs"]
-    else:
-        raise InvalidValue(f"{args.model} names no output neurons: give --outputs")
-    bad = [j for j in outputs if not 0 <= j < net.config.n_neurons]
-    if bad:
-        raise InvalidValue(f"--outputs: neuron {bad[0]} is not one of the core's {net.config.n_neurons}")
-    if nir_info:
-        from ..nir import core_events
-
-        events = core_events(net, events)
-    return events, labels, outputs, window
 
 
 def cmd_characterize(args) -> int:

@@ -34,12 +34,17 @@ def cmd_evaluate(args) -> int:
 
     at_least("chips", args.chips, 1)
     net = load_network(args.model)
-    if net.meta.get("kind") != "classifier":
-        raise InvalidValue(f"{args.model} is not a trained classifier")
+    samples = None
+    if args.data is not None:
+        from ..data import own_samples
+
+        samples = own_samples(net, args.data, outputs=args.outputs)
+    elif net.meta.get("kind") != "classifier":
+        raise InvalidValue(f"{args.model} is not a trained classifier (give --data with labelled samples)")
     profile = mismatch_from_args(args, args.seed).profile
-    result = {"model": str(args.model), **evaluate_classifier(net, profile, args.chips, args.levels, args.seed,
-                                                              min_accuracy=args.min_accuracy,
-                                                              cluster=cluster_from_args(args))}
+    evaluation = evaluate_classifier(net, profile, args.chips, args.levels, args.seed, min_accuracy=args.min_accuracy,
+                                     cluster=cluster_from_args(args), samples=samples)
+    result = {"model": str(args.model), **({"data": str(args.data)} if args.data else {}), **evaluation}
     text = json.dumps(result, indent=1)
     if getattr(args, "quiet", False):
         print(f"Q8.8 without mismatch {result['q8_8_accuracy']:.4f}; over {args.chips} chips at each level:")
@@ -94,6 +99,10 @@ def add_parsers(sub) -> None:
     e.add_argument("--json", type=Path)
     e.add_argument("--plot", type=Path,
                    help="accuracy against mismatch level, and its distribution over the chips (PNG)")
+    e.add_argument("--data", type=Path, metavar="FILE.npz",
+                   help="your own labelled samples instead of the classifier's test split (docs/data-files.md)")
+    e.add_argument("--outputs", type=int, nargs="+", metavar="NEURON",
+                   help="with --data: the neurons read as the classes (default: the network file's)")
     e.add_argument("--min-accuracy", type=float, metavar="A",
                    help="report each level's yield: the fraction of chips at or above accuracy A")
     add_mismatch_args(e)
