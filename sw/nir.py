@@ -78,7 +78,7 @@ class LayerReport:
     alpha_raw: int
     beta: float
     beta_raw: int
-    threshold: float
+    threshold: float | None      # None: a readout, which never fires
     threshold_raw: int
     weight_max_error_lsb: float
     weight_rms_error_lsb: float
@@ -406,7 +406,7 @@ def import_graph(graph_or_path, dt: float, convention: str = "euler", reset: str
             node=layer, kind=_kind(node), neurons=sizes[layer], first_neuron=first[layer],
             time_shift=depth[layer] - 1, scale=scale, alpha=float(alpha.mean()), alpha_raw=int(net.syn_decay[cols][0]),
             beta=float(beta.mean()), beta_raw=int(net.leak[cols][0]),
-            threshold=float(threshold.mean()) if spiking else math.inf, threshold_raw=int(net.threshold[cols][0]),
+            threshold=float(threshold.mean()) if spiking else None, threshold_raw=int(net.threshold[cols][0]),
             weight_max_error_lsb=float(np.abs(err).max(initial=0)),
             weight_rms_error_lsb=float(np.sqrt(np.mean(err ** 2))) if err.size else 0.0,
             weight_max_relative_error=float((np.abs(err[nonzero.ravel()]) * fmt.resolution

@@ -309,3 +309,17 @@ def test_an_imported_graph_runs_on_the_simulated_board_bit_for_bit(tmp_path, cap
         assert board.wait(timeout=60) == 0
     finally:
         stop_board(board)
+
+
+def test_a_readout_never_fires_and_its_report_is_plain_json():
+    graph = graph_of({"in": nir.Input(input_type={"input": np.array([3])}), "w": nir.Linear(weight=np.ones((2, 3))),
+                      "l": nir.LI(tau=np.full(2, 5e-3), r=np.ones(2), v_leak=np.zeros(2)),
+                      "out": nir.Output(output_type={"output": np.array([2])})},
+                     [("in", "w"), ("w", "l"), ("l", "out")])
+    net, report = import_graph(graph, DT)
+    assert (net.threshold == net.config.fmt.max_raw).all()
+
+    def refuse(constant):
+        raise ValueError(f"not plain JSON: {constant}")
+
+    assert json.loads(report.to_json(), parse_constant=refuse)["layers"][0]["threshold"] is None
