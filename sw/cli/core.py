@@ -71,7 +71,14 @@ def cmd_verify(args) -> int:
     sims = ["icarus", "verilator"] if args.sim == "both" else [args.sim]
     seeds = list(range(args.seed, args.seed + args.seeds))
     events = None
-    if args.samples:
+    if args.data is not None:
+        from spiketwin.data import own_samples
+
+        if net is None:
+            raise InvalidValue("--data needs --network: the network the samples are for")
+        samples = own_samples(net, args.data, args.samples or None, outputs=list(range(net.config.n_neurons)))
+        events = samples.core_events(net).reshape(-1, config.n_axons)                # back to back
+    elif args.samples:
         if net is None:
             raise InvalidValue("--samples needs --network with a trained classifier")
         if net.meta.get("kind") != "classifier":
@@ -90,9 +97,10 @@ def cmd_verify(args) -> int:
         print(f"\n{len(failed)} failure(s):")
         for r in failed:
             core = config_tag(CoreConfig.from_dict(r["config"]))
-            print(f"  {core} {r['simulator']} seed {r['seed']}: {describe_mismatch(r)}\n"
-                  f"    reproduce: {reproduce_command(r, args.steps, args.activity, args.network)}"
-                  + (f" --samples {args.samples}" if args.samples else ""))
+            again = reproduce_command(r, args.steps, args.activity, args.network)
+            again += f" --data {args.data}" if args.data else ""
+            again += f" --samples {args.samples}" if args.samples else ""
+            print(f"  {core} {r['simulator']} seed {r['seed']}: {describe_mismatch(r)}\n    reproduce: {again}")
     if args.json:
         Path(args.json).write_text(json.dumps(reports, indent=1))
     return 0 if not failed else 1
@@ -114,7 +122,11 @@ def add_parsers(sub) -> None:
     f.add_argument("--steps", type=int, default=DEFAULTS["steps"])
     f.add_argument("--activity", type=float, default=0.1, help="mean events per axon and step")
     f.add_argument("--samples", type=int, default=0, metavar="N",
-                   help="with a trained --network: drive it with its first N encoded test samples instead")
+                   help="with a trained --network: drive it with its first N encoded test samples instead "
+                        "(with --data: the file's first N)")
+    f.add_argument("--data", type=Path, metavar="FILE.npz",
+                   help="with --network: drive it with the samples of your own data file, back to back "
+                        "(docs/data-files.md)")
     f.add_argument("--work", type=Path, help="keep build and traces here")
     f.add_argument("--json", type=Path, help="write the reports as JSON")
     f.add_argument("--plot", type=Path, metavar="DIR", help="draw each run (raster, membrane traces) into DIR")
