@@ -29,6 +29,7 @@ __all__ = ["ENGINES", "available", "resolve_engine", "Arith", "arith", "STATE_DT
 #: ``simulate``'s engines: ``"auto"`` is the fast path where numba imports, else the reference.
 ENGINES = ("auto", "fast", "reference")
 
+
 def available() -> bool:
     """Whether the compiled kernels can run (numba is installed; it is imported when first used)."""
     return importlib.util.find_spec("numba") is not None
