@@ -400,26 +400,27 @@ def chip_accuracies(net: Network, x: np.ndarray, labels: np.ndarray, profile: Mi
             for chip in tqdm(range(chips), desc=desc, disable=not progress, leave=False)]
 
 
+def sampled_chip(net: Network, profile: MismatchProfile, chip: int, seed: int = 0):
+    """Chip ``chip`` of a sweep: (its instance of ``net``, its mismatch model), seeded ``seed * 1000 + chip``."""
+    model = FPGAMismatchModel.from_profile(profile, fmt=net.config.fmt, seed=seed * 1000 + chip)
+    return model.sample_chip(net), model
+
+
 def chip_accuracy(net: Network, x: np.ndarray, labels: np.ndarray, profile: MismatchProfile, chip: int,
                   seed: int = 0) -> float:
-    """The accuracy of sampled chip ``chip`` (seeded ``seed * 1000 + chip``) of :func:`chip_accuracies`."""
-    model = FPGAMismatchModel.from_profile(profile, fmt=net.config.fmt, seed=seed * 1000 + chip)
-    return twin_accuracy(model.sample_chip(net), x, labels, seed=seed, mismatch=model)
+    """The accuracy of sampled chip ``chip`` of :func:`chip_accuracies`."""
+    instance, model = sampled_chip(net, profile, chip, seed)
+    return twin_accuracy(instance, x, labels, seed=seed, mismatch=model)
 
 
 def samples_accuracy(net: Network, samples, mismatch: FPGAMismatchModel | None = None) -> float:
     """Hardware-exact accuracy of ``net`` on a data file's labelled samples
     (:class:`spiketwin.data.Samples`), their input events re-binned by ``mismatch``'s clock jitter."""
-    from .twin import simulate
-
     events = samples.events
     if mismatch is not None and mismatch.clock_jitter_pct > 0:
         events = mismatch.jitter(events)
-    r = simulate(net.config, net, samples.core_events(net, events))
-    window = slice(*samples.window) if samples.window else slice(None)
-    counts = r.spikes[..., window, :][..., samples.outputs].sum(-2)
-    membrane = getattr(r.state, net.config.neuron_model.membrane)[..., samples.outputs]
-    return float((predict(counts, membrane) == samples.labels).mean())
+    return evaluate_on_twin(net, np.array(samples.outputs), samples.core_events(net, events), samples.labels,
+                            samples.window)
 
 
 _JOB_CACHE: dict = {}
@@ -443,23 +444,25 @@ def chip_job(network: bytes, profile: str, samples, scale: float, chips: list[in
             _JOB_CACHE.update(dataset=name, data=load_dataset(name))
         ds = _JOB_CACHE["data"]
         return [chip_accuracy(net, ds.x_test, ds.y_test, scaled, chip, seed) for chip in chips]
-    out = []
+    accs = []
     for chip in chips:
-        model = FPGAMismatchModel.from_profile(scaled, fmt=net.config.fmt, seed=seed * 1000 + chip)
-        out.append(samples_accuracy(model.sample_chip(net), samples, mismatch=model))
-    return out
+        instance, model = sampled_chip(net, scaled, chip, seed)
+        accs.append(samples_accuracy(instance, samples, mismatch=model))
+    return accs
 
 
 #: Chips per job of a sweep: a job of a few hundred milliseconds outweighs Dask's few milliseconds per job.
 CHIPS_PER_JOB = 10
 
 
-def evaluate_on_twin(net: Network, outputs: np.ndarray, events: np.ndarray, labels: np.ndarray) -> float:
-    """Accuracy of the integer twin on encoded samples [batch, steps, n_axons]."""
+def evaluate_on_twin(net: Network, outputs: np.ndarray, events: np.ndarray, labels: np.ndarray,
+                     window: tuple | None = None) -> float:
+    """Accuracy of the integer twin on encoded samples [batch, steps, n_axons], the outputs' spikes
+    counted in the steps of ``window`` (start, stop; all by default)."""
     from .twin import simulate
 
     r = simulate(net.config, net, events)
-    counts = r.spikes[..., outputs].sum(-2)
+    counts = r.spikes[..., slice(*window) if window else slice(None), :][..., outputs].sum(-2)
     membrane = getattr(r.state, net.config.neuron_model.membrane)
     return float((predict(counts, membrane[..., outputs]) == labels).mean())
 
