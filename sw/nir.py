@@ -49,6 +49,7 @@ RESETS = ("graph", "zero", "subtract")
 NEURONS = ("CubaLIF", "LIF", "IF", "CubaLI", "LI")
 SYNAPSES = ("Affine", "Linear", "Scale")
 PASSIVE = ("Flatten",)
+UNROLLED = ("Conv1d", "Conv2d", "SumPool2d", "AvgPool2d")  # unrolled into the crossbar
 HEADROOM = 4.0        # weights, threshold and bias of a layer stay below max_value / HEADROOM
 
 
@@ -84,6 +85,7 @@ class LayerReport:
     weight_rms_error_lsb: float
     weight_max_relative_error: float
     inputs: list = field(default_factory=list)
+    input_delays: list = field(default_factory=list)   # steps each input waits on the core (0: none)
     approximations: list = field(default_factory=list)
 
 
@@ -99,6 +101,7 @@ class MappingReport:
     axons: list
     outputs: dict
     approximations: list = field(default_factory=list)
+    relays: list = field(default_factory=list)
     calibration: dict | None = None
 
     def to_json(self) -> str:
@@ -119,6 +122,8 @@ class MappingReport:
                          f"{L['threshold_raw']}, weight error max {L['weight_max_error_lsb']:.2f} LSB, rms "
                          f"{L['weight_rms_error_lsb']:.2f} LSB")
             lines += [f"    approximated: {a}" for a in L["approximations"]]
+        lines += [f"  {R['neurons']} relay neuron(s) from {R['first_neuron']}: {R['of']}'s spikes {R['delay']} step(s) "
+                  f"later, for a connection that skips layers (exact)" for R in self.relays]
         lines += [f"  approximated: {a}" for a in self.approximations]
         return lines
 
@@ -147,6 +152,126 @@ def _size(node) -> int:
     raise NIRMappingError(f"cannot tell the size of {_kind(node)}")
 
 
+class _Shapes:
+    """The shape of what each node puts out (``[channels, *spatial]`` or ``[n]``), from the Input's
+    declared type through the graph; a neuron layer has the shape of what feeds it when the sizes
+    agree (NIR neurons after a convolution often carry flat parameters)."""
+
+    def __init__(self, nodes, preds):
+        self.nodes, self.preds, self.memo = nodes, preds, {}
+
+    def __call__(self, name, seen=()):
+        if name not in self.memo:
+            self.memo[name] = self._find(name, (*seen, name))
+        return self.memo[name]
+
+    def _find(self, name, seen):
+        node, kind = self.nodes[name], _kind(self.nodes[name])
+        if kind == "Input":
+            return tuple(int(x) for x in np.asarray(node.input_type["input"]).reshape(-1))
+        if kind in ("Affine", "Linear"):
+            return (int(np.asarray(node.weight).shape[0]),)
+        ahead = [p for p in self.preds[name] if p not in seen]
+        if kind in UNROLLED:
+            if len(ahead) != 1:
+                raise NIRMappingError(f"node {name!r}: a {kind} with {len(self.preds[name])} inputs; it takes one")
+            return _conv_spec(node, name, self(ahead[0], seen))["out_shape"]
+        if kind == "Flatten":
+            return (int(np.prod(self(ahead[0], seen))),) if ahead else (0,)
+        n = _size(node) if kind in NEURONS else int(np.asarray(node.scale).size) if kind == "Scale" else None
+        for p in ahead:
+            s = self(p, seen)
+            if n is None or int(np.prod(s)) == n:
+                return s
+        return (n,) if n is not None else ()
+
+
+def _ints(x, d: int, what: str, name: str) -> np.ndarray:
+    v = np.broadcast_to(np.asarray(x).astype(int), (d,)) if np.ndim(x) <= 1 else None
+    if v is None or (v < 0).any():
+        raise NIRMappingError(f"node {name!r}: {what} {x!r} is not {d} non-negative integer(s)")
+    return v
+
+
+def _conv_spec(node, name: str, in_shape: tuple) -> dict:
+    """A convolution's or pooling's geometry on an input of ``in_shape`` ([channels, *spatial]):
+    weight [c_out, c_in / groups, *kernel], stride, the padding before each axis, dilation, groups,
+    bias per output channel, and the output's shape (PyTorch's arithmetic, which NIR follows)."""
+    kind = _kind(node)
+    if kind in ("SumPool2d", "AvgPool2d"):
+        if len(in_shape) != 3:
+            raise NIRMappingError(f"node {name!r}: a {kind} needs a [channels, height, width] input, not "
+                                  f"{list(in_shape)}")
+        k = _ints(node.kernel_size, 2, "kernel_size", name)
+        c = in_shape[0]
+        weight = np.ones((c, 1, *k)) / (np.prod(k) if kind == "AvgPool2d" else 1)
+        stride, padding, dilation, groups, bias = node.stride, node.padding, 1, c, np.zeros(c)
+    else:
+        weight = np.asarray(node.weight, float)
+        d = 1 if kind == "Conv1d" else 2
+        if weight.ndim != d + 2:
+            raise NIRMappingError(f"node {name!r}: a {kind} weight of shape {list(weight.shape)}; it needs "
+                                  f"[c_out, c_in, {', '.join(['k'] * d)}]")
+        groups = int(node.groups)
+        stride, padding, dilation = node.stride, node.padding, node.dilation
+        bias = np.broadcast_to(np.asarray(node.bias, float).reshape(-1), (weight.shape[0],))
+        if node.input_shape is not None:
+            declared = (weight.shape[1] * groups, *np.atleast_1d(np.asarray(node.input_shape)).astype(int).tolist())
+            if int(np.prod(declared)) != int(np.prod(in_shape)):
+                raise NIRMappingError(f"node {name!r}: a {kind} of input {declared} after {int(np.prod(in_shape))} "
+                                      f"values")
+            in_shape = tuple(declared)
+    d = weight.ndim - 2
+    if len(in_shape) != d + 1 or in_shape[0] != weight.shape[1] * groups or weight.shape[0] % groups:
+        raise NIRMappingError(f"node {name!r}: a {kind} of weight {list(weight.shape)} and {groups} group(s) cannot "
+                              f"read an input of shape {list(in_shape)}")
+    k, size = np.array(weight.shape[2:]), np.array(in_shape[1:])
+    stride, dilation = _ints(stride, d, "stride", name), _ints(dilation, d, "dilation", name)
+    reach = dilation * (k - 1)
+    if isinstance(padding, bytes):
+        padding = padding.decode()
+    if isinstance(padding, str) or np.asarray(padding).dtype.kind in "SU":
+        padding = str(np.asarray(padding).item() if not isinstance(padding, str) else padding)
+        if padding == "same" and (stride != 1).any():
+            raise NIRMappingError(f"node {name!r}: padding 'same' with stride {stride.tolist()} (PyTorch refuses it)")
+        before = reach // 2 if padding == "same" else np.zeros(d, int)
+        after = reach - before if padding == "same" else np.zeros(d, int)
+    else:
+        before = after = _ints(padding, d, "padding", name)
+    out = (size + before + after - reach - 1) // stride + 1
+    if (out < 1).any():
+        raise NIRMappingError(f"node {name!r}: a {kind} of kernel {k.tolist()} leaves no output of an input of "
+                              f"{size.tolist()}")
+    if weight.shape[0] * int(np.prod(out)) > CoreConfig.MAX_SOURCES:
+        raise NIRMappingError(f"node {name!r}: unrolls to {weight.shape[0] * int(np.prod(out))} values; at most "
+                              f"{CoreConfig.MAX_SOURCES} sources fit a core")
+    return {"weight": weight, "in_shape": tuple(int(x) for x in in_shape), "stride": stride, "before": before,
+            "dilation": dilation, "groups": groups, "bias": bias,
+            "out_shape": (int(weight.shape[0]), *out.astype(int).tolist())}
+
+
+def _unroll(node, name: str, in_shape: tuple):
+    """A convolution or pooling as a crossbar: (weight [outputs, inputs], bias [outputs], output
+    shape), inputs and outputs flattened channel-first (C order), padding positions left out."""
+    g = _conv_spec(node, name, in_shape)
+    weight, out_shape, in_shape = g["weight"], g["out_shape"], g["in_shape"]
+    c_out, per_group = weight.shape[:2]
+    size, out = np.array(in_shape[1:]), np.array(out_shape[1:])
+    n_out, n_in = int(np.prod(out)), int(np.prod(size))
+    W = np.zeros((c_out * n_out, in_shape[0] * n_in))
+    pos = np.indices(tuple(out)).reshape(len(out), -1)
+    rows_of = np.ravel_multi_index(pos, tuple(out))
+    for offset in np.ndindex(*weight.shape[2:]):
+        src = pos * g["stride"][:, None] - g["before"][:, None] + (np.array(offset) * g["dilation"])[:, None]
+        inside = ((src >= 0) & (src < size[:, None])).all(0)
+        rows, cols = rows_of[inside], np.ravel_multi_index(src[:, inside], tuple(size))
+        for co in range(c_out):
+            first_in = (co // (c_out // g["groups"])) * per_group
+            for cg in range(per_group):
+                W[co * n_out + rows, (first_in + cg) * n_in + cols] += weight[(co, cg, *offset)]
+    return W, np.repeat(g["bias"], n_out), out_shape
+
+
 def _structure(graph):
     """(input name, its size, neuron layers in order, {layer: [(source, weight [out, in], bias)]},
     output names and the layer each reads)."""
@@ -155,14 +280,34 @@ def _structure(graph):
     if len(inputs) != 1:
         raise NIRMappingError(f"the graph needs exactly one Input node, not {len(inputs)}")
     source = inputs[0]
-    shape = np.asarray(nodes[source].input_type["input"]).reshape(-1)
-    n_in = int(np.prod(shape))
     for name, node in nodes.items():
         kind = _kind(node)
-        if kind not in (*NEURONS, *SYNAPSES, *PASSIVE, "Input", "Output"):
+        if kind not in (*NEURONS, *SYNAPSES, *PASSIVE, *UNROLLED, "Input", "Output"):
             raise NIRMappingError(f"node {name!r} is a {kind}, which the core cannot run (it maps Input, Output, "
-                                  f"Affine, Linear, Scale, Flatten, CubaLIF, LIF, IF, CubaLI and LI)")
+                                  f"Affine, Linear, Scale, Flatten, Conv1d, Conv2d, SumPool2d, AvgPool2d, CubaLIF, "
+                                  f"LIF, IF, CubaLI and LI)")
     preds = {n: [a for a, b in edges if b == n] for n in nodes}
+    shape = _Shapes(nodes, preds)
+    n_in = int(np.prod(shape(source)))
+    unrolled = {}
+
+    def matrix(p):
+        """The weight [out, in] and bias of synapse node ``p`` (a convolution or pooling unrolled)."""
+        node, kind = nodes[p], _kind(nodes[p])
+        if kind == "Scale":
+            s = np.asarray(node.scale, float).reshape(-1)
+            return np.diag(s), np.zeros(s.size)
+        if kind in UNROLLED:
+            if p not in unrolled:
+                if len(preds[p]) != 1:
+                    raise NIRMappingError(f"node {p!r}: a {kind} with {len(preds[p])} inputs; it takes one")
+                unrolled[p] = _unroll(node, p, shape(preds[p][0]))[:2]
+            return unrolled[p]
+        W = np.asarray(node.weight, float)
+        if W.ndim != 2:
+            raise NIRMappingError(f"node {p!r}: a {W.ndim}-d weight; the crossbar takes [out, in]")
+        B = np.asarray(node.bias, float).reshape(-1) if kind == "Affine" else np.zeros(W.shape[0])
+        return W, B
 
     def trace_back(name, seen=()):
         """The (origin, weight, bias, nearest weight node) chains feeding ``name`` through synapse
@@ -176,18 +321,10 @@ def _structure(graph):
                 raise NIRMappingError(f"node {p!r} is on a cycle without a neuron layer")
             else:
                 for origin, w, b, via in trace_back(p, (*seen, p)):
-                    node = nodes[p]
-                    if kind == "Flatten":
+                    if kind == "Flatten":        # the crossbar's order is already the flattened one
                         out.append((origin, w, b, via))
                         continue
-                    if kind == "Scale":
-                        s = np.asarray(node.scale, float).reshape(-1)
-                        W, B = np.diag(s), np.zeros(s.size)
-                    else:
-                        W = np.asarray(node.weight, float)
-                        if W.ndim != 2:
-                            raise NIRMappingError(f"node {p!r}: a {W.ndim}-d weight; the crossbar takes [out, in]")
-                        B = np.asarray(node.bias, float).reshape(-1) if kind == "Affine" else np.zeros(W.shape[0])
+                    W, B = matrix(p)
                     if w is not None and W.shape[1] != w.shape[0]:
                         raise NIRMappingError(f"node {p!r}: weight of shape {W.shape} after {w.shape[0]} values")
                     out.append((origin, W if w is None else W @ w, B if b is None else W @ b + B, p))
@@ -244,22 +381,29 @@ def _topological(nodes, edges, source):
     return order[::-1]
 
 
-def _depths(layers, feeds, source) -> dict:
-    """Each layer's depth: 1 + that of the layer (or 0 for the input) feeding it forward."""
-    depth = {}
-    for layer in layers:
-        forward = [depth[o] if o != source else 0 for o, _, _ in feeds[layer] if o == source or o in depth]
+def _timing(layers, feeds, source):
+    """Each layer's depth (1 + the deepest layer, or 0 for the input, that feeds it within a step)
+    and the delay, in core steps, each of its feeds needs to arrive when NIR reads it: a feed read
+    within the step from depth a into depth d waits d - 1 - a steps, one read a step later (a
+    recurrence, or a layer later in the order) d - a. {layer: depth}, {layer: [delay per feed]}."""
+    depth, delays = {}, {}
+    for k, layer in enumerate(layers):
+        before = {source, *layers[:k]}
+        forward = [0 if o == source else depth[o] for o, _, _ in feeds[layer] if o in before]
         if not forward:
             raise NIRMappingError(f"layer {layer!r} is fed only by later layers")
-        if len(set(forward)) > 1:
-            raise NIRMappingError(f"layer {layer!r} is fed from depths {sorted(set(forward))}: skip connections across "
-                                  f"layers need delays the core does not have")
-        depth[layer] = forward[0] + 1
+        depth[layer] = max(forward) + 1
+    for k, layer in enumerate(layers):
+        before = {source, *layers[:k]}
+        delays[layer] = []
         for o, _, _ in feeds[layer]:
-            if o != source and o not in depth and o != layer:
-                raise NIRMappingError(f"{o!r} -> {layer!r} feeds back across layers; only a layer's own recurrence "
-                                      f"keeps its timing on the core")
-    return depth
+            wait = depth[layer] - (0 if o == source else depth[o]) - (1 if o in before else 0)
+            if wait < 0:
+                raise NIRMappingError(f"{o!r} -> {layer!r} feeds back across layers: on the core its spikes arrive "
+                                      f"{-wait} step(s) after NIR reads them (only a layer's own recurrence, or one "
+                                      f"from a layer as deep, keeps its timing)")
+            delays[layer].append(wait)
+    return depth, delays
 
 
 # --- the mapping ----------------------------------------------------------------------------------------
@@ -270,8 +414,8 @@ def _params(node, dt: float, convention: str):
     n = _size(node)
 
     def arr(name, default=None):
-        v = getattr(node, name, default)
-        return np.broadcast_to(np.asarray(v if v is not None else default, float), (n,)).copy()
+        v = np.asarray(getattr(node, name, default) if getattr(node, name, default) is not None else default, float)
+        return np.broadcast_to(v.reshape(-1) if v.size == n else v, (n,)).copy()     # [C, H, W] flattened
 
     def decay(tau, what):
         tau = arr(tau)
@@ -331,13 +475,22 @@ def import_graph(graph_or_path, dt: float, convention: str = "euler", reset: str
         raise InvalidValue(f"dt must be a positive number of seconds, not {dt!r}")
     graph = _as_graph(graph_or_path)
     source, n_in, layers, feeds, outputs = _structure(graph)
-    depth = _depths(layers, feeds, source)
+    depth, delays = _timing(layers, feeds, source)
     sizes = {layer: _size(graph.nodes[layer]) for layer in layers}
     first = dict(zip(layers, np.cumsum([0, *sizes.values()])[:-1].tolist(), strict=True))
     n_neurons = int(sum(sizes.values()))
+    relay_first = {}                       # (layer, j): the first of its spikes' copies j steps later
+    for layer in layers:
+        for j in range(1, max((w for lay in layers for (o, _, _), w in zip(feeds[lay], delays[lay], strict=True)
+                               if o == layer), default=0) + 1):
+            relay_first[(layer, j)] = n_neurons
+            n_neurons += sizes[layer]
+    waits = sorted({w for lay in layers for (o, _, _), w in zip(feeds[lay], delays[lay], strict=True)
+                    if o == source and w > 0})
+    delayed_axon = {w: n_in * (k + 1) for k, w in enumerate(waits)}  # copies of the inputs the host delays
     biased = [layer for layer in layers if not fold_bias and any(np.any(b != 0) for _, _, b in feeds[layer])]
-    bias_axon = {layer: n_in + k for k, layer in enumerate(biased)}   # each driven from its layer's first step
-    n_axons = n_in + len(biased)
+    bias_axon = {layer: n_in * (len(waits) + 1) + k for k, layer in enumerate(biased)}   # from the layer's 1st step
+    n_axons = n_in * (len(waits) + 1) + len(biased)
     padded = -(-n_neurons // lanes) * lanes
     try:
         config = CoreConfig(n_axons, padded, fmt=fmt, lanes=lanes)
@@ -345,6 +498,14 @@ def import_graph(graph_or_path, dt: float, convention: str = "euler", reset: str
         raise NIRMappingError(f"the graph's {n_axons} inputs and {n_neurons} neurons do not fit a core: {e}") from None
     net = Network.zeros(config)
     net.threshold[:] = fmt.max_raw            # padding neurons never fire
+    relays = _relay(net, relay_first, first, sizes)
+
+    def rows(origin, wait):
+        """The crossbar rows of ``origin``'s spikes (or the inputs) ``wait`` steps late."""
+        if origin == source:
+            return (0 if wait == 0 else delayed_axon[wait]) + np.arange(n_in)
+        return config.n_axons + (first[origin] if wait == 0 else relay_first[(origin, wait)]) + np.arange(sizes[origin])
+
     reports, approximations = [], []
     for layer in layers:
         node = graph.nodes[layer]
@@ -366,11 +527,9 @@ def import_graph(graph_or_path, dt: float, convention: str = "euler", reset: str
         if scale is None:
             scale = 2.0 ** math.floor(math.log2(fmt.max_value / HEADROOM / big))
         errors = []
-        for origin, w, _b in w_float:
-            rows = (np.arange(n_in) if origin == source else
-                    config.n_axons + first[origin] + np.arange(sizes[origin]))
+        for (origin, w, _b), wait in zip(w_float, delays[layer], strict=True):
             raw = _quantize(w.T * scale, fmt)
-            net.weights[rows, cols] = raw
+            net.weights[rows(origin, wait), cols] = raw
             errors.append((fx.to_float(raw, fmt) - w.T * scale) / fmt.resolution)
         if layer in bias_axon:
             net.weights[bias_axon[layer], cols] = _quantize(sum(b for _, _, b in w_float) * scale, fmt)
@@ -411,12 +570,14 @@ def import_graph(graph_or_path, dt: float, convention: str = "euler", reset: str
             weight_rms_error_lsb=float(np.sqrt(np.mean(err ** 2))) if err.size else 0.0,
             weight_max_relative_error=float((np.abs(err[nonzero.ravel()]) * fmt.resolution
                                              / ref[nonzero]).max(initial=0)) if nonzero.any() else 0.0,
-            inputs=[o for o, _, _ in feeds[layer]], approximations=notes))
-    axons = [["input", i] for i in range(n_in)] + [["bias", layer] for layer in biased]
+            inputs=[o for o, _, _ in feeds[layer]], input_delays=delays[layer], approximations=notes))
+    axons = ([["input", i] for i in range(n_in)] + [["input", i, w] for w in waits for i in range(n_in)]
+             + [["bias", layer] for layer in biased])
     out_neurons = {name: list(range(first[layer], first[layer] + sizes[layer])) for name, layer in outputs.items()}
     net.meta = {"kind": "nir", "nir": {
         "dt": dt, "convention": convention, "reset": reset, "n_inputs": n_in,
         "bias_axons": [[bias_axon[layer], depth[layer] - 1] for layer in biased],
+        "delayed_inputs": [[delayed_axon[w], w] for w in waits], "relays": relays,
         "layers": {r.node: {"first": r.first_neuron, "size": r.neurons, "time_shift": r.time_shift, "scale": r.scale,
                             "kind": r.kind} for r in reports},
         "outputs": {name: {"layer": layer, "neurons": out_neurons[name]} for name, layer in outputs.items()}}}
@@ -424,14 +585,33 @@ def import_graph(graph_or_path, dt: float, convention: str = "euler", reset: str
         approximations.append(f"{padded - n_neurons} silent neuron(s) pad the core to a multiple of {lanes} lanes")
     report = MappingReport(dt=dt, convention=convention, reset=reset, config=config.to_dict(),
                            layers=[asdict(r) for r in reports], axons=axons, outputs=out_neurons,
-                           approximations=approximations)
+                           approximations=approximations, relays=relays)
     return net, report
+
+
+def _relay(net: Network, relay_first: dict, first: dict, sizes: dict) -> list:
+    """Neurons that repeat a layer's spikes one step later each (weight 1, threshold 1, no decay,
+    reset to 0: exact), chained to delay a connection that skips layers; their records."""
+    fmt, c = net.config.fmt, net.config
+    if fmt.one > fmt.max_raw:
+        raise NIRMappingError(f"a connection that skips layers needs relay neurons of weight 1, which {fmt} lacks")
+    records = []
+    for (layer, j), start in relay_first.items():
+        src = c.n_axons + (first[layer] if j == 1 else relay_first[(layer, j - 1)])
+        n = sizes[layer]
+        net.weights[src + np.arange(n), start + np.arange(n)] = fmt.one
+        cols = slice(start, start + n)
+        net.threshold[cols], net.reset_mode[cols], net.v_reset[cols] = fmt.one, RESET_TO_VALUE, 0
+        net.leak[cols] = net.syn_decay[cols] = net.bias[cols] = 0
+        records.append({"of": layer, "delay": j, "first_neuron": start, "neurons": n})
+    return records
 
 
 def core_events(net: Network, events: np.ndarray, steps: int | None = None) -> np.ndarray:
     """The core's axon events for NIR input events [..., steps, n_inputs], over ``steps`` core
     steps (default: enough for the deepest layer, :func:`core_steps`): the inputs, then zeros,
-    and each bias axon driven in every step from its layer's first one."""
+    the copies of the inputs that skip layers delayed, and each bias axon driven in every step
+    from its layer's first one."""
     info = net.meta["nir"]
     ev = np.asarray(events)
     if ev.shape[-1] != info["n_inputs"]:
@@ -439,7 +619,11 @@ def core_events(net: Network, events: np.ndarray, steps: int | None = None) -> n
     given = ev.shape[-2]
     steps = core_steps(net, given) if steps is None else steps
     out = np.zeros((*ev.shape[:-2], steps, net.config.n_axons), np.int64)
-    out[..., :min(given, steps), :info["n_inputs"]] = ev[..., :steps, :]
+    n = info["n_inputs"]
+    out[..., :min(given, steps), :n] = ev[..., :steps, :]
+    for axon, wait in info.get("delayed_inputs", []):
+        if wait < steps:
+            out[..., wait:, axon:axon + n] = out[..., :steps - wait, :n]
     for axon, start in info["bias_axons"]:
         out[..., start:, axon] = 1
     return out
@@ -459,24 +643,35 @@ def layer_spikes(net: Network, spikes: np.ndarray, layer: str, steps: int) -> np
 
 
 # --- the float reference --------------------------------------------------------------------------------
-def run_graph(graph_or_path, events: np.ndarray, dt: float, convention: str = "euler") -> dict:
+def run_graph(graph_or_path, events: np.ndarray, dt: float, convention: str = "euler",
+              given: dict | None = None) -> dict:
     """The graph's equations in float64 on input events [steps, n_inputs] (or [batch, steps, n]):
     every neuron layer's spikes [..., steps, n] (readouts: their membrane), spikes passing between
-    layers within a step and along a layer's recurrence one step later."""
+    layers within a step and along a layer's recurrence one step later. ``given`` holds layers'
+    spikes [..., steps, n] to use instead of simulating them (the core's, say, so that each layer's
+    agreement is measured on its own inputs)."""
     graph = _as_graph(graph_or_path)
     source, n_in, layers, feeds, _ = _structure(graph)
-    _depths(layers, feeds, source)
+    _timing(layers, feeds, source)
     ev = np.asarray(events, float)
+    given = {k: np.asarray(v, float) for k, v in (given or {}).items()}
     if ev.ndim == 2:
-        return {k: v[0] for k, v in run_graph(graph, ev[None], dt, convention).items()}
+        return {k: v[0] for k, v in run_graph(graph, ev[None], dt, convention,
+                                                 {k: v[None] for k, v in given.items()}).items()}
     batch, steps, _ = ev.shape
+    for name, spikes in given.items():
+        if name not in layers or spikes.shape != (batch, steps, _size(graph.nodes[name])):
+            raise InvalidValue(f"given[{name!r}] must be spikes [{batch}, {steps}, n] of a neuron layer of the graph")
     params = {layer: _params(graph.nodes[layer], dt, convention) for layer in layers}
     i_state = {layer: np.zeros((batch, _size(graph.nodes[layer]))) for layer in layers}
     v_state = {layer: np.zeros_like(i_state[layer]) for layer in layers}
-    out = {layer: np.zeros((batch, steps, _size(graph.nodes[layer]))) for layer in layers}
+    out = {layer: given.get(layer, np.zeros((batch, steps, _size(graph.nodes[layer])))) for layer in layers}
     for t in range(steps):
         now = {source: ev[:, t]}
         for layer in layers:
+            if layer in given:
+                now[layer] = out[layer][:, t]
+                continue
             alpha, beta, gain, leak, threshold, v_reset, spiking = params[layer]
             drive = 0.0
             for origin, w, b in feeds[layer]:
