@@ -10,7 +10,8 @@ snnTorch's implicit step, Euler convention) and prints:
   reset also clears the synaptic current, which NIR's CubaLIF does not);
 - twin accuracy: the imported network on the bit-exact Q8.8 twin, outputs read in their shifted window;
 - the accuracy over 20 sampled chips (the tutorial's mismatch);
-- spike agreement of the twin with the graph's float equations, per layer.
+- spike agreement of the twin with the graph's float equations, per layer;
+- the same after ``spiketwin.nir.calibrate`` on the training split (the scales it chose).
 
 Without torch it says what to install and exits 0.
 
@@ -49,7 +50,7 @@ def main(argv=None) -> int:
     from spiketwin.digital_twin import FPGAMismatchModel
     from spiketwin.fixedpoint import QFormat
     from spiketwin.models.lif import TUTORIAL_MISMATCH
-    from spiketwin.nir import core_events, import_graph, layer_spikes, run_graph
+    from spiketwin.nir import calibrate, core_events, import_graph, layer_spikes, run_graph
 
     torch.manual_seed(args.seed)
     ds = load_dataset("digits")
@@ -98,11 +99,18 @@ def main(argv=None) -> int:
 
     ref = run_graph(graph, x_test, DT)
     graph_acc = float((counts(ref[out_layer]).argmax(-1) == ds.y_test).mean())
-    twin = simulate(net.config, net, core_events(net, x_test))
-    twin_out = layer_spikes(net, twin.spikes, out_layer, STEPS)
-    twin_acc = float((counts(twin_out).argmax(-1) == ds.y_test).mean())
-    agreement = {layer: float((layer_spikes(net, twin.spikes, layer, STEPS) == (ref[layer] > 0)).mean())
-                 for layer in layers}
+
+    def on_twin(net):
+        """(test accuracy, spike agreement per layer with the NIR equations) of an imported network."""
+        spikes = simulate(net.config, net, core_events(net, x_test)).spikes
+        acc = float((counts(layer_spikes(net, spikes, out_layer, STEPS)).argmax(-1) == ds.y_test).mean())
+        return acc, {layer: float((layer_spikes(net, spikes, layer, STEPS) == (ref[layer] > 0)).mean())
+                     for layer in layers}
+
+    twin_acc, agreement = on_twin(net)
+    calibrated, cal_report = calibrate(graph, x_train, DT, ds.y_train, convention="euler",
+                                       fmt=QFormat(8, 8, rounding="nearest"))
+    cal_acc, cal_agreement = on_twin(calibrated)
     chips = []
     for chip in range(20):
         mm = FPGAMismatchModel(**TUTORIAL_MISMATCH, fmt=net.config.fmt, seed=chip)
@@ -113,6 +121,8 @@ def main(argv=None) -> int:
     result = {"snntorch_float_accuracy": torch_acc, "nir_float_accuracy": graph_acc, "twin_accuracy": twin_acc,
               "chips_mean": float(np.mean(chips)), "chips_min": float(np.min(chips)), "chips": chips,
               "spike_agreement": agreement, "mapping": json.loads(report.to_json()),
+              "calibrated_twin_accuracy": cal_acc, "calibrated_spike_agreement": cal_agreement,
+              "calibration": cal_report.calibration,
               "versions": {"torch": torch.__version__, "snntorch": snn.__version__}}
     text = json.dumps(result, indent=1)
     if args.json:
@@ -123,6 +133,9 @@ def main(argv=None) -> int:
     print(f"  20 sampled chips: mean {np.mean(chips):.4f}, worst {np.min(chips):.4f}")
     print("  spike agreement with the NIR equations: "
           + ", ".join(f"{layer} {a:.4f}" for layer, a in agreement.items()))
+    scales = {L["node"]: L["scale"] for L in cal_report.layers}
+    print(f"  calibrated on the training split (scales {scales}): twin accuracy {cal_acc:.4f}, agreement "
+          + ", ".join(f"{layer} {a:.4f}" for layer, a in cal_agreement.items()))
     return 0
 
 

@@ -11,9 +11,11 @@ import numpy as np
 
 from .errors import InvalidValue
 
-__all__ = ["Dataset", "load_dataset", "DATASETS", "rate_encode", "load_events", "Samples", "own_samples"]
+__all__ = ["Dataset", "load_dataset", "DATASETS", "rate_encode", "ENCODINGS", "Encoding", "load_events", "Samples",
+           "own_samples", "holds_intensities"]
 
 DATASETS = ("digits", "digits01")
+ENCODINGS = ("poisson", "deterministic")
 TEST_FRACTION = 0.25
 SPLIT_SEED = 0
 
@@ -83,30 +85,84 @@ def rate_encode(x, steps: int, max_rate: float = 0.5, method: str = "poisson",
     raise InvalidValue(f"method must be 'poisson' or 'deterministic', not {method!r}")
 
 
-def load_events(path, n_inputs: int, n_classes: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """A data file of your own (``docs/data-files.md``): ``events`` [samples, steps, n_inputs]
-    non-negative integer counts and, optionally, ``labels`` [samples] in ``[0, n_classes)``.
-    Refuses what does not fit, naming the file, the field and the first bad index."""
+@dataclass(frozen=True)
+class Encoding:
+    """How a data file's float ``intensities`` become events: :func:`rate_encode` with these."""
+
+    method: str = "deterministic"
+    steps: int = 20
+    max_rate: float = 0.6
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.method not in ENCODINGS:
+            raise InvalidValue(f"--encoding must be one of {ENCODINGS}, not {self.method!r}")
+        if not isinstance(self.steps, (int, np.integer)) or self.steps < 1:
+            raise InvalidValue(f"--encoding-steps must be a positive integer, not {self.steps!r}")
+        if not 0 < self.max_rate <= 1:
+            raise InvalidValue(f"--max-rate must be in (0, 1] events per step, not {self.max_rate!r}")
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        return rate_encode(x, int(self.steps), self.max_rate, self.method, np.random.default_rng(self.seed))
+
+
+def _at(mask) -> str:
     from .network import first_bad
 
-    def at(mask) -> str:
-        return "[" + ", ".join(str(i) for i in first_bad(mask)) + "]"
+    return "[" + ", ".join(str(i) for i in first_bad(mask)) + "]"
 
+
+def _intensities(path, x: np.ndarray, n_inputs: int, encoding: Encoding | None) -> np.ndarray:
+    """A file's ``intensities`` [samples, n_inputs] in [0, 1], checked, as events by ``encoding``."""
+    if encoding is None:
+        raise InvalidValue(f"{path}: holds intensities, not events: give --encoding {'|'.join(ENCODINGS)} (and "
+                           f"--encoding-steps, --max-rate)")
+    if x.dtype.kind not in "fiu":
+        raise InvalidValue(f"{path}: intensities must be numbers, not {x.dtype}")
+    if x.ndim != 2 or x.shape[-1] != n_inputs:
+        raise InvalidValue(f"{path}: intensities must be [samples, {n_inputs}], not {list(x.shape)}")
+    bad = ~np.isfinite(x) | (x < 0) | (x > 1)
+    if bad.any():
+        raise InvalidValue(f"{path}: intensities{_at(bad)} = {float(x[bad][0]):g} is outside [0, 1]")
+    return encoding.encode(x.astype(np.float64))
+
+
+def holds_intensities(path) -> bool:
+    """Whether data file ``path`` holds ``intensities`` (False also when it cannot be read:
+    :func:`load_events` says why)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return "intensities" in data.files
+    except (OSError, ValueError, EOFError, AttributeError):
+        return False
+
+
+def load_events(path, n_inputs: int, n_classes: int | None = None,
+                encoding: Encoding | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """A data file of your own (``docs/data-files.md``): ``events`` [samples, steps, n_inputs]
+    non-negative integer counts, or ``intensities`` [samples, n_inputs] in [0, 1] that
+    ``encoding`` rate-codes, and, optionally, ``labels`` [samples] in ``[0, n_classes)``.
+    Refuses what does not fit, naming the file, the field and the first bad index."""
     try:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as e:
         raise InvalidValue(f"{path}: not a readable .npz data file ({e})") from None
     with data:
-        if "events" not in data.files:
-            raise InvalidValue(f"{path}: no 'events' array (it has {sorted(data.files)})")
-        events = data["events"]
+        if ("events" in data.files) == ("intensities" in data.files):
+            raise InvalidValue(f"{path}: needs one 'events' or 'intensities' array (it has {sorted(data.files)})")
         labels = data["labels"] if "labels" in data.files else None
+        if "intensities" in data.files:
+            events = _intensities(path, data["intensities"], n_inputs, encoding)
+        elif encoding is not None:
+            raise InvalidValue(f"{path}: holds events already; --encoding is for a file of intensities")
+        else:
+            events = data["events"]
     if events.dtype.kind not in "iu":
         raise InvalidValue(f"{path}: events must be integer counts, not {events.dtype}")
     if events.ndim != 3 or events.shape[-1] != n_inputs:
         raise InvalidValue(f"{path}: events must be [samples, steps, {n_inputs}], not {list(events.shape)}")
     if (events < 0).any():
-        raise InvalidValue(f"{path}: events{at(events < 0)} is negative")
+        raise InvalidValue(f"{path}: events{_at(events < 0)} is negative")
     if labels is not None:
         if labels.dtype.kind not in "iu" or labels.ndim != 1:
             raise InvalidValue(f"{path}: labels must be one integer per sample, not {labels.dtype} "
@@ -115,7 +171,7 @@ def load_events(path, n_inputs: int, n_classes: int | None = None) -> tuple[np.n
             raise InvalidValue(f"{path}: {len(labels)} labels for {len(events)} samples")
         bad = (labels < 0) | (labels >= (n_classes if n_classes is not None else np.inf))
         if bad.any():
-            raise InvalidValue(f"{path}: labels{at(bad)} = {int(labels[bad][0])} is not a class in "
+            raise InvalidValue(f"{path}: labels{_at(bad)} = {int(labels[bad][0])} is not a class in "
                                f"[0, {n_classes})")
     return events.astype(np.int64), None if labels is None else labels.astype(np.int64)
 
@@ -142,14 +198,14 @@ class Samples:
         return events
 
 
-def own_samples(net, path, n: int | None = None, outputs=None) -> Samples:
-    """The samples of data file ``path`` (:func:`load_events`, the first ``n``) for ``net``: its
-    inputs and output window from an imported network's mapping (``meta["nir"]``), else its axons;
-    the outputs ``outputs``, else the network's (a classifier's ``meta["outputs"]``, an imported
-    graph's first Output layer)."""
+def own_samples(net, path, n: int | None = None, outputs=None, encoding: Encoding | None = None) -> Samples:
+    """The samples of data file ``path`` (:func:`load_events`, the first ``n``; intensities coded
+    by ``encoding``) for ``net``: its inputs and output window from an imported network's mapping
+    (``meta["nir"]``), else its axons; the outputs ``outputs``, else the network's (a classifier's
+    ``meta["outputs"]``, an imported graph's first Output layer)."""
     info = net.meta.get("nir")
     n_inputs = info["n_inputs"] if info else net.config.n_axons
-    events, labels = load_events(path, n_inputs)
+    events, labels = load_events(path, n_inputs, encoding=encoding)
     if n is not None:
         events, labels = events[:n], None if labels is None else labels[:n]
     window = None

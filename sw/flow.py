@@ -1,6 +1,7 @@
-"""The main job (``spiketwin flow``, ``bash run.sh flow``): train a classifier, evaluate it on
-sampled chips, emit and lint its core, co-simulate it against the twin on both simulators, build
-the boards' bitstreams and, given a port, run the test digits on a board, for either neuron model.
+"""The main job (``spiketwin flow``, ``bash run.sh flow``): train a classifier (or take a network
+of your own, ``flow --model``), evaluate it on sampled chips, emit and lint its core, co-simulate
+it against the twin on both simulators, build the boards' bitstreams and, given a port, run the
+test digits (or your samples, ``--data``) on a board, for either neuron model.
 
 Every stage is a library function the single commands call too; this module only strings them
 together and keeps their outputs under one folder.
@@ -30,6 +31,33 @@ def _train_and_evaluate(out: Path, model: str, dataset: str, epochs: int | None,
     return net
 
 
+def _given(out: Path, net, samples, chips: int, log) -> None:
+    """Stages 1 and 2 for a network of your own: saved as ``model.npz``, and evaluated on sampled
+    chips (``evaluate.json``, ``plots/accuracy.png``) when there are labelled samples to count on:
+    ``samples``' (a data file's), else a trained LIF classifier's test split."""
+    from .digital_twin import FPGAMismatchModel
+    from .models.lif import LEVELS, TUTORIAL_MISMATCH
+    from .plots import plot_accuracy
+    from .train import evaluate_classifier
+
+    c = net.config
+    log(f"== your network: a {c.n_axons} x {c.n_neurons} {c.model} core on {c.lanes} lane(s) ==")
+    log(f"saved {net.save(out / 'model.npz')}")
+    labelled = samples is not None and samples.labels is not None
+    if c.model != "lif" or not (labelled or net.meta.get("kind") == "classifier"):
+        log("no labelled samples for it (a LIF classifier, or --data with labels): sampled chips not evaluated")
+        return
+    log(f"== evaluate on {chips} sampled chips ==")
+    profile = FPGAMismatchModel(**TUTORIAL_MISMATCH, seed=0).profile
+    result = evaluate_classifier(net, profile, chips, LEVELS, samples=samples if labelled else None)
+    (out / "evaluate.json").write_text(json.dumps(result, indent=1))
+    (out / "plots").mkdir(exist_ok=True)
+    plot_accuracy(result, out / "plots" / "accuracy.png")
+    log(f"Q8.8 without mismatch {result['q8_8_accuracy']:.4f}; over {chips} chips at each level:")
+    for r in result["sweep"]:
+        log(f"  {r['scale']:4g}x mismatch: mean {r['mean']:.4f}, worst {r['min']:.4f}, best {r['max']:.4f}")
+
+
 def _lint(v_path: Path, log) -> bool:
     from spiketwin.sim.cosim import lint
 
@@ -38,12 +66,23 @@ def _lint(v_path: Path, log) -> bool:
     return clean
 
 
-def _verify(out: Path, net, core: CoreConfig, samples: int, steps: int, seeds: int, log) -> bool:
-    """Stage 3: both cores' Verilog linted, and co-simulated against the twin on both simulators."""
+def _model_events(net, samples: int, data):
+    """What drives the model's core in co-simulation: the first ``samples`` of ``data`` (its core
+    events) or of a classifier's test split, back to back; None (random events) for anything else."""
+    from .train import encoded_test_set
+
+    if data is not None:
+        return data.core_events(net, data.events[:samples]).reshape(-1, net.config.n_axons)
+    if net.meta.get("kind") == "classifier":
+        return encoded_test_set(net, samples)[0].reshape(-1, net.config.n_axons)
+    return None
+
+
+def _verify(out: Path, net, core: CoreConfig, samples: int, steps: int, seeds: int, log, data=None) -> bool:
+    """Stage 3: both cores' Verilog linted, and co-simulated against the twin on both simulators
+    (the model's core on its samples, :func:`_model_events`)."""
     from spiketwin.hw.core import write_verilog
     from spiketwin.sim.verify import verify
-
-    from .train import encoded_test_set
 
     log("== Verilog and co-simulation ==")
     sims = ["icarus", "verilator"]
@@ -51,9 +90,9 @@ def _verify(out: Path, net, core: CoreConfig, samples: int, steps: int, seeds: i
     v_core, _ = write_verilog(core, out, "spiketwin_core")
     if not (_lint(v_model, log) and _lint(v_core, log)):
         return False
-    events = encoded_test_set(net, samples)[0].reshape(-1, net.config.n_axons)
-    reports = verify(net.config, net, sims, [0], len(events), 0.1, out / "verify", plot_dir=out / "plots",
-                     events=events, tag="model")
+    events = _model_events(net, samples, data)
+    reports = verify(net.config, net, sims, [0], steps if events is None else len(events), 0.1, out / "verify",
+                     plot_dir=out / "plots", events=events, tag="model")
     reports += verify(core, None, sims, list(range(seeds)), steps, 0.1, out / "verify", plot_dir=out / "plots")
     ok = all(r["match"] for r in reports)
     (out / "verify.json").write_text(json.dumps(reports, indent=1))
@@ -62,8 +101,8 @@ def _verify(out: Path, net, core: CoreConfig, samples: int, steps: int, seeds: i
     return ok
 
 
-def _run(out: Path, net, board: str, port: str, log) -> bool:
-    """Stage 5: flash the first board (a real port) and run the test digits on it."""
+def _run(out: Path, net, board: str, port: str, log, data=None) -> bool:
+    """Stage 5: flash the first board (a real port) and run the test digits (or ``data``'s samples) on it."""
     import serial
 
     from spiketwin.boards.build import flash
@@ -77,22 +116,35 @@ def _run(out: Path, net, board: str, port: str, log) -> bool:
         log(f"== flash {board} ==")
         flash(board, Path(report["bitstream"]))
     log(f"== run on {port} ==")
-    n = min(100, len(load_dataset(net.meta["dataset"]).y_test))
-    events, labels = encoded_test_set(net, n)
+    outputs = window = None
+    if data is not None:
+        n = min(100, len(data.events))
+        events, labels, outputs, window = data.core_events(net, data.events[:n]), data.labels, data.outputs, data.window
+        labels = None if labels is None else labels[:n]
+    elif net.meta.get("kind") == "classifier":
+        n = min(100, len(load_dataset(net.meta["dataset"]).y_test))
+        events, labels = encoded_test_set(net, n)
+    else:
+        log("no samples to run (a classifier, or --data): the board run skipped")
+        return True
     link = Link(serial.serial_for_url(port, baudrate=report["core"]["baud"], timeout=30.0))
-    result = run_on_board(link, net, events, labels, load=not report["core"]["baked"])
+    result = run_on_board(link, net, events, labels, load=not report["core"]["baked"], outputs=outputs,
+                          window=window)
     (out / "run.json").write_text(json.dumps(result, indent=1))
-    log(f"{result['bit_exact']}/{n} samples bit-exact with the twin; accuracy {result['accuracy']:.4f}")
+    log(f"{result['bit_exact']}/{n} samples bit-exact with the twin"
+        + (f"; accuracy {result['accuracy']:.4f}" if labels is not None else ""))
     return not result["mismatches"]
 
 
 def run_flow(out, dataset: str = "digits", model: str = "lif", epochs: int | None = None, chips: int = 20,
              samples: int = 10, core: CoreConfig | None = None, steps: int = 200, seeds: int = 3,
              boards=("ulx3s-85f", "icebreaker"), port: str | None = None, bitstreams: bool = True,
-             log=print) -> bool:
+             log=print, network=None, data=None) -> bool:
     """The main job for neuron model ``model``; everything lands in ``out``. ``core`` is the random
-    networks' core for co-simulation (64 x 128 on 4 lanes of ``model`` by default). True when every
-    co-simulation and the board run were bit-exact."""
+    networks' core for co-simulation (64 x 128 on 4 lanes of ``model`` by default). ``network``
+    (of ``model``) is used instead of training one, and ``data`` (:class:`spiketwin.data.Samples`
+    for it) instead of the test split. True when every co-simulation and the board run were
+    bit-exact."""
     from spiketwin.boards.build import build_board
 
     out = Path(out)
@@ -100,8 +152,14 @@ def run_flow(out, dataset: str = "digits", model: str = "lif", epochs: int | Non
     core = core or CoreConfig(64, 128, lanes=4, model=model)
     if core.model != model:
         raise InvalidValue(f"the co-simulation core's model is {core.model!r}, not the flow's {model!r}")
-    net = _train_and_evaluate(out, model, dataset, epochs, chips, log)
-    if not _verify(out, net, core, samples, steps, seeds, log):
+    if network is not None and network.config.model != model:
+        raise InvalidValue(f"the network is a {network.config.model!r} core, not the flow's {model!r}")
+    if network is None:
+        net = _train_and_evaluate(out, model, dataset, epochs, chips, log)
+    else:
+        net = network
+        _given(out, net, data, chips, log)
+    if not _verify(out, net, core, samples, steps, seeds, log, data):
         return False
     if not bitstreams:
         return True
@@ -113,4 +171,4 @@ def run_flow(out, dataset: str = "digits", model: str = "lif", epochs: int | Non
     if port is None:
         log("no --port given: nothing flashed or run on a board")
         return True
-    return _run(out, net, boards[0], port, log)
+    return _run(out, net, boards[0], port, log, data)

@@ -17,13 +17,17 @@ import is measured against. The mapping (``docs/nir.md``):
 - Affine biases are exact: one always-on *bias axon* the host drives every step carries them
   (``fold_bias=True`` adds them to the core's ``bias`` in steady state instead: an approximation).
 - Each layer is one step later on the core than in NIR (spikes cross layers at step boundaries);
-  the network's ``meta["nir"]`` records every layer's ``time_shift``.
+  the network's ``meta["nir"]`` records every layer's ``time_shift``. A connection that skips
+  layers waits the difference: through relay neurons (a layer's spikes a step later) or a copy of
+  the inputs the host delays.
+- Convolutions and pooling are unrolled into the crossbar (:func:`_unroll`).
 - A power-of-two scale per layer puts weights, threshold and bias inside the format with
-  headroom; every value is rounded by the one quantiser (:mod:`spiketwin.fixedpoint`).
+  headroom; every value is rounded by the one quantiser (:mod:`spiketwin.fixedpoint`);
+  :func:`calibrate` chooses the scales on samples instead.
 
-What the core cannot do is refused with a message naming the node and the limit: skip and
-feedback connections across layers, convolutions and pooling, delays, more neurons or inputs
-than the core's limits, time constants whose decay rounds to nothing or to one.
+What the core cannot do is refused with a message naming the node and the limit: feedback to an
+earlier layer, delays and other nodes, more neurons or inputs than the core's limits, time
+constants whose decay rounds to nothing or to one.
 """
 
 from __future__ import annotations
@@ -41,8 +45,8 @@ from .errors import InvalidValue
 from .fixedpoint import Q8_8, QFormat
 from .models.lif import RESET_SUBTRACT, RESET_TO_VALUE, Network
 
-__all__ = ["import_graph", "export_graph", "run_graph", "core_events", "core_steps", "layer_spikes", "MappingReport",
-           "LayerReport", "NIRMappingError", "CONVENTIONS", "RESETS"]
+__all__ = ["import_graph", "calibrate", "export_graph", "run_graph", "core_events", "core_steps", "layer_spikes",
+           "MappingReport", "LayerReport", "NIRMappingError", "CONVENTIONS", "RESETS"]
 
 CONVENTIONS = ("euler", "exact")
 RESETS = ("graph", "zero", "subtract")
@@ -122,9 +126,22 @@ class MappingReport:
                          f"{L['threshold_raw']}, weight error max {L['weight_max_error_lsb']:.2f} LSB, rms "
                          f"{L['weight_rms_error_lsb']:.2f} LSB")
             lines += [f"    approximated: {a}" for a in L["approximations"]]
+            cal = (self.calibration or {}).get("layers", {}).get(L["node"])
+            if cal:
+                lines.append("    calibration: " + ", ".join(
+                    ([f"spike agreement {cal['spike_agreement']:.2%}"] if "spike_agreement" in cal else [])
+                    + [f"{cal['saturated_state_entries']} saturated state entries"]
+                    + (["scales tried " + "; ".join(
+                        f"{t['scale']:g}: " + (f"{t['spike_agreement']:.2%}, " if "spike_agreement" in t else "")
+                        + f"{t['saturated_state_entries']} saturated" for t in cal["tried"])] if "tried" in cal
+                       else [])))
         lines += [f"  {R['neurons']} relay neuron(s) from {R['first_neuron']}: {R['of']}'s spikes {R['delay']} step(s) "
                   f"later, for a connection that skips layers (exact)" for R in self.relays]
         lines += [f"  approximated: {a}" for a in self.approximations]
+        if self.calibration and "float_accuracy" in self.calibration:
+            c = self.calibration
+            lines.append(f"  on {c['samples']} calibration samples: float accuracy {c['float_accuracy']:.4f}, twin "
+                         f"{c['twin_accuracy']:.4f}")
         return lines
 
 
@@ -589,6 +606,93 @@ def import_graph(graph_or_path, dt: float, convention: str = "euler", reset: str
     return net, report
 
 
+def calibrate(graph_or_path, events: np.ndarray, dt: float, labels: np.ndarray | None = None, **options):
+    """:func:`import_graph` (``options``) with each layer's scale chosen on calibration ``events``
+    [samples, steps, n_inputs]: where the float state the graph reaches there would saturate at
+    the default scale (i_syn either way, v below zero, above it only with the subtractive reset:
+    a clipped v over the threshold fires all the same; a readout's v either way), the scale is
+    widened by powers of two until that state fits half the format's range, and of those scales
+    the layer keeps the one whose spikes agree best with the float graph's (a readout: the widest).
+    Layers are chosen in order, each with the ones before it settled. The report's ``calibration``
+    holds per layer every scale tried (agreement, saturated state entries), and with ``labels``
+    the float and the twin accuracies of the first Output; (Network, MappingReport)."""
+    graph = _as_graph(graph_or_path)
+    net, report = import_graph(graph, dt, **options)
+    ev = np.asarray(events)
+    if ev.ndim != 3 or ev.shape[-1] != net.meta["nir"]["n_inputs"]:
+        raise InvalidValue(f"calibration events must be [samples, steps, {net.meta['nir']['n_inputs']}], not "
+                           f"{list(ev.shape)}")
+    ref = run_graph(graph, ev, dt, report.convention, state=True)
+    fmt, scales = net.config.fmt, dict(options.pop("scales", None) or {})
+    tried = {}
+    for L in report.layers:
+        name, spiking = L["node"], L["threshold"] is not None
+        v = ref[f"{name}.v"]
+        peak = max(float(np.abs(ref[f"{name}.i"]).max(initial=0)),
+                   float((-v if spiking and report.reset != "subtract" else np.abs(v)).max(initial=0)))
+        candidates = [scales.get(name, L["scale"])]
+        while candidates[-1] * peak > fmt.max_value / 2 and candidates[-1] > fmt.resolution:
+            candidates.append(candidates[-1] / 2)
+        if len(candidates) == 1:
+            continue
+        tried[name] = []
+        for scale in candidates:
+            trial, trial_report = import_graph(graph, dt, scales={**scales, name: scale}, **options)
+            tried[name].append({"scale": scale, **_measure(trial, trial_report, ref, ev)[name]})
+        best = (max(tried[name], key=lambda t: (t["spike_agreement"], t["scale"])) if spiking else tried[name][-1])
+        scales[name] = best["scale"]
+    net, report = import_graph(graph, dt, scales=scales, **options)
+    layers = _measure(net, report, ref, ev)
+    for name, entry in layers.items():
+        if name in tried:
+            entry["tried"] = tried[name]
+    result = {"samples": int(ev.shape[0]), "steps": int(ev.shape[1]), "layers": layers}
+    if labels is not None:
+        result.update(_accuracies(graph, net, ref, ev, np.asarray(labels), dt, report.convention))
+    report.calibration = result
+    return net, report
+
+
+def _measure(net: Network, report: MappingReport, ref: dict, ev: np.ndarray) -> dict:
+    """Per layer: the twin's saturated state entries (v or i_syn at a limit, a readout's spikes:
+    its v reached the top) and its spike agreement with the float graph ``ref`` on events ``ev``."""
+    from .twin import simulate
+
+    fmt, steps = net.config.fmt, ev.shape[1]
+    core = simulate(net.config, net, core_events(net, ev), record=True)
+    layers = {}
+    for L in report.layers:
+        name = L["node"]
+        cut = (slice(None), slice(L["time_shift"], L["time_shift"] + steps),
+               slice(L["first_neuron"], L["first_neuron"] + L["neurons"]))
+        clipped = sum(int(((x[cut] == fmt.max_raw) | (x[cut] == fmt.min_raw)).sum()) for x in (core.v, core.i_syn))
+        if L["threshold"] is None:    # a readout's v at the top of the format fires (and resets)
+            clipped += int(core.spikes[cut].sum())
+        entry = {"saturated_state_entries": clipped}
+        if L["threshold"] is not None:
+            entry["spike_agreement"] = float((layer_spikes(net, core.spikes, name, steps) == (ref[name] > 0)).mean())
+        layers[name] = entry
+    return layers
+
+
+def _accuracies(graph, net: Network, ref: dict, ev: np.ndarray, labels: np.ndarray, dt: float,
+                convention: str) -> dict:
+    """The float graph's and the twin's accuracy on labelled samples, read from the first Output
+    (a spiking layer) the way ``evaluate`` reads it; {} for a readout."""
+    from .data import Samples
+    from .train import predict, samples_accuracy
+
+    out = next(iter(net.meta["nir"]["outputs"].values()))
+    layer, info = out["layer"], net.meta["nir"]["layers"][out["layer"]]
+    if info["kind"] not in ("CubaLIF", "LIF", "IF"):
+        return {}
+    v_reset = _params(graph.nodes[layer], dt, convention)[5]
+    final_v = np.where(ref[layer][:, -1] > 0, v_reset, ref[f"{layer}.v"][:, -1])
+    shift, steps = info["time_shift"], ev.shape[1]
+    return {"float_accuracy": float((predict(ref[layer].sum(1), final_v) == labels).mean()),
+            "twin_accuracy": samples_accuracy(net, Samples(ev, labels, out["neurons"], (shift, shift + steps)))}
+
+
 def _relay(net: Network, relay_first: dict, first: dict, sizes: dict) -> list:
     """Neurons that repeat a layer's spikes one step later each (weight 1, threshold 1, no decay,
     reset to 0: exact), chained to delay a connection that skips layers; their records."""
@@ -644,12 +748,13 @@ def layer_spikes(net: Network, spikes: np.ndarray, layer: str, steps: int) -> np
 
 # --- the float reference --------------------------------------------------------------------------------
 def run_graph(graph_or_path, events: np.ndarray, dt: float, convention: str = "euler",
-              given: dict | None = None) -> dict:
+              given: dict | None = None, state: bool = False) -> dict:
     """The graph's equations in float64 on input events [steps, n_inputs] (or [batch, steps, n]):
     every neuron layer's spikes [..., steps, n] (readouts: their membrane), spikes passing between
     layers within a step and along a layer's recurrence one step later. ``given`` holds layers'
     spikes [..., steps, n] to use instead of simulating them (the core's, say, so that each layer's
-    agreement is measured on its own inputs)."""
+    agreement is measured on its own inputs). With ``state``, also each simulated layer's
+    ``"<layer>.i"`` and ``"<layer>.v"`` (before its reset) [..., steps, n]."""
     graph = _as_graph(graph_or_path)
     source, n_in, layers, feeds, _ = _structure(graph)
     _timing(layers, feeds, source)
@@ -657,7 +762,7 @@ def run_graph(graph_or_path, events: np.ndarray, dt: float, convention: str = "e
     given = {k: np.asarray(v, float) for k, v in (given or {}).items()}
     if ev.ndim == 2:
         return {k: v[0] for k, v in run_graph(graph, ev[None], dt, convention,
-                                                 {k: v[None] for k, v in given.items()}).items()}
+                                                 {k: v[None] for k, v in given.items()}, state).items()}
     batch, steps, _ = ev.shape
     for name, spikes in given.items():
         if name not in layers or spikes.shape != (batch, steps, _size(graph.nodes[name])):
@@ -666,6 +771,8 @@ def run_graph(graph_or_path, events: np.ndarray, dt: float, convention: str = "e
     i_state = {layer: np.zeros((batch, _size(graph.nodes[layer]))) for layer in layers}
     v_state = {layer: np.zeros_like(i_state[layer]) for layer in layers}
     out = {layer: given.get(layer, np.zeros((batch, steps, _size(graph.nodes[layer])))) for layer in layers}
+    if state:
+        out.update({f"{layer}.{x}": np.zeros_like(out[layer]) for layer in layers if layer not in given for x in "iv"})
     for t in range(steps):
         now = {source: ev[:, t]}
         for layer in layers:
@@ -679,6 +786,8 @@ def run_graph(graph_or_path, events: np.ndarray, dt: float, convention: str = "e
                 drive = drive + (x @ w.T + b) * gain
             i = alpha * i_state[layer] + drive
             v = beta * v_state[layer] + i + leak
+            if state:
+                out[f"{layer}.i"][:, t], out[f"{layer}.v"][:, t] = i, v
             if spiking:
                 z = v > threshold
                 v = np.where(z, v_reset, v)

@@ -260,7 +260,7 @@ def test_data_files_are_checked(tmp_path):
     np.savez(good, events=np.ones((3, 5, 4), np.int32), labels=np.array([0, 1, 2]))
     events, labels = load_events(good, 4, 3)
     assert events.shape == (3, 5, 4) and labels.tolist() == [0, 1, 2]
-    cases = {"no_events": ({"labels": np.zeros(3, int)}, "no 'events' array"),
+    cases = {"no_events": ({"labels": np.zeros(3, int)}, "needs one 'events' or 'intensities' array"),
              "floats": ({"events": np.ones((3, 5, 4))}, "events must be integer counts, not float64"),
              "shape": ({"events": np.ones((3, 5, 6), int)}, r"events must be \[samples, steps, 4\], not \[3, 5, 6\]"),
              "negative": ({"events": -np.eye(4, dtype=int)[None, :, :].repeat(2, 0)},
@@ -443,3 +443,112 @@ def test_a_convolutional_graph_runs_on_the_core(tmp_path):
         want = ref[name] > 0
         assert 0.02 < want.mean() < 0.8
         assert (layer_spikes(net, core.spikes, name, 30) == want).mean() >= 0.99, name
+
+
+def test_calibration_keeps_each_layers_best_scale_and_measures_it(tmp_path):
+    """Calibration data: where the float state would saturate, wider scales are tried and the layer
+    keeps the one whose spikes agree best; a readout takes the widest (no saturated state); the
+    report carries the agreement, the saturation and both accuracies."""
+    from spiketwin.nir import calibrate
+
+    rng = np.random.default_rng(4)
+    graph, n_in = random_graph(rng, 2, "euler")
+    graph.nodes["l0"].v_threshold = graph.nodes["l0"].v_threshold * 6
+    events = (rng.random((32, 30, n_in)) < 0.5).astype(int)
+    labels = run_graph(graph, events, DT)["l1"].sum(1).argmax(-1)
+    plain, _ = import_graph(graph, DT, fmt=NEAREST)
+    net, report = calibrate(graph, events, DT, labels, fmt=NEAREST)
+    cal = report.calibration
+    assert set(cal["layers"]) == {"l0", "l1"} and cal["samples"] == 32
+    for name, layer in cal["layers"].items():
+        tried = layer["tried"]
+        assert len(tried) > 1 and tried[0]["saturated_state_entries"] > tried[-1]["saturated_state_entries"] == 0
+        assert layer["spike_agreement"] == max(t["spike_agreement"] for t in tried) >= 0.99, name
+    assert cal["float_accuracy"] >= 0.9 and cal["twin_accuracy"] >= 0.9
+    assert "calibration: spike agreement" in "\n".join(report.describe())
+    json.loads(report.to_json())
+    readout = graph_of({"in": nir.Input(input_type={"input": np.array([6])}),
+                        "w": nir.Linear(weight=np.full((3, 6), 0.5)),
+                        "l": nir.LI(tau=np.full(3, DT / (1 - 0.98)), r=np.full(3, 50.0), v_leak=np.zeros(3)),
+                        "out": nir.Output(output_type={"output": np.array([3])})},
+                       [("in", "w"), ("w", "l"), ("l", "out")])
+    ev = np.ones((4, 60, 6), int)
+    net, report = calibrate(readout, ev, DT, fmt=NEAREST)
+    layer = report.calibration["layers"]["l"]
+    assert layer["saturated_state_entries"] == 0
+    assert net.meta["nir"]["layers"]["l"]["scale"] == layer["tried"][-1]["scale"]
+    assert layer["tried"][0]["saturated_state_entries"] > 0
+
+
+def graph_with_intensities(tmp_path, n, name):
+    """A 2-layer graph (``g.nir``) and ``n`` samples of random intensities labelled with the float
+    graph's answers under the default deterministic coding, 20 steps (``name``)."""
+    from spiketwin.data import Encoding
+
+    rng = np.random.default_rng(8)
+    graph, n_in = random_graph(rng, 2, "euler")
+    nir.write(tmp_path / "g.nir", graph)
+    x = rng.random((n, n_in))
+    labels = run_graph(graph, Encoding("deterministic", 20, 0.6).encode(x), DT)["l1"].sum(1).argmax(-1)
+    np.savez(tmp_path / name, intensities=x, labels=labels)
+
+
+def test_intensity_files_are_rate_coded_and_checked(tmp_path, capsys):
+    from spiketwin.cli import main
+    from spiketwin.data import Encoding, load_events
+
+    x = np.random.default_rng(0).random((5, 4))
+    np.savez(tmp_path / "x.npz", intensities=x, labels=np.arange(5) % 3)
+    events, labels = load_events(tmp_path / "x.npz", 4, 3, Encoding("deterministic", 12, 0.5))
+    assert events.shape == (5, 12, 4) and (events == Encoding("deterministic", 12, 0.5).encode(x)).all()
+    with pytest.raises(ValueError, match="x.npz: holds intensities, not events: give --encoding"):
+        load_events(tmp_path / "x.npz", 4)
+    bad = x.copy()
+    bad[2, 1] = 1.5
+    np.savez(tmp_path / "bad.npz", intensities=bad)
+    with pytest.raises(ValueError, match=r"bad.npz: intensities\[2, 1\] = 1.5 is outside \[0, 1\]"):
+        load_events(tmp_path / "bad.npz", 4, encoding=Encoding())
+    np.savez(tmp_path / "ev.npz", events=np.ones((2, 3, 4), int))
+    with pytest.raises(ValueError, match="holds events already; --encoding is for a file of intensities"):
+        load_events(tmp_path / "ev.npz", 4, encoding=Encoding())
+    with pytest.raises(ValueError, match="--encoding-steps must be a positive integer, not 0"):
+        Encoding("poisson", 0)
+    graph_with_intensities(tmp_path, 24, "cal.npz")
+    model = tmp_path / "m.npz"
+    assert main(["import-nir", str(tmp_path / "g.nir"), "--dt", "0.001", "--calibrate", str(tmp_path / "cal.npz"),
+                 "--out", str(model)]) == 2
+    assert "cal.npz: holds intensities, not events: give --encoding" in capsys.readouterr().err
+    assert main(["import-nir", str(tmp_path / "g.nir"), "--dt", "0.001", "--calibrate", str(tmp_path / "cal.npz"),
+                 "--encoding", "deterministic", "--out", str(model)]) == 0
+    assert "on 24 calibration samples: float accuracy" in capsys.readouterr().out
+    calibration = json.loads((tmp_path / "m.mapping.json").read_text())["calibration"]
+    assert calibration["samples"] == 24 and calibration["steps"] == 20 and calibration["twin_accuracy"] >= 0.9
+    assert main(["evaluate", str(model), "--data", str(tmp_path / "cal.npz"), "--encoding", "deterministic",
+                 "--chips", "2", "--levels", "0", "--json", str(tmp_path / "e.json")]) == 0
+    assert json.loads((tmp_path / "e.json").read_text())["q8_8_accuracy"] == calibration["twin_accuracy"]
+    assert main(["evaluate", str(model), "--data", str(tmp_path / "cal.npz"), "--max-rate", "0.3"]) == 2
+    assert "--encoding-steps and --max-rate need --encoding" in capsys.readouterr().err
+
+
+@pytest.mark.sim
+def test_flow_takes_an_imported_network_and_your_samples(tmp_path, capsys):
+    from spiketwin.cli import main
+
+    graph_with_intensities(tmp_path, 12, "data.npz")
+    model = tmp_path / "m.npz"
+    assert main(["import-nir", str(tmp_path / "g.nir"), "--dt", "0.001", "--out", str(model)]) == 0
+    out = tmp_path / "build"
+    assert main(["flow", "--model", str(model), "--data", str(tmp_path / "data.npz"), "--encoding", "deterministic",
+                 "--chips", "2", "--samples", "2", "--axons", "8", "--neurons", "8", "--lanes", "2", "--seeds", "1",
+                 "--steps", "20", "--out", str(out), "--no-bitstream"]) == 0
+    text = capsys.readouterr().out
+    assert "== your network: a" in text and "co-simulation: 4/4 runs bit-exact -> PASS" in text
+    evaluation = json.loads((out / "evaluate.json").read_text())
+    assert evaluation["q8_8_accuracy"] >= 0.9 and len(evaluation["sweep"]) == 5
+    model_runs = [r for r in json.loads((out / "verify.json").read_text()) if "model" in r["plot"]]
+    assert len(model_runs) == 2 and min(r["spikes"] for r in model_runs) > 0
+    assert (out / "plots" / "accuracy.png").stat().st_size > 0
+    assert main(["flow", "--model", str(model), "--epochs", "3"]) == 2
+    assert "--epochs and --dataset train a network; --model brings one" in capsys.readouterr().err
+    assert main(["flow", "--data", str(tmp_path / "data.npz")]) == 2
+    assert "--data is for a network of your own: give --model" in capsys.readouterr().err

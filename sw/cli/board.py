@@ -13,7 +13,15 @@ from ..config import MODELS
 from ..errors import InvalidValue
 from ..fixedpoint import ROUNDING_MODES
 from ..network import load_network
-from .common import add_cluster_args, add_core_args, at_least, cluster_from_args, config_and_network
+from .common import (
+    add_cluster_args,
+    add_core_args,
+    add_data_args,
+    at_least,
+    cluster_from_args,
+    config_and_network,
+    encoding_from_args,
+)
 
 
 def cmd_build(args) -> int:
@@ -107,7 +115,7 @@ def cmd_run(args) -> int:
     if args.data is not None:
         from ..data import own_samples
 
-        samples = own_samples(net, args.data, args.n, args.outputs)
+        samples = own_samples(net, args.data, args.n, args.outputs, encoding_from_args(args, net))
         events, labels, outputs, window = samples.core_events(net), samples.labels, samples.outputs, samples.window
     else:
         if args.dataset:
@@ -188,9 +196,8 @@ def add_parsers(sub) -> None:
     r.add_argument("--port", required=True, help="a serial port (/dev/ttyUSB1) or socket://127.0.0.1:5555")
     r.add_argument("--model", type=Path, required=True)
     r.add_argument("--dataset", choices=["digits", "digits01"])
-    r.add_argument("--data", type=Path, metavar="FILE.npz",
-                   help="your own samples instead of the test set: events [samples, steps, inputs], optional labels "
-                        "(docs/data-files.md)")
+    add_data_args(r, "your own samples instead of the test set: events [samples, steps, inputs] or intensities, "
+                     "optional labels")
     r.add_argument("--outputs", type=int, nargs="+", metavar="NEURON",
                    help="the neurons read as the classes (default: the network file's)")
     r.add_argument("--n", type=int, default=100)

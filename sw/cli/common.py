@@ -64,6 +64,43 @@ def at_least(name: str, value, lower) -> None:
         raise InvalidValue(f"--{name} must be at least {lower}, not {value}")
 
 
+def add_data_args(p, what: str) -> None:
+    """``--data`` (a file of your own, docs/data-files.md) and how its intensities are coded."""
+    p.add_argument("--data", type=Path, metavar="FILE.npz", help=what + " (docs/data-files.md)")
+    add_encoding_args(p, "--data")
+
+
+def add_encoding_args(p, option: str) -> None:
+    from ..data import ENCODINGS
+
+    g = p.add_argument_group(f"a {option} file of intensities [samples, inputs] in [0, 1], rate-coded")
+    g.add_argument("--encoding", choices=ENCODINGS,
+                   help="how (default: a trained classifier's own encoding; needed for any other network)")
+    g.add_argument("--encoding-steps", type=int, metavar="N",
+                   help="steps per sample (default: the classifier's, or 20)")
+    g.add_argument("--max-rate", type=float, metavar="R",
+                   help="events per step at intensity 1 (default: the classifier's, or 0.6)")
+
+
+def encoding_from_args(args, net=None, path=None):
+    """The :class:`~spiketwin.data.Encoding` for a data file (``path``, default ``--data``) of
+    intensities: the options over a trained classifier's own encoding; None when nothing asks for
+    one (a file of events)."""
+    from ..data import Encoding, holds_intensities
+
+    path = args.data if path is None else path
+    own = (net.meta.get("encoding") if net is not None else None) or {}
+    if args.encoding is None and not (own and path is not None and holds_intensities(path)):
+        if args.encoding_steps is not None or args.max_rate is not None:
+            raise InvalidValue("--encoding-steps and --max-rate need --encoding (or a trained classifier's encoding)")
+        return None
+    base = Encoding()
+    return Encoding(args.encoding or own["method"],
+                    args.encoding_steps if args.encoding_steps is not None else own.get("steps", base.steps),
+                    args.max_rate if args.max_rate is not None else own.get("max_rate", base.max_rate),
+                    getattr(args, "seed", 0))
+
+
 def add_cluster_args(p) -> None:
     g = p.add_argument_group("parallel jobs (Dask; serial in this process without either)")
     g.add_argument("--workers", type=int, nargs="?", const=0, metavar="N",

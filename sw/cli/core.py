@@ -7,7 +7,16 @@ from pathlib import Path
 
 from ..config import CoreConfig
 from ..errors import InvalidValue
-from .common import DEFAULTS, add_cluster_args, add_core_args, at_least, cluster_from_args, config_and_network
+from .common import (
+    DEFAULTS,
+    add_cluster_args,
+    add_core_args,
+    add_data_args,
+    at_least,
+    cluster_from_args,
+    config_and_network,
+    encoding_from_args,
+)
 
 
 def cmd_verilog(args) -> int:
@@ -76,7 +85,8 @@ def cmd_verify(args) -> int:
 
         if net is None:
             raise InvalidValue("--data needs --network: the network the samples are for")
-        samples = own_samples(net, args.data, args.samples or None, outputs=list(range(net.config.n_neurons)))
+        samples = own_samples(net, args.data, args.samples or None, outputs=list(range(net.config.n_neurons)),
+                              encoding=encoding_from_args(args, net))
         events = samples.core_events(net).reshape(-1, config.n_axons)                # back to back
     elif args.samples:
         if net is None:
@@ -124,9 +134,7 @@ def add_parsers(sub) -> None:
     f.add_argument("--samples", type=int, default=0, metavar="N",
                    help="with a trained --network: drive it with its first N encoded test samples instead "
                         "(with --data: the file's first N)")
-    f.add_argument("--data", type=Path, metavar="FILE.npz",
-                   help="with --network: drive it with the samples of your own data file, back to back "
-                        "(docs/data-files.md)")
+    add_data_args(f, "with --network: drive it with the samples of your own data file, back to back")
     f.add_argument("--work", type=Path, help="keep build and traces here")
     f.add_argument("--json", type=Path, help="write the reports as JSON")
     f.add_argument("--plot", type=Path, metavar="DIR", help="draw each run (raster, membrane traces) into DIR")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import MODELS, CoreConfig
-from .common import DEFAULTS, at_least
+from ..errors import InvalidValue
+from .common import DEFAULTS, add_data_args, at_least, encoding_from_args
 
 
 def cmd_flow(args) -> int:
@@ -16,11 +17,27 @@ def cmd_flow(args) -> int:
         at_least(name, getattr(args, name), 1)
     from ..models import get_model
 
-    dataset = args.dataset or get_model(args.neuron_model).classifier_dataset
-    core = CoreConfig(args.axons, args.neurons, lanes=args.lanes, model=args.neuron_model)
-    ok = run_flow(args.out, dataset, args.neuron_model, args.epochs, args.chips, args.samples, core, args.steps,
+    net = data = None
+    if args.model is not None:
+        from ..network import load_network
+
+        if args.epochs is not None or args.dataset is not None:
+            raise InvalidValue("--epochs and --dataset train a network; --model brings one")
+        net = load_network(args.model)
+        if args.neuron_model is not None and args.neuron_model != net.config.model:
+            raise InvalidValue(f"{args.model} is a {net.config.model} core, not --neuron-model {args.neuron_model}")
+        if args.data is not None:
+            from ..data import own_samples
+
+            data = own_samples(net, args.data, outputs=args.outputs, encoding=encoding_from_args(args, net))
+    elif args.data is not None:
+        raise InvalidValue("--data is for a network of your own: give --model")
+    model = net.config.model if net is not None else args.neuron_model or "lif"
+    dataset = args.dataset or get_model(model).classifier_dataset
+    core = CoreConfig(args.axons, args.neurons, lanes=args.lanes, model=model)
+    ok = run_flow(args.out, dataset, model, args.epochs, args.chips, args.samples, core, args.steps,
                   args.seeds, args.boards, args.port, bitstreams=not args.no_bitstream,
-                  log=lambda line: print(line, flush=True))
+                  log=lambda line: print(line, flush=True), network=net, data=data)
     return 0 if ok else 1
 
 
@@ -28,13 +45,20 @@ def add_parsers(sub) -> None:
     from spiketwin.boards.build import BOARDS
 
     fl = sub.add_parser("flow", help="the main job: train, evaluate on sampled chips, verify, build")
-    fl.add_argument("--neuron-model", choices=MODELS, default="lif",
-                    help="lif: a LIF classifier trained through the twin; dpi: the DPI synapse-count classifier")
+    fl.add_argument("--neuron-model", choices=MODELS,
+                    help="lif (default): a LIF classifier trained through the twin; dpi: the DPI synapse-count "
+                         "classifier")
+    fl.add_argument("--model", type=Path, metavar="MODEL.npz",
+                    help="a network of your own (spiketwin train, import-nir, a script) instead of training one")
+    add_data_args(fl, "with --model: your samples for evaluation, co-simulation and the board run")
+    fl.add_argument("--outputs", type=int, nargs="+", metavar="NEURON",
+                    help="with --data: the neurons read as the classes (default: the network file's)")
     fl.add_argument("--dataset", choices=["digits", "digits01"],
                     help="default: digits (lif), digits01 (dpi)")
     fl.add_argument("--epochs", type=int, help="training epochs (default: 40 for lif, 300 for dpi)")
     fl.add_argument("--chips", type=int, default=20)
-    fl.add_argument("--samples", type=int, default=10, help="test samples driving the trained core in co-simulation")
+    fl.add_argument("--samples", type=int, default=10,
+                    help="test samples (or --data's) driving the model's core in co-simulation")
     fl.add_argument("--axons", type=int, default=DEFAULTS["axons"])
     fl.add_argument("--neurons", type=int, default=DEFAULTS["neurons"])
     fl.add_argument("--lanes", type=int, default=DEFAULTS["lanes"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import InvalidValue
-from .common import at_least
+from .common import add_encoding_args, at_least, encoding_from_args
 
 
 def _dt(value: float) -> float:
@@ -22,8 +22,19 @@ def cmd_import_nir(args) -> int:
     at_least("lanes", args.lanes, 1)
     if not Path(args.graph).is_file():
         raise InvalidValue(f"no NIR file at {args.graph}")
-    net, report = import_graph(args.graph, _dt(args.dt), convention=args.convention, reset=args.reset,
-                               lanes=args.lanes, fmt=QFormat(8, 8, rounding=args.rounding), fold_bias=args.fold_bias)
+    options = {"convention": args.convention, "reset": args.reset, "lanes": args.lanes,
+               "fmt": QFormat(8, 8, rounding=args.rounding), "fold_bias": args.fold_bias}
+    net, report = import_graph(args.graph, _dt(args.dt), **options)
+    if args.calibrate is not None:
+        from ..data import load_events
+        from ..nir import calibrate
+
+        events, labels = load_events(args.calibrate, net.meta["nir"]["n_inputs"],
+                                     len(next(iter(report.outputs.values()))),
+                                     encoding_from_args(args, path=args.calibrate))
+        net, report = calibrate(args.graph, events, args.dt, labels, **options)
+    elif args.encoding is not None:
+        raise InvalidValue("--encoding is for a --calibrate file of intensities")
     path = net.save(args.out)
     report_path = report.save(path.with_suffix(".mapping.json"))
     print("\n".join(report.describe()))
@@ -65,6 +76,10 @@ def add_parsers(sub) -> None:
     i.add_argument("--fold-bias", action="store_true",
                    help="fold Affine biases into the per-step bias at steady state instead of a bias axon "
                         "(an approximation)")
+    i.add_argument("--calibrate", type=Path, metavar="DATA.npz",
+                   help="samples (docs/data-files.md) to run the float graph and the twin on: scales widened where "
+                        "state would saturate, agreement and accuracy in the report")
+    add_encoding_args(i, "--calibrate")
     i.add_argument("--out", type=Path, default=Path("model.npz"), help="network file (default: %(default)s)")
     i.set_defaults(func=cmd_import_nir)
 

@@ -8,7 +8,15 @@ import sys
 from pathlib import Path
 
 from ..errors import InvalidValue
-from .common import add_cluster_args, add_mismatch_args, at_least, cluster_from_args, mismatch_from_args
+from .common import (
+    add_cluster_args,
+    add_data_args,
+    add_mismatch_args,
+    at_least,
+    cluster_from_args,
+    encoding_from_args,
+    mismatch_from_args,
+)
 
 
 def cmd_train(args) -> int:
@@ -38,7 +46,7 @@ def cmd_evaluate(args) -> int:
     if args.data is not None:
         from ..data import own_samples
 
-        samples = own_samples(net, args.data, outputs=args.outputs)
+        samples = own_samples(net, args.data, outputs=args.outputs, encoding=encoding_from_args(args, net))
     elif net.meta.get("kind") != "classifier":
         raise InvalidValue(f"{args.model} is not a trained classifier (give --data with labelled samples)")
     profile = mismatch_from_args(args, args.seed).profile
@@ -99,8 +107,7 @@ def add_parsers(sub) -> None:
     e.add_argument("--json", type=Path)
     e.add_argument("--plot", type=Path,
                    help="accuracy against mismatch level, and its distribution over the chips (PNG)")
-    e.add_argument("--data", type=Path, metavar="FILE.npz",
-                   help="your own labelled samples instead of the classifier's test split (docs/data-files.md)")
+    add_data_args(e, "your own labelled samples instead of the classifier's test split")
     e.add_argument("--outputs", type=int, nargs="+", metavar="NEURON",
                    help="with --data: the neurons read as the classes (default: the network file's)")
     e.add_argument("--min-accuracy", type=float, metavar="A",
