@@ -183,6 +183,16 @@ def test_refusals_name_the_node_and_the_limit():
     with pytest.raises(NIRMappingError, match=r"node 'p': a SumPool2d needs a \[channels, height, width\] input, not "
                                               r"\[4\]"):
         import_graph(graph_of({**ok, "p": pool}, [("in", "p"), ("p", "w"), ("w", "l"), ("l", "out")]), DT)
+    flat_in = {**ok, "in": nir.Input(input_type={"input": np.array([1, 2, 2])})}
+    for conv, message in (
+            (nir.Conv2d(input_shape=(2, 2), weight=np.ones((1, 1, 3, 3)), stride=1, padding=0, dilation=1, groups=1,
+                        bias=np.zeros(1)), r"a Conv2d of kernel \[3, 3\] leaves no output of an input of \[2, 2\]"),
+            (nir.Conv2d(input_shape=(2, 2), weight=np.ones((1, 1, 1, 1)), stride=2, padding="same", dilation=1,
+                        groups=1, bias=np.zeros(1)), r"padding 'same' with stride \[2, 2\]"),
+            (nir.Conv1d(input_shape=4, weight=np.ones((1, 1, 1, 1)), stride=1, padding=0, dilation=1, groups=1,
+                        bias=np.zeros(1)), r"a Conv1d weight of shape \[1, 1, 1, 1\]; it needs \[c_out, c_in, k\]")):
+        with pytest.raises(NIRMappingError, match="node 'c': " + message):
+            import_graph(graph_of({**flat_in, "c": conv}, [("in", "c"), ("c", "w"), ("w", "l"), ("l", "out")]), DT)
     wide = nir.Conv2d(input_shape=(200, 200), weight=np.ones((4, 1, 1, 1)), stride=1, padding=0, dilation=1, groups=1,
                       bias=np.zeros(4))
     with pytest.raises(NIRMappingError, match="node 'c': unrolls to 160000 values; at most 65536 sources fit a core"):
@@ -249,6 +259,8 @@ def test_import_and_export_commands(tmp_path, capsys):
     assert nir.read(tmp_path / "lif.nir").nodes["lif"].v_threshold.shape == (10,)
     assert main(["import-nir", str(tmp_path / "missing.nir"), "--dt", "0.001"]) == 2
     assert "no NIR file at" in capsys.readouterr().err
+    assert main(["import-nir", str(tmp_path / "g.nir"), "--dt", "0.001", "--encoding", "poisson"]) == 2
+    assert "--encoding is for a --calibrate file of intensities" in capsys.readouterr().err
     assert main(["import-nir", str(tmp_path / "g.nir"), "--dt", "-1"]) == 2
     assert "--dt must be a positive number of seconds, not -1" in capsys.readouterr().err
 
