@@ -312,13 +312,16 @@ def _drift(I_mem, I_in, I_sh, p, c: DPIConstants):
 @dataclass
 class DPIResult:
     """``spikes`` [steps, *batch, n] (bool); ``I_mem``, ``I_ahp`` and ``I_syn`` [steps, *batch, n(, 4)]
-    when recorded (after each step), else None. ``dt`` in seconds."""
+    when recorded (after each step), else None; ``I_fire``, when recorded, the membrane current at
+    the steps a neuron fired before its reset (0 elsewhere: where between steps it crossed the
+    threshold). ``dt`` in seconds."""
 
     spikes: np.ndarray
     dt: float
     I_mem: np.ndarray | None = None
     I_ahp: np.ndarray | None = None
     I_syn: np.ndarray | None = None
+    I_fire: np.ndarray | None = None
 
     def rates(self) -> np.ndarray:
         """Mean firing rate (Hz) of each neuron over the run."""
@@ -341,11 +344,13 @@ def check_dt(dt: float, params: DPIParams, constants: DPIConstants = DPIConstant
 
 
 def simulate(params: DPIParams, steps: int, dt: float = 1e-4, syn_input=None, batch: tuple = (),
-             constants: DPIConstants = DPIConstants(), record: bool = False) -> DPIResult:
+             constants: DPIConstants = DPIConstants(), record: bool = False, dc_input=None) -> DPIResult:
     """Run ``steps`` Euler steps of ``dt`` seconds.
 
     ``syn_input``: synapse activations per step, ``[steps, *batch, n, 4]`` in the order of
     :data:`SYNAPSES` (a weighted count: ``n`` synapses receiving a spike count as ``n``), or None.
+    ``dc_input``: a DC current (A) per step added to ``I_dc``, ``[steps, *batch, n]`` (a protocol's
+    DC steps), or None.
     Within a step the synapses decay and take their input, then the membrane integrates, then it
     spikes and resets and the adaptation takes the spike.
     """
@@ -363,6 +368,10 @@ def simulate(params: DPIParams, steps: int, dt: float = 1e-4, syn_input=None, ba
                              f"not {syn_input.shape}")
         if np.any(syn_input < 0):
             raise InvalidValue("syn_input counts synapse activations and cannot be negative")
+    if dc_input is not None:
+        dc_input = np.asarray(dc_input, dtype=np.float64)
+        if dc_input.shape != (steps,) + shape:
+            raise InvalidValue(f"dc_input must have shape {(steps,) + shape}, not {dc_input.shape}")
     taus = p.tau(c)
     syn_decay = np.stack([np.exp(-dt / taus[s]) for s in SYNAPSES], -1)
     syn_jump = np.stack([getattr(p, f"I_g_{s}") / getattr(p, f"I_tau_{s}") * getattr(p, f"I_w_{s}")
@@ -376,19 +385,22 @@ def simulate(params: DPIParams, steps: int, dt: float = 1e-4, syn_input=None, ba
     I_ahp = np.zeros(shape)
     ref = np.zeros(shape, dtype=np.int64)
     spikes = np.zeros((steps,) + shape, dtype=bool)
-    rec = {k: np.zeros((steps,) + shape) for k in ("I_mem", "I_ahp")} if record else None
+    rec = {k: np.zeros((steps,) + shape) for k in ("I_mem", "I_ahp", "I_fire")} if record else None
     rec_syn = np.zeros((steps,) + shape + (len(SYNAPSES),)) if record else None
     for t in range(steps):
         I_syn = I_syn * syn_decay
         if syn_input is not None:
             I_syn = I_syn + syn_input[t] * syn_jump
         nmda_open = I_mem > p.I_nmda_thr
-        I_in = np.maximum(p.I_dc + I_syn[..., 0] + nmda_open * I_syn[..., 1] - I_syn[..., 2], 0.0)
+        dc = p.I_dc if dc_input is None else p.I_dc + dc_input[t]
+        I_in = np.maximum(dc + I_syn[..., 0] + nmda_open * I_syn[..., 1] - I_syn[..., 2], 0.0)
         I_sh = I_ahp + I_syn[..., 3]
         I_mem = np.maximum(I_mem + dt * _drift(I_mem, I_in, I_sh, p, c), c.I0)
         refractory = ref > 0
         I_mem = np.where(refractory, c.I0, I_mem)
         fired = ~refractory & (I_mem >= p.I_thr)
+        if record:
+            rec["I_fire"][t] = np.where(fired, I_mem, 0.0)
         I_mem = np.where(fired, c.I0, I_mem)
         ref = np.where(fired, ref_steps, np.maximum(ref - 1, 0))
         I_ahp = I_ahp * ahp_decay + fired * ahp_jump
@@ -396,7 +408,7 @@ def simulate(params: DPIParams, steps: int, dt: float = 1e-4, syn_input=None, ba
         if record:
             rec["I_mem"][t], rec["I_ahp"][t], rec_syn[t] = I_mem, I_ahp, I_syn
     if record:
-        return DPIResult(spikes, dt, rec["I_mem"], rec["I_ahp"], rec_syn)
+        return DPIResult(spikes, dt, rec["I_mem"], rec["I_ahp"], rec_syn, rec["I_fire"])
     return DPIResult(spikes, dt)
 
 

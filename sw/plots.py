@@ -8,7 +8,8 @@ import numpy as np
 
 from .config import CoreConfig
 
-__all__ = ["plot_run", "plot_resonator", "plot_synapse_counts", "plot_accuracy"]
+__all__ = ["plot_run", "plot_resonator", "plot_synapse_counts", "plot_accuracy", "plot_trace_fit",
+           "plot_fitted_biases"]
 
 
 def _save(fig, path) -> Path:
@@ -153,4 +154,65 @@ def plot_accuracy(result: dict, path: Path) -> Path:
     dist.set_xlabel("mismatch level")
     dist.set_ylabel("test accuracy of each chip")
     fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_trace_fit(fit, protocol, path: Path) -> Path:
+    """One recording against its fit, in the manner of the ARCANA paper's Fig. 3: the recorded and
+    the fitted membrane voltage (samples left out of the fit beside spikes in grey), and below it
+    the fitted membrane current on a log scale with the threshold, the protocol's DC steps and input
+    spikes marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    c = fit.curves
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+    keep = c["mask"]
+    top.plot(c["t"][keep], c["v"][keep] * 1e3, ".", ms=2, color="0.3", label="recorded")
+    top.plot(c["t"][~keep], c["v"][~keep] * 1e3, ".", ms=2, color="0.75",
+             label="recorded, beside a spike (bounds the threshold)")
+    top.plot(c["t"], c["v_fit"] * 1e3, lw=1.0, color="C3", label=f"fitted (RMS {fit.rms_mv:.2f} mV)")
+    top.axhline(c["v_thr"] * 1e3, color="0.4", ls="--", lw=0.8, label="fitted threshold")
+    top.set_ylabel("membrane voltage (mV)")
+    top.legend(fontsize=8, loc="upper right")
+    top.set_title(f"{Path(fit.source).name}: " + ", ".join(
+        f"{k} {v * 1e12:.3g} pA" if k.startswith("I_") else f"{k} {v * 1e3:.1f} mV" if k == "v_offset"
+        else f"{k} {v * 1e3:.2f} ms" for k, v in fit.values.items()), fontsize=8)
+    bottom.semilogy(c["t_sim"], np.maximum(c["i_fit"], 1e-15), lw=1.0, color="C3", label="fitted I_mem")
+    bottom.axhline(fit.values["I_thr"], color="0.4", ls="--", lw=0.8, label="fitted I_thr")
+    for k, (t_on, t_off, dc) in enumerate(protocol.dc_steps):
+        level = dc if dc is not None else fit.values.get(f"I_dc_{k}")
+        bottom.axvspan(t_on, t_off, color="C0", alpha=0.12, lw=0,
+                       label=f"DC step{'s' if len(protocol.dc_steps) > 1 else ''}" if k == 0 else None)
+        bottom.text((t_on + t_off) / 2, 0.98, f"{level * 1e12:.3g} pA" + ("" if dc is not None else " (fitted)"),
+                    transform=bottom.get_xaxis_transform(), ha="center", va="top", fontsize=7)
+    if protocol.spikes is not None:
+        bottom.plot(protocol.spikes["times"], [fit.values["I_thr"] * 3] * len(protocol.spikes["times"]), "|",
+                    color="C2", label=f"{protocol.spikes['synapse']} input spikes")
+    bottom.set_ylabel("I_mem (A)")
+    bottom.set_xlabel("time from the record's first sample (s)")
+    bottom.legend(fontsize=7, loc="lower right")
+    return _save(fig, path)
+
+
+def plot_fitted_biases(fits, profile, path: Path) -> Path:
+    """Each fitted bias over the recordings (one histogram per bias, its CV in the title)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [k for k in fits[0].values if k != "v_offset" and not k.startswith("I_dc_")]
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 2.8), squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
+        x = np.array([f.values[name] for f in fits])
+        unit, scale = ("ms", 1e3) if name == "t_ref" else ("pA", 1e12)
+        ax.hist(x * scale, bins=max(5, len(x) // 2), color="C0", alpha=0.8)
+        cv = profile.cvs.get(name)
+        ax.set_title(f"{name}: CV {cv.cv:.3f}" if cv else name, fontsize=9)
+        ax.set_xlabel(f"{name} ({unit})")
+        ax.set_ylabel("recordings")
+        ax.yaxis.get_major_locator().set_params(integer=True)
     return _save(fig, path)

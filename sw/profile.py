@@ -48,9 +48,20 @@ class ParameterCV:
         return np.minimum(self.cv * (level / self.level_ref) ** -self.exponent, 0.99)
 
 
+def _dpi_biases() -> set:
+    """The DPI neuron's biases, by DPIParams field name: a profile fitted from recorded traces
+    (:mod:`spiketwin.traces`) names them, and :func:`spiketwin.dpi.sample_mismatch` takes its CVs."""
+    from dataclasses import fields
+
+    from .dpi import DPIParams
+
+    return {f.name for f in fields(DPIParams)}
+
+
 @dataclass(frozen=True)
 class MismatchProfile:
-    """Coefficients of variation of each parameter of a chip, and the step-timer jitter."""
+    """Coefficients of variation of each parameter of a chip (the core's, or a DPI neuron's biases),
+    and the step-timer jitter."""
 
     cvs: dict = field(default_factory=dict)          # name -> ParameterCV
     clock_jitter_pct: float = 0.0
@@ -58,8 +69,9 @@ class MismatchProfile:
 
     def __post_init__(self):
         for name, p in self.cvs.items():
-            if name not in PARAMETERS:
-                raise InvalidValue(f"Unknown parameter {name!r}; expected one of {PARAMETERS}")
+            if name not in PARAMETERS and name not in _dpi_biases():
+                raise InvalidValue(f"Unknown parameter {name!r}; expected one of {PARAMETERS} or a DPI bias "
+                                   f"(spiketwin.dpi.DPIParams)")
             if not isinstance(p, ParameterCV):
                 raise TypeError(f"cvs[{name!r}] must be a ParameterCV, not {p!r}")
         if not 0 <= self.clock_jitter_pct < 0.5:

@@ -1,5 +1,6 @@
 """``dpi-resonator`` and ``dpi-digits01``: the ARCANA paper's two experiments on the float DPI
-reference (and, for the classifier, on the core's DPI mode)."""
+reference (and, for the classifier, on the core's DPI mode); ``calibrate-dpi``: DPI neurons'
+biases fitted to recorded membrane-voltage traces (:mod:`spiketwin.traces`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..errors import InvalidValue
 from .common import at_least
 
 
@@ -55,7 +57,57 @@ def cmd_dpi_digits01(args) -> int:
     return 0
 
 
+def cmd_calibrate_dpi(args) -> int:
+    """Fit each recorded trace to one DPI neuron; write the values, intervals and the chip's profile."""
+    from ..traces import Protocol, fit_traces, read_trace
+
+    at_least("max-iter", args.max_iter, 1)
+    if not args.dt > 0:
+        raise InvalidValue(f"--dt must be a positive number of seconds, not {args.dt:g}")
+    protocol = Protocol.load(args.protocol)
+    traces = [read_trace(path) for path in args.traces]
+    fits, profile = fit_traces(traces, protocol, dt=args.dt, fit_t_ref=args.fit_t_ref, max_iter=args.max_iter)
+    for fit in fits:
+        print(fit.describe())
+    if len(fits) > 1:
+        print(f"spread over the {len(fits)} recordings:")
+        print("\n".join("  " + line for line in profile.describe()))
+    chip = {"protocol": protocol.to_dict(), "dt": args.dt, "traces": [f.to_dict() for f in fits],
+            "profile": json.loads(profile.to_json())}
+    tmp = Path(args.out).with_name(Path(args.out).name + ".partial")
+    tmp.write_text(json.dumps(chip, indent=1))
+    tmp.replace(args.out)
+    print(f"saved {args.out}")
+    if args.plot:
+        from ..plots import plot_fitted_biases, plot_trace_fit
+
+        for fit in fits:
+            plot_trace_fit(fit, protocol, Path(args.plot) / f"{Path(fit.source).stem}.png")
+        if len(fits) > 1:
+            plot_fitted_biases(fits, profile, Path(args.plot) / "fitted_biases.png")
+        print(f"plots in {args.plot}", file=sys.stderr)
+    stuck = [Path(f.source).name for f in fits if not f.converged]
+    if stuck:
+        print(f"note: {len(stuck)} fit(s) still improving after --max-iter {args.max_iter} iterations: "
+              f"{', '.join(stuck)}", file=sys.stderr)
+    return 0
+
+
 def add_parsers(sub) -> None:
+    cd = sub.add_parser("calibrate-dpi", help="fit DPI neurons' biases to recorded membrane-voltage traces")
+    cd.add_argument("traces", nargs="+", type=Path, metavar="TRACE",
+                    help="recordings: a CSV of time (s), voltage (V), or a Tektronix TDS/DPO CSV export")
+    cd.add_argument("--protocol", type=Path, required=True,
+                    help='what drove the neurons (JSON): {"dc_steps": [[t_on, t_off, I_dc or null], ...], '
+                         '"spikes": {"synapse": "ampa", "times": [...], "count": n}}')
+    cd.add_argument("--dt", type=float, default=2e-4, help="Euler step of the float reference (s)")
+    cd.add_argument("--fit-t-ref", action="store_true", help="fit the refractory period too")
+    cd.add_argument("--max-iter", type=int, default=60, help="iterations of each fit stage")
+    cd.add_argument("--plot", type=Path, metavar="DIR", help="each recording against its fit, and the spread (PNG)")
+    cd.add_argument("--out", type=Path, default=Path("chip.json"),
+                    help="per recording the fitted values with 95%% intervals and RMS error, and the profile")
+    cd.set_defaults(func=cmd_calibrate_dpi)
+
     dr = sub.add_parser("dpi-resonator", help="tune a DPI neuron's biases to fire at a target rate (ARCANA 4.1)")
     dr.add_argument("--target", type=float, default=2.5, help="target rate (Hz)")
     dr.add_argument("--dc", type=float, default=10e-12, help="DC input current (A)")
