@@ -12,7 +12,7 @@ from . import fastpath
 from . import fixedpoint as fx
 from .errors import InvalidValue
 from .fixedpoint import Q8_8, QFormat
-from .profile import MismatchProfile, ParameterCV
+from .profile import PARAMETERS, MismatchProfile, ParameterCV
 from .twin import Network
 
 __all__ = ["FPGAMismatchModel", "jitter_events"]
@@ -110,6 +110,10 @@ class FPGAMismatchModel:
     def from_profile(cls, profile: MismatchProfile, fmt: QFormat = Q8_8, seed: int | None = 0) -> FPGAMismatchModel:
         if not isinstance(profile, MismatchProfile):
             raise TypeError(f"profile must be a MismatchProfile, not {profile!r}")
+        if profile.cvs and not set(profile.cvs) & set(PARAMETERS):
+            raise InvalidValue(f"the profile names DPI biases ({', '.join(sorted(profile.cvs))}), a mixed-signal "
+                               f"chip's spread, not the core's parameters ({', '.join(PARAMETERS)}): give it to "
+                               f"dpi-digits01 --profile")
         model = cls(float(profile.cv("weights")), float(profile.cv("threshold")), profile.clock_jitter_pct, fmt, seed)
         model.profile = profile
         return model

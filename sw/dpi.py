@@ -38,7 +38,7 @@ __all__ = ["DPIConstants", "DPIParams", "SYNAPSES", "CURRENTS", "BiasGenerator",
            "DEFAULT_MISMATCH", "sample_mismatch", "simulate", "DPIResult", "time_constant", "isi",
            "firing_rate", "rheobase", "membrane_voltage", "tune_resonator", "synapse_charge",
            "SynapseCountClassifier", "train_synapse_counts", "evaluate_synapse_counts", "to_core", "core_dt",
-           "lut_centres", "evaluate_on_core"]
+           "lut_centres", "evaluate_on_core", "measured_instance"]
 
 SYNAPSES = ("ampa", "nmda", "gaba_a", "gaba_b")
 
@@ -644,9 +644,11 @@ def _interp_with_slope(I, grid, table):
 
 def evaluate_synapse_counts(model: SynapseCountClassifier, x, y, chips: int = 20, mismatch=DEFAULT_MISMATCH,
                             dt: float = 1e-4, seed: int = 0, constants: DPIConstants = DPIConstants(),
-                            progress: bool = False) -> dict:
-    """Accuracy of the spiking float reference (Euler, Poisson inputs) without mismatch and on
-    ``chips`` sampled mismatch instances; a tie in spike counts counts as an error."""
+                            progress: bool = False, measured: DPIParams | None = None) -> dict:
+    """Accuracy of the spiking float reference (Euler, Poisson inputs) without mismatch, on
+    ``chips`` sampled mismatch instances (``mismatch``: a ParameterCV, or a dict of them by bias,
+    such as a profile's ``cvs``) and, given, on the ``measured`` instance (its first neurons, one
+    per class: :func:`measured_instance`); a tie in spike counts counts as an error."""
     from tqdm import tqdm
 
     x = np.asarray(x, dtype=np.float64)
@@ -666,7 +668,22 @@ def evaluate_synapse_counts(model: SynapseCountClassifier, x, y, chips: int = 20
     accs = [accuracy(sample_mismatch(model.params, n_classes, mismatch, seed=seed + 1000 + k), k + 1)
             for k in tqdm(range(chips), desc="mismatch samples", disable=not progress)]
     return {"nominal": nominal, "chips": accs, "mean": float(np.mean(accs)), "min": float(np.min(accs)),
-            "max": float(np.max(accs))}
+            "max": float(np.max(accs)),
+            **({"measured": accuracy(measured_instance(model, measured), chips + 1)} if measured is not None else {})}
+
+
+def measured_instance(model: SynapseCountClassifier, chip: DPIParams) -> DPIParams:
+    """The classifier's neurons as the measured ``chip`` has them (``spiketwin.traces.chip_params``
+    of a ``calibrate-dpi`` result): its first neurons, one per class, every bias it has per neuron
+    in place of the classifier's, the rest the classifier's."""
+    n = model.ampa.shape[1]
+    size = int(np.prod(chip.shape)) if chip.shape else 1
+    if size < n:
+        raise InvalidValue(f"the measured chip has {size} neuron(s); the classifier needs {n}")
+    own = model.params.broadcast(n)
+    fitted = {f.name: np.asarray(getattr(chip, f.name), np.float64).reshape(-1)[:n] for f in fields(DPIParams)
+              if np.ndim(getattr(chip, f.name)) > 0}
+    return replace(own, **fitted)
 
 
 # --- the Q8.8 DPI mode of the core ---------------------------------------------------------------
@@ -805,7 +822,8 @@ def classifier_network(model: SynapseCountClassifier, dataset: str, constants: D
 
 
 def evaluate_on_core(model: SynapseCountClassifier, x, y, chips: int = 20, mismatch=DEFAULT_MISMATCH, seed: int = 0,
-                     constants: DPIConstants = DPIConstants(), progress: bool = False) -> dict:
+                     constants: DPIConstants = DPIConstants(), progress: bool = False,
+                     measured: DPIParams | None = None) -> dict:
     """:func:`evaluate_synapse_counts` on the Q8.8 DPI mode of the twin (so, bit for bit, on the
     core): each chip's biases converted by :func:`to_core` at :func:`core_dt`, Poisson inputs (at
     most one event per input and step); a tie in spike counts counts as an error."""
@@ -830,7 +848,8 @@ def evaluate_on_core(model: SynapseCountClassifier, x, y, chips: int = 20, misma
     accs = [accuracy(sample_mismatch(model.params, n_classes, mismatch, seed=seed + 1000 + k), k + 1)
             for k in tqdm(range(chips), desc="mismatch samples (Q8.8 core)", disable=not progress)]
     return {"dt": dt, "steps": steps, "nominal": nominal, "chips": accs, "mean": float(np.mean(accs)),
-            "min": float(np.min(accs)), "max": float(np.max(accs))}
+            "min": float(np.min(accs)), "max": float(np.max(accs)),
+            **({"measured": accuracy(measured_instance(model, measured), chips + 1)} if measured is not None else {})}
 
 
 def resonator_experiment(target_hz: float = 2.5, I_dc: float = 10e-12, epochs: int = 40, duration: float = 4.0,
@@ -870,18 +889,22 @@ def resonator_experiment(target_hz: float = 2.5, I_dc: float = 10e-12, epochs: i
 
 
 def digits01_experiment(epochs: int = 300, chips: int = 20, fan_in: int = 64, max_rate_hz: float = 100.0,
-                        duration: float = 0.1, seed: int = 0) -> tuple[dict, SynapseCountClassifier]:
+                        duration: float = 0.1, seed: int = 0, mismatch=DEFAULT_MISMATCH,
+                        measured: DPIParams | None = None) -> tuple[dict, SynapseCountClassifier]:
     """ARCANA's second experiment (``spiketwin dpi-digits01``): integer AMPA and GABAa synapse
-    counts for 0 versus 1, trained under mismatch with a fan-in limit, then run as spiking neurons on
-    ``chips`` sampled chips, in the float reference and on the core's Q8.8 DPI mode. Returns (summary,
-    the classifier)."""
+    counts for 0 versus 1, trained under ``mismatch`` (the paper's by default, or a measured
+    profile's ``cvs``) with a fan-in limit, then run as spiking neurons on ``chips`` chips sampled
+    with it and on the ``measured`` chip when given, in the float reference and on the core's
+    Q8.8 DPI mode. Returns (summary, the classifier)."""
     from .data import load_dataset
 
     ds = load_dataset("digits01")
     model = train_synapse_counts(ds.x_train, ds.y_train, fan_in=fan_in, max_rate_hz=max_rate_hz,
-                                     duration=duration, epochs=epochs, seed=seed)
-    res = evaluate_synapse_counts(model, ds.x_test, ds.y_test, chips=chips, seed=seed, progress=True)
-    core = evaluate_on_core(model, ds.x_test, ds.y_test, chips=chips, seed=seed, progress=True)
+                                 duration=duration, epochs=epochs, mismatch=mismatch, seed=seed)
+    res = evaluate_synapse_counts(model, ds.x_test, ds.y_test, chips=chips, mismatch=mismatch, seed=seed,
+                                  progress=True, measured=measured)
+    core = evaluate_on_core(model, ds.x_test, ds.y_test, chips=chips, mismatch=mismatch, seed=seed, progress=True,
+                            measured=measured)
     summary = {"test_samples": int(ds.y_test.size), "fan_in_limit": fan_in,
                "synapses_per_neuron": (model.ampa.sum(0) + model.gaba_a.sum(0)).tolist(),
                "train_accuracy_rate_model": model.history[-1]["train_accuracy"],
@@ -891,4 +914,6 @@ def digits01_experiment(epochs: int = 300, chips: int = 20, fan_in: int = 64, ma
                "q88_core_mismatch_mean": core["mean"], "q88_core_mismatch_min": core["min"],
                "q88_core_mismatch_max": core["max"], "q88_core_per_chip": core["chips"],
                "ampa": model.ampa.tolist(), "gaba_a": model.gaba_a.tolist()}
+    if measured is not None:
+        summary.update(measured_chip_accuracy=res["measured"], q88_core_measured_chip_accuracy=core["measured"])
     return summary, model

@@ -104,7 +104,12 @@ class MismatchProfile:
 
     @classmethod
     def from_json(cls, text: str) -> MismatchProfile:
+        """A profile from its JSON, or from a ``calibrate-dpi`` result (its ``profile``)."""
         d = json.loads(text)
+        if isinstance(d, dict) and "traces" in d and isinstance(d.get("profile"), dict):
+            d = d["profile"]
+        if not isinstance(d, dict):
+            raise InvalidValue(f"a mismatch profile is a JSON object, not {type(d).__name__}")
         version = d.get("schema_version")
         if version != SCHEMA_VERSION:
             raise InvalidValue(f"Mismatch profile schema version {version!r} is not supported "

@@ -36,6 +36,8 @@ TEKTRONIX_KEYS = ("Record Length", "Sample Interval", "Trigger Point", "Source",
                   "Model Number", "Serial Number", "Firmware Version")
 TEKTRONIX_HEADER_LINES = 18                 # the metadata columns' lines (the last three with empty names)
 NOMINAL, CONSTANTS = DPIParams(), DPIConstants()   # the defaults: the reference's nominal neuron and process
+UNIDENTIFIED = math.log(1e3) / 2      # a 95% interval wider than a factor of 1000: the trace does not fix the value
+PROFILE_WIDTH = 2.0                   # a chip's spread counts the values whose interval is within a factor of 2
 
 
 # --- recordings -----------------------------------------------------------------------------------
@@ -616,7 +618,8 @@ def _summary(problem: _Problem, theta_row, trace: int, jac, iterations: int, con
                                                                     float(theta_row[j] + half[j])]
         else:
             values[name] = float(np.exp(theta_row[j]))
-            intervals[name] = [float(np.exp(theta_row[j] - half[j])), float(np.exp(theta_row[j] + half[j]))]
+            intervals[name] = ([float(np.exp(theta_row[j] - half[j])), float(np.exp(theta_row[j] + half[j]))]
+                               if half[j] < UNIDENTIFIED else None)
     curves = problem.fitted_curves(theta_row, trace)
     err = (curves["v_fit"] - curves["v"])[curves["mask"]]
     recorded = len(problem.data[trace]["t_spikes"])
@@ -626,15 +629,16 @@ def _summary(problem: _Problem, theta_row, trace: int, jac, iterations: int, con
 
 
 def _profile(problem: _Problem, fits: list) -> MismatchProfile:
-    """Each fitted bias's spread over the neurons whose trace identifies it: CV (sample), level_ref
-    its mean, 95% bootstrap interval."""
+    """Each fitted bias's spread over the neurons whose trace pins it down (a 95% interval within a
+    factor of :data:`PROFILE_WIDTH`): CV (sample), level_ref its mean, 95% bootstrap interval."""
     cvs = {}
     if len(fits) > 1:
         rng = np.random.default_rng(0)
         for name in problem.names:
             if name == "v_offset" or name.startswith("I_dc_"):
                 continue
-            x = np.array([f.values[name] for f in fits if f.intervals[name] is not None])
+            x = np.array([f.values[name] for f in fits if f.intervals[name] is not None
+                          and f.intervals[name][1] <= PROFILE_WIDTH * f.intervals[name][0]])
             if len(x) < 2:
                 continue
             boot = rng.choice(x, (1000, len(x)))

@@ -164,6 +164,18 @@ def test_calibrate_dpi_command(tmp_path, capsys):
     np.testing.assert_allclose(instance.I_tau, chip.I_tau, rtol=0.1)
     for name in ("n0.png", "n1.png", "n2.png", "fitted_biases.png"):
         assert (tmp_path / "plots" / name).stat().st_size > 10_000, name
+    # the measured chip and its spread, deployed: the ARCANA classifier trained and sampled with the
+    # fitted spread, and run on the fitted neurons themselves (float reference and the core's DPI mode)
+    assert main(["dpi-digits01", "--epochs", "20", "--chips", "2", "--profile", str(out), "--chip", str(out),
+                 "--json", str(tmp_path / "d.json"), "--plot", str(tmp_path / "d.png")]) == 0
+    summary = json.loads((tmp_path / "d.json").read_text())
+    assert 0.5 <= summary["measured_chip_accuracy"] <= 1 and 0.5 <= summary["q88_core_measured_chip_accuracy"] <= 1
+    assert len(summary["per_chip"]) == 2
+    capsys.readouterr()
+    model = tmp_path / "m.npz"
+    assert main(["train", "--dataset", "digits01", "--epochs", "1", "--finetune", "0", "--out", str(model)]) == 0
+    assert main(["evaluate", str(model), "--profile", str(out), "--chips", "1"]) == 2
+    assert "the profile names DPI biases (I_g, I_tau, I_thr)" in capsys.readouterr().err
     (tmp_path / "bad.json").write_text('{"dc_steps": [[0.5, 0.1, 1e-12]]}')
     assert main(["calibrate-dpi", str(files[0]), "--protocol", str(tmp_path / "bad.json")]) == 2
     assert "bad.json: dc_steps[0]: need 0 <= t_on < t_off" in capsys.readouterr().err

@@ -41,7 +41,21 @@ def cmd_dpi_digits01(args) -> int:
 
     for name in ("epochs", "chips", "fan_in"):
         at_least(name.replace("_", "-"), getattr(args, name), 1)
-    summary, model = digits01_experiment(args.epochs, args.chips, args.fan_in, args.max_rate, args.duration, args.seed)
+    from ..dpi import DEFAULT_MISMATCH
+
+    mismatch, measured = DEFAULT_MISMATCH, None
+    if args.profile is not None:
+        from ..profile import MismatchProfile
+
+        mismatch = MismatchProfile.load(args.profile).cvs
+        if not mismatch:
+            raise InvalidValue(f"{args.profile}: the profile names no bias to vary")
+    if args.chip is not None:
+        from ..traces import chip_params
+
+        measured = chip_params(args.chip)
+    summary, model = digits01_experiment(args.epochs, args.chips, args.fan_in, args.max_rate, args.duration, args.seed,
+                                         mismatch, measured)
     print(json.dumps({k: v for k, v in summary.items() if k not in ("ampa", "gaba_a")}, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=1))
@@ -125,6 +139,11 @@ def add_parsers(sub) -> None:
     dd.add_argument("--max-rate", type=float, default=100.0, help="input rate (Hz) of a full-intensity pixel")
     dd.add_argument("--duration", type=float, default=0.1, help="presentation time per sample (s)")
     dd.add_argument("--seed", type=int, default=0)
+    dd.add_argument("--profile", type=Path, metavar="PROFILE.json",
+                    help="train and sample the chips with this spread of the DPI biases (a calibrate-dpi result or "
+                         "its profile) instead of the paper's")
+    dd.add_argument("--chip", type=Path, metavar="CHIP.json",
+                    help="also run on the measured chip of a calibrate-dpi result (its first recordings' neurons)")
     dd.add_argument("--json", type=Path)
     dd.add_argument("--out", type=Path, help="save the nominal chip as a DPI core network file (a classifier that "
                                              "verify, build, sim-board and run take)")
