@@ -88,6 +88,7 @@ class LayerReport:
     weight_max_error_lsb: float
     weight_rms_error_lsb: float
     weight_max_relative_error: float
+    weight_rms_relative_error: float        # the RMS error over the RMS of the weights
     inputs: list = field(default_factory=list)
     input_delays: list = field(default_factory=list)   # steps each input waits on the core (0: none)
     approximations: list = field(default_factory=list)
@@ -124,7 +125,8 @@ class MappingReport:
                          f"{L['time_shift']} step(s)): scale {L['scale']:g}, alpha {L['alpha']:.4f} (raw "
                          f"{L['alpha_raw']}), beta {L['beta']:.4f} (raw {L['beta_raw']}), threshold raw "
                          f"{L['threshold_raw']}, weight error max {L['weight_max_error_lsb']:.2f} LSB, rms "
-                         f"{L['weight_rms_error_lsb']:.2f} LSB")
+                         f"{L['weight_rms_error_lsb']:.2f} LSB ({L['weight_rms_relative_error']:.2%} of the weights' "
+                         f"rms)")
             lines += [f"    approximated: {a}" for a in L["approximations"]]
             cal = (self.calibration or {}).get("layers", {}).get(L["node"])
             if cal:
@@ -587,6 +589,8 @@ def import_graph(graph_or_path, dt: float, convention: str = "euler", reset: str
             weight_rms_error_lsb=float(np.sqrt(np.mean(err ** 2))) if err.size else 0.0,
             weight_max_relative_error=float((np.abs(err[nonzero.ravel()]) * fmt.resolution
                                              / ref[nonzero]).max(initial=0)) if nonzero.any() else 0.0,
+            weight_rms_relative_error=float(np.sqrt(np.sum((err.ravel() * fmt.resolution) ** 2)
+                                                    / max(float(np.sum(ref ** 2)), 1e-300))) if nonzero.any() else 0.0,
             inputs=[o for o, _, _ in feeds[layer]], input_delays=delays[layer], approximations=notes))
     axons = ([["input", i] for i in range(n_in)] + [["input", i, w] for w in waits for i in range(n_in)]
              + [["bias", layer] for layer in biased])
