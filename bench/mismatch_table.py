@@ -9,7 +9,10 @@ same chips at each mismatch level:
       thresholds calibrated on the training split;
   (c) twin training: the tutorial's pipeline, fine-tuned through that level's mismatch;
   (d) twin training + QAT: fine-tuned through mismatch and the core's exact arithmetic
-      (what ``spiketwin train`` does).
+      (what ``spiketwin train`` does);
+  (f) per-chip calibration: (d), then each chip measured (its instance, as ``characterize``
+      reads it back) and the classifier fine-tuned with QAT on exactly that chip
+      (``digital_twin.ChipInstance``) for ``--calibrate-epochs`` epochs, and deployed onto it.
 
 The drop is the float model's test accuracy minus a chip's; "worst" is the worst chip.
 
@@ -26,7 +29,7 @@ import time
 import numpy as np
 
 from spiketwin.data import load_dataset
-from spiketwin.digital_twin import FPGAMismatchModel
+from spiketwin.digital_twin import ChipInstance, FPGAMismatchModel
 from spiketwin.train import (
     DEFAULT_HIDDEN,
     TrainConfig,
@@ -34,6 +37,7 @@ from spiketwin.train import (
     fine_tune,
     float_accuracy,
     post_training_quantize,
+    sampled_chip,
     to_network,
     train,
     twin_accuracy,
@@ -48,7 +52,23 @@ ROWS = {
     "b": "post-training quantisation only",
     "c": "twin training",
     "d": "twin training + QAT",
+    "f": "per-chip calibration (fine-tuned on the measured chip)",
 }
+
+
+def calibrated_chips(model, net, ds, cfg, profile, args) -> list[float]:
+    """Row (f): each chip of the sweep measured, the model fine-tuned on exactly it, deployed onto it,
+    and evaluated as the other rows' chips are (the same instance and the same clock jitter)."""
+    from tqdm import tqdm
+
+    accs = []
+    for k in tqdm(range(args.chips), desc="per-chip calibration", leave=False):
+        measured, clock = sampled_chip(net, profile, k, args.seed)
+        chip = ChipInstance(net, measured, profile.clock_jitter_pct, seed=args.seed * 1000 + k)
+        tuned, _ = fine_tune(model, ds, cfg, chip, args.calibrate_epochs, qat=True, progress=False)
+        accs.append(twin_accuracy(chip.deploy(to_network(tuned, cfg)[0]), ds.x_test, ds.y_test, seed=args.seed,
+                                  mismatch=clock))
+    return accs
 
 
 def main(argv=None) -> int:
@@ -56,6 +76,7 @@ def main(argv=None) -> int:
     p.add_argument("--dataset", choices=["digits", "digits01"], default="digits")
     p.add_argument("--chips", type=int, default=20)
     p.add_argument("--finetune", type=int, default=8, help="fine-tuning epochs of rows (c) and (d)")
+    p.add_argument("--calibrate-epochs", type=int, default=2, help="epochs on each measured chip in row (f)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args(argv)
@@ -89,6 +110,16 @@ def main(argv=None) -> int:
                          "mean": float(accs.mean()), "worst": float(accs.min()), "best": float(accs.max()),
                          "drop_mean_pp": 100 * (float_acc - float(accs.mean())),
                          "drop_worst_pp": 100 * (float_acc - float(accs.min()))}
+        t0 = time.perf_counter()
+        accs = np.array(calibrated_chips(qat_model, nets["d"], ds, cfg, mismatch.profile, args))
+        t_cal = (time.perf_counter() - t0) / args.chips
+        rows["f"] = {"approach": ROWS["f"], "q8_8_accuracy": rows["d"]["q8_8_accuracy"],
+                     "mean": float(accs.mean()), "worst": float(accs.min()), "best": float(accs.max()),
+                     "drop_mean_pp": 100 * (float_acc - float(accs.mean())),
+                     "drop_worst_pp": 100 * (float_acc - float(accs.min())),
+                     "epochs": args.calibrate_epochs,
+                     "steps": args.calibrate_epochs * -(-len(ds.y_train) // cfg.batch),
+                     "seconds_per_chip": t_cal}
         results["levels"][level] = {"mismatch": kw, "finetune_seconds": t_tune, "rows": rows}
 
     print(json.dumps(results, indent=1))
@@ -99,6 +130,7 @@ def main(argv=None) -> int:
           f"{args.chips} chips per level; accuracy in %, drop in percentage points")
     for level, res in results["levels"].items():
         kw = res["mismatch"]
+        f = res["rows"]["f"]
         print(f"\nmismatch '{level}': weight_cv {kw['weight_cv']}, threshold_cv {kw['threshold_cv']}, "
               f"clock_jitter_pct {kw['clock_jitter_pct']}")
         print("| approach | Q8.8, no mismatch | chips: mean | worst | drop: mean | worst |")
@@ -106,6 +138,7 @@ def main(argv=None) -> int:
         for key, r in res["rows"].items():
             print(f"| ({key}) {r['approach']} | {100 * r['q8_8_accuracy']:.2f} | {100 * r['mean']:.2f} | "
                   f"{100 * r['worst']:.2f} | {r['drop_mean_pp']:+.2f} | {r['drop_worst_pp']:+.2f} |")
+        print(f"(f): {f['epochs']} epochs ({f['steps']} steps) on each chip, {f['seconds_per_chip']:.1f} s per chip")
     return 0
 
 

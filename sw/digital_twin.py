@@ -15,7 +15,7 @@ from .fixedpoint import Q8_8, QFormat
 from .profile import PARAMETERS, MismatchProfile, ParameterCV
 from .twin import Network
 
-__all__ = ["FPGAMismatchModel", "jitter_events"]
+__all__ = ["FPGAMismatchModel", "ChipInstance", "jitter_events"]
 
 MAX_CV = 1.0          # a CV at or above 1 flips signs routinely: not a mismatch model any more
 MAX_JITTER = 0.5      # half a step period
@@ -139,6 +139,17 @@ class FPGAMismatchModel:
         arrays = self._as_arrays(weights)
         return [self.perturb("weights", w).astype(w.dtype, copy=False) for w in arrays]
 
+    def layer_draw(self, layer: int, weights: np.ndarray, threshold, alpha, beta) -> dict:
+        """One chip's draw for layer ``layer`` of a layered model (training's forward pass): the
+        weights' factors, the thresholds, the decays and the biases' factor (1 when the profile does
+        not vary biases); a fresh draw on each call."""
+        n = weights.shape[1]
+        return {"noise_w": self.apply_to_network_weights([np.ones_like(weights)])[0],
+                "th": self.apply_to_thresholds(threshold),
+                "alpha": np.clip(self.perturb("syn_decay", alpha), 0.0, 1.0),
+                "beta": np.clip(self.perturb("leak", beta), 0.0, 1.0),
+                "noise_b": self.perturb("bias", np.ones(n)) if "bias" in self.profile.cvs else 1.0}
+
     def apply_to_thresholds(self, thresholds) -> np.ndarray:
         """A fresh perturbed copy of per-neuron thresholds."""
         return self.perturb("threshold", np.asarray(thresholds, dtype=np.float64))
@@ -212,3 +223,74 @@ class FPGAMismatchModel:
             if not np.isfinite(a).all():
                 raise InvalidValue(f"weights[{i}] holds NaN or infinity")
         return arrays
+
+
+class ChipInstance:
+    """One chip, measured and frozen: what a network of a trained classifier's layout becomes on it
+    (the ratio of each measured weight, threshold and bias to the one written, the measured decays),
+    for fine-tuning on exactly that chip (``train.fine_tune(..., mismatch=chip)``, its
+    :meth:`layer_draw` the same on every call) and for deploying onto it (:meth:`deploy`). The
+    clock still jitters afresh (``clock_jitter_pct``, seeded).
+
+    ``nominal`` is the network as written, ``measured`` its instance on the chip (``characterize``
+    on a board, or :meth:`FPGAMismatchModel.sample_chip`); a weight written as 0 stays 0 (no synapse).
+    """
+
+    def __init__(self, nominal: Network, measured: Network, clock_jitter_pct: float = 0.0, seed: int | None = 0):
+        if measured.config != nominal.config:
+            raise InvalidValue("the measured chip is another core configuration than the network written to it")
+        if "layers" not in nominal.meta:
+            raise InvalidValue("a chip instance for fine-tuning needs a trained classifier's layout (meta['layers'])")
+        fmt = nominal.config.fmt
+
+        def ratio(got, want):
+            got, want = fx.to_float(got, fmt), fx.to_float(want, fmt)
+            return np.where(want != 0, got / np.where(want != 0, want, 1.0), 1.0)
+
+        self.config, self.sizes = nominal.config, list(nominal.meta["layers"])
+        self.weight_factor = ratio(measured.weights, nominal.weights)
+        self.threshold_factor = ratio(measured.threshold, nominal.threshold)
+        self.bias_factor = ratio(measured.bias, nominal.bias)
+        self.leak, self.syn_decay = measured.leak.copy(), measured.syn_decay.copy()
+        self.clock_jitter_pct = clock_jitter_pct
+        self._clock = FPGAMismatchModel(0.0, 0.0, clock_jitter_pct, fmt, seed)
+        self.fmt = fmt
+
+    def _blocks(self, layer: int) -> tuple[slice, slice]:
+        offsets = np.concatenate([[0], np.cumsum(self.sizes[1:])])
+        rows = (slice(0, self.sizes[0]) if layer == 0 else
+                slice(self.config.n_axons + offsets[layer - 1], self.config.n_axons + offsets[layer]))
+        return rows, slice(offsets[layer], offsets[layer + 1])
+
+    def layer_draw(self, layer: int, weights: np.ndarray, threshold, alpha, beta) -> dict:
+        """Layer ``layer`` as this chip has it (the same on every call)."""
+        rows, cols = self._blocks(layer)
+        if self.weight_factor[rows, cols].shape != weights.shape:
+            raise InvalidValue(f"layer {layer}'s weights are {weights.shape}, the chip's "
+                               f"{self.weight_factor[rows, cols].shape}")
+        return {"noise_w": self.weight_factor[rows, cols], "th": np.asarray(threshold) * self.threshold_factor[cols],
+                "alpha": fx.to_float(self.syn_decay[cols], self.fmt), "beta": fx.to_float(self.leak[cols], self.fmt),
+                "noise_b": self.bias_factor[cols]}
+
+    def jitter(self, events: np.ndarray) -> np.ndarray:
+        return self._clock.jitter(events)
+
+    def deploy(self, network: Network) -> Network:
+        """``network`` (the same layout, new values: a fine-tuned classifier) as this chip runs it:
+        each weight, threshold and bias times the chip's factor, rounded by the format's quantiser
+        and saturated as a value written to the core; the chip's decays."""
+        if network.config != self.config:
+            raise InvalidValue("the network is for another core configuration than the chip's")
+        fmt = self.fmt
+
+        def on_chip(raw, factor):
+            scaled = fx.to_float(raw, fmt) * factor * fmt.one
+            near = np.rint(scaled)           # a product that is a grid value up to float noise is that value
+            value = np.where(np.abs(scaled - near) < 1e-6, near, scaled) / fmt.one
+            return np.clip(fx.to_raw(value, fmt), fmt.min_raw, fmt.max_raw)
+
+        th = np.where(network.threshold == fmt.max_raw, network.threshold, on_chip(network.threshold,
+                                                                                   self.threshold_factor))
+        return Network(network.config, on_chip(network.weights, self.weight_factor), th, self.leak.copy(),
+                       self.syn_decay.copy(), on_chip(network.bias, self.bias_factor), network.v_reset.copy(),
+                       network.reset_mode.copy(), network.refractory.copy(), meta=dict(network.meta))

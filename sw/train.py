@@ -150,12 +150,10 @@ def forward(model: LayeredModel, events: np.ndarray, cfg: TrainConfig, mismatch:
         noise_w, noise_b = 1.0, 1.0
         th, a, be = np.full(n, cfg.threshold), np.full(n, alpha), np.full(n, beta)
         if mismatch is not None:
-            # One chip's draw of every parameter, as FPGAMismatchModel.sample_chip makes it.
-            noise_w = mismatch.apply_to_network_weights([np.ones_like(W)])[0]
-            th = mismatch.apply_to_thresholds(th)
-            a = np.clip(mismatch.perturb("syn_decay", a), 0.0, 1.0)
-            be = np.clip(mismatch.perturb("leak", be), 0.0, 1.0)
-            noise_b = mismatch.perturb("bias", np.ones(n)) if "bias" in mismatch.profile.cvs else 1.0
+            # One chip's draw of every parameter, as FPGAMismatchModel.sample_chip makes it (or a
+            # measured ChipInstance, the same chip every time).
+            d = mismatch.layer_draw(l, W, th, a, be)
+            noise_w, th, a, be, noise_b = d["noise_w"], d["th"], d["alpha"], d["beta"], d["noise_b"]
         layers.append({"W": q(W * noise_w), "noise": noise_w, "b": q(b * noise_b), "noise_b": noise_b, "th": q(th),
                        "alpha": q(a), "beta": q(be)})
     u = events.astype(np.float64)

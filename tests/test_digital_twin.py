@@ -129,3 +129,32 @@ def test_compiled_rebinning_is_the_numpy_loop(seed):
     assert (ref != ev).any()
     np.testing.assert_array_equal(fast, ref)
     assert draws[0].random() == draws[1].random()
+
+
+def test_a_measured_chip_is_frozen_and_deploys_what_it_measured():
+    """A ChipInstance from a network and its measured instance: deploying the network written
+    gives back the instance exactly, every forward pass sees the same chip, and fine-tuning on it
+    keeps the classifier's layout."""
+    from spiketwin.data import load_dataset
+    from spiketwin.digital_twin import ChipInstance
+    from spiketwin.train import TrainConfig, fine_tune, forward, to_network, train, twin_accuracy
+
+    ds = load_dataset("digits01")
+    cfg = TrainConfig(hidden=(), epochs=3, seed=0)
+    model, _ = train(ds, cfg, progress=False)
+    net = to_network(model, cfg)[0]
+    mismatch = FPGAMismatchModel(0.2, 0.2, 0.01, seed=3)
+    measured = mismatch.sample_chip(net)
+    chip = ChipInstance(net, measured, clock_jitter_pct=0.0)
+    back = chip.deploy(net)
+    for name in ("weights", "threshold", "bias", "leak", "syn_decay"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(measured, name), err_msg=name)
+    events = np.random.default_rng(0).poisson(0.3, (4, 20, net.config.n_axons))
+    one, two = forward(model, events, cfg, chip), forward(model, events, cfg, chip)
+    assert (one["counts"] == two["counts"]).all()
+    tuned, history = fine_tune(model, ds, cfg, chip, 1, qat=True, progress=False)
+    assert len(history) == 1 and tuned.sizes == model.sizes
+    assert 0.5 <= twin_accuracy(chip.deploy(to_network(tuned, cfg)[0]), ds.x_test, ds.y_test) <= 1
+    with pytest.raises(ValueError, match="needs a trained classifier's layout"):
+        from spiketwin import Network
+        ChipInstance(Network.random(net.config, 0), measured)
