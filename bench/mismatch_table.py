@@ -1,6 +1,6 @@
 """The digital-twin comparison table, measured on sampled chips; prints JSON, then the table.
 
-Four ways to put one trained classifier on the core, each evaluated hardware-exactly (the
+Six ways to put one trained classifier on the core, each evaluated hardware-exactly (the
 integer twin running a sampled chip instance, its clock jitter applied to the inputs) over the
 same chips at each mismatch level:
 
@@ -10,6 +10,8 @@ same chips at each mismatch level:
   (c) twin training: the tutorial's pipeline, fine-tuned through that level's mismatch;
   (d) twin training + QAT: fine-tuned through mismatch and the core's exact arithmetic
       (what ``spiketwin train`` does);
+  (e) robust twin training + QAT: as (d), each batch learning from the worst of ``--worst-of``
+      fresh chips (the highest loss; ``TrainConfig.worst_of``);
   (f) per-chip calibration: (d), then each chip measured (its instance, as ``characterize``
       reads it back) and the classifier fine-tuned with QAT on exactly that chip
       (``digital_twin.ChipInstance``) for ``--calibrate-epochs`` epochs, and deployed onto it.
@@ -25,6 +27,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -52,6 +55,7 @@ ROWS = {
     "b": "post-training quantisation only",
     "c": "twin training",
     "d": "twin training + QAT",
+    "e": "robust twin training + QAT (worst of several chips per batch)",
     "f": "per-chip calibration (fine-tuned on the measured chip)",
 }
 
@@ -77,6 +81,7 @@ def main(argv=None) -> int:
     p.add_argument("--chips", type=int, default=20)
     p.add_argument("--finetune", type=int, default=8, help="fine-tuning epochs of rows (c) and (d)")
     p.add_argument("--calibrate-epochs", type=int, default=2, help="epochs on each measured chip in row (f)")
+    p.add_argument("--worst-of", type=int, default=4, help="chips drawn per batch in row (e)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args(argv)
@@ -100,7 +105,9 @@ def main(argv=None) -> int:
         twin_model, _ = fine_tune(base, ds, cfg, mismatch, args.finetune, qat=False)
         qat_model, _ = fine_tune(base, ds, cfg, mismatch, args.finetune, qat=True)
         t_tune = (time.perf_counter() - t0) / 2
-        nets = {"a": direct, "b": ptq, "c": to_network(twin_model, cfg)[0], "d": to_network(qat_model, cfg)[0]}
+        robust_model, _ = fine_tune(base, ds, replace(cfg, worst_of=args.worst_of), mismatch, args.finetune, qat=True)
+        nets = {"a": direct, "b": ptq, "c": to_network(twin_model, cfg)[0], "d": to_network(qat_model, cfg)[0],
+                "e": to_network(robust_model, cfg)[0]}
         rows = {}
         for key, net in nets.items():
             accs = np.array(chip_accuracies(net, ds.x_test, ds.y_test, mismatch.profile, args.chips, args.seed,

@@ -40,6 +40,8 @@ class TrainConfig:
 
     ``alpha`` and ``beta`` are the synaptic and membrane decay per step, ``threshold`` the firing
     threshold (format units), ``fan_in`` the most non-zero synapses a neuron may have.
+    ``worst_of`` > 1 trains through mismatch robustly: each batch draws that many chips and
+    learns from the one it does worst on (the highest loss).
     """
 
     hidden: tuple[int, ...] = (96,)
@@ -56,6 +58,7 @@ class TrainConfig:
     readout_scale: float = 0.5
     surrogate_slope: float = 4.0
     qat: bool = False
+    worst_of: int = 1
     seed: int = 0
     fmt: QFormat = field(default=Q8_8)
 
@@ -66,6 +69,8 @@ class TrainConfig:
             raise InvalidValue(f"alpha and beta must lie in [0, 1], not {self.alpha} and {self.beta}")
         if self.steps < 2:
             raise InvalidValue(f"steps must be at least 2, not {self.steps}")
+        if not isinstance(self.worst_of, int) or self.worst_of < 1:
+            raise InvalidValue(f"worst_of must be a positive integer, not {self.worst_of!r}")
 
 
 def _adam(params, grads, state, lr, t, b1=0.9, b2=0.999, eps=1e-8):
@@ -264,8 +269,12 @@ def train(dataset, cfg: TrainConfig = TrainConfig(), mismatch: FPGAMismatchModel
         losses, correct = [], 0
         for start in range(0, n, cfg.batch):
             idx = perm[start:start + cfg.batch]
-            fw = forward(model, events[idx], cfg, mismatch)
-            loss, grads = backward(model, fw, dataset.y_train[idx], cfg)
+            draws = cfg.worst_of if mismatch is not None else 1
+            tries = []
+            for _ in range(draws):               # worst_of chips drawn, the worst one learnt from
+                fw = forward(model, events[idx], cfg, mismatch)
+                tries.append((*backward(model, fw, dataset.y_train[idx], cfg), fw))
+            loss, grads, fw = max(tries, key=lambda x: x[0])
             t += 1
             _adam(model.params, grads, adam, cfg.lr, t)
             model.enforce_fan_in(cfg.fan_in)

@@ -145,3 +145,30 @@ def test_bad_training_configuration_refused():
         TrainConfig(fan_in=0)
     with pytest.raises(ValueError, match=r"alpha and beta must lie in \[0, 1\]"):
         TrainConfig(beta=1.5)
+
+
+def test_robust_training_learns_from_the_worst_of_several_chips(digits01, monkeypatch):
+    """worst_of=k draws k chips per batch and takes the gradient of the one with the highest loss."""
+    import spiketwin.train as tr
+
+    cfg = TrainConfig(epochs=1, hidden=(8,), batch=64, worst_of=3)
+    seen = []
+    real = tr.backward
+
+    def spy(model, fw, labels, cfg):
+        loss, grads = real(model, fw, labels, cfg)
+        seen.append(loss)
+        return loss, grads
+
+    monkeypatch.setattr(tr, "backward", spy)
+    _, history = train(digits01, cfg, mismatch=FPGAMismatchModel(0.2, 0.2, seed=1), progress=False)
+    batches = -(-len(digits01.y_train) // cfg.batch)
+    assert len(seen) == 3 * batches
+    worst = [max(seen[3 * b:3 * b + 3]) for b in range(batches)]
+    assert history[0]["loss"] == pytest.approx(np.mean(worst))
+    assert len({round(x, 12) for x in seen[:3]}) == 3                    # three different chips
+    seen.clear()
+    train(digits01, cfg, progress=False)                                 # no mismatch: one pass per batch
+    assert len(seen) == batches
+    with pytest.raises(ValueError, match="worst_of must be a positive integer, not 0"):
+        TrainConfig(worst_of=0)
