@@ -657,7 +657,8 @@ def fit_trace(trace: Trace, protocol: Protocol, **options) -> TraceFit:
 
 def chip_params(chip, params: DPIParams = NOMINAL) -> DPIParams:
     """The neurons a ``calibrate-dpi`` result (its JSON, or the dict) describes: ``params`` with
-    every fitted bias set per neuron, one neuron per trace."""
+    every fitted bias an array over the neurons, one per trace (the other fields as ``params``
+    has them)."""
     d = json.loads(Path(chip).read_text()) if isinstance(chip, (str, Path)) else chip
     try:
         rows = [t["values"] for t in d["traces"]]
@@ -665,4 +666,4 @@ def chip_params(chip, params: DPIParams = NOMINAL) -> DPIParams:
         raise InvalidValue(f"not a calibrate-dpi result (no traces with values: {e})") from None
     biases = {f.name for f in fields(DPIParams)}
     names = sorted({k for r in rows for k in r if k in biases})
-    return replace(params.broadcast(len(rows)), **{k: np.array([r[k] for r in rows], float) for k in names})
+    return replace(params, **{k: np.array([r[k] for r in rows], float) for k in names})    # the rest as given
