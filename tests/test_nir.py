@@ -564,3 +564,20 @@ def test_flow_takes_an_imported_network_and_your_samples(tmp_path, capsys):
     assert "--epochs and --dataset train a network; --model brings one" in capsys.readouterr().err
     assert main(["flow", "--data", str(tmp_path / "data.npz")]) == 2
     assert "--data is for a network of your own: give --model" in capsys.readouterr().err
+
+
+@pytest.mark.board
+def test_an_imported_graph_builds_into_a_bitstream(tmp_path):
+    """build --model takes an imported network as any other: baked into the ULX3S's block RAM."""
+    from spiketwin.cli import main
+
+    rng = np.random.default_rng(7)
+    graph, _ = random_graph(rng, 2, "euler")
+    nir.write(tmp_path / "g.nir", graph)
+    model = tmp_path / "m.npz"
+    assert main(["import-nir", str(tmp_path / "g.nir"), "--dt", "0.001", "--out", str(model)]) == 0
+    assert main(["build", "--board", "ulx3s-12f", "--model", str(model), "--out", str(tmp_path / "b")]) == 0
+    report = json.loads((tmp_path / "b" / "ulx3s-12f" / "spiketwin-report.json").read_text())
+    net = Network.load(model)
+    assert report["core"]["baked"] and report["core"]["config_hash"] == net.config.config_hash()
+    assert report["core_clock"]["pass"] and (tmp_path / "b" / "ulx3s-12f" / "spiketwin.bit").stat().st_size > 0
