@@ -283,11 +283,8 @@ class ChipInstance:
             raise InvalidValue("the network is for another core configuration than the chip's")
         fmt = self.fmt
 
-        def on_chip(raw, factor):
-            scaled = fx.to_float(raw, fmt) * factor * fmt.one
-            near = np.rint(scaled)           # a product that is a grid value up to float noise is that value
-            value = np.where(np.abs(scaled - near) < 1e-6, near, scaled) / fmt.one
-            return np.clip(fx.to_raw(value, fmt), fmt.min_raw, fmt.max_raw)
+        def on_chip(raw, factor):          # a product that is a grid value up to float noise is that value
+            return fx.to_raw_snapped(fx.to_float(raw, fmt) * factor, fmt)
 
         th = np.where(network.threshold == fmt.max_raw, network.threshold, on_chip(network.threshold,
                                                                                    self.threshold_factor))

@@ -13,7 +13,7 @@ import numpy as np
 
 from .errors import InvalidValue
 
-__all__ = ["QFormat", "Q8_8", "ROUNDING_MODES", "quantize", "to_raw", "to_float", "saturate",
+__all__ = ["QFormat", "Q8_8", "ROUNDING_MODES", "quantize", "to_raw", "to_raw_snapped", "to_float", "saturate",
            "shift_round", "mul", "mac", "add", "to_word", "from_word"]
 
 ROUNDING_MODES = ("trunc", "floor", "nearest")
@@ -136,6 +136,15 @@ def to_raw(values, fmt: QFormat = Q8_8) -> np.ndarray:
     else:
         r = np.sign(scaled) * np.floor(np.abs(scaled) + 0.5)
     return saturate(r.astype(np.int64), fmt)
+
+
+def to_raw_snapped(values, fmt: QFormat = Q8_8, tol: float = 1e-6) -> np.ndarray:
+    """:func:`to_raw` of values that float arithmetic (a time constant's decay, a ratio times its
+    denominator) may have moved off the grid by a few ulps: within ``tol`` LSB of a grid point
+    they are taken as on it, so that the rounding mode does not turn that noise into an LSB."""
+    scaled = np.asarray(values, dtype=np.float64) * fmt.one
+    near = np.rint(scaled)
+    return to_raw(np.where(np.abs(scaled - near) < tol, near, scaled) / fmt.one, fmt)
 
 
 def to_float(raw, fmt: QFormat = Q8_8) -> np.ndarray:

@@ -461,19 +461,11 @@ def _params(node, dt: float, convention: str):
     return alpha, beta, gain, leak, threshold, v_reset, spiking
 
 
-def _quantize(x, fmt: QFormat) -> np.ndarray:
-    """``fx.to_raw`` of values that floating-point time-constant arithmetic may have moved off the
-    grid by a few ulps: within 1e-6 LSB of a grid point they are taken as on it."""
-    scaled = np.asarray(x, float) * fmt.one
-    near = np.rint(scaled)
-    return fx.to_raw(np.where(np.abs(scaled - near) < 1e-6, near, scaled) / fmt.one, fmt)
-
-
 def _decay_raw(x: np.ndarray, fmt: QFormat, name: str, what: str) -> np.ndarray:
     if (x < 0).any() or (x > 1).any():
         raise NIRMappingError(f"layer {name!r}: {what} = {float(x[(x < 0) | (x > 1)][0]):g} is outside [0, 1] at this "
                               f"dt (a time constant shorter than dt)")
-    return _quantize(x, fmt)
+    return fx.to_raw_snapped(x, fmt)
 
 
 def import_graph(graph_or_path, dt: float, convention: str = "euler", reset: str = "graph", lanes: int = 1,
@@ -547,51 +539,29 @@ def import_graph(graph_or_path, dt: float, convention: str = "euler", reset: str
             scale = 2.0 ** math.floor(math.log2(fmt.max_value / HEADROOM / big))
         errors = []
         for (origin, w, _b), wait in zip(w_float, delays[layer], strict=True):
-            raw = _quantize(w.T * scale, fmt)
+            raw = fx.to_raw_snapped(w.T * scale, fmt)
             net.weights[rows(origin, wait), cols] = raw
             errors.append((fx.to_float(raw, fmt) - w.T * scale) / fmt.resolution)
         if layer in bias_axon:
-            net.weights[bias_axon[layer], cols] = _quantize(sum(b for _, _, b in w_float) * scale, fmt)
+            net.weights[bias_axon[layer], cols] = fx.to_raw_snapped(sum(b for _, _, b in w_float) * scale, fmt)
         err = np.concatenate([e.ravel() for e in errors]) if errors else np.zeros(1)
-        ref = np.concatenate([np.abs(w).ravel() * scale for _, w, _ in w_float]) if w_float else np.ones(1)
-        nonzero = ref > 0
+        ref = np.concatenate([np.abs(w.T).ravel() * scale for _, w, _ in w_float]) if w_float else np.ones(1)
         net.syn_decay[cols] = _decay_raw(alpha, fmt, layer, "alpha")
         net.leak[cols] = _decay_raw(beta, fmt, layer, "beta")
         for what, x, raw in (("alpha", alpha, net.syn_decay[cols]), ("beta", beta, net.leak[cols])):
             if ((x > 0) & (raw == 0)).any() or ((x < 1) & (raw == fmt.one)).any():
                 notes.append(f"{what} rounds to {'0' if (raw == 0).any() else '1'} in {fmt} (dt/tau out of reach)")
-        net.bias[cols] = _quantize(bias_float * scale, fmt)
+        net.bias[cols] = fx.to_raw_snapped(bias_float * scale, fmt)
         if depth[layer] > 1 and np.any(net.bias[cols] != 0):
             notes.append(f"v_leak acts during the {depth[layer] - 1} step(s) before the layer's first input arrives")
-        if spiking:
-            q = np.floor(threshold * scale * fmt.one).astype(np.int64) + 1     # v > th  <=>  v >= floor(th) + 1
-            if (q > fmt.max_raw).any() or (q < fmt.min_raw).any():
-                raise NIRMappingError(f"layer {layer!r}: threshold {float(threshold.max()):g} at scale {scale:g} "
-                                      f"is outside {fmt}")
-            net.threshold[cols] = q
-            if reset == "subtract":
-                net.reset_mode[cols] = RESET_SUBTRACT
-                notes.append("reset by subtracting the threshold (asked for; NIR resets to v_reset)")
-            else:
-                net.reset_mode[cols] = RESET_TO_VALUE
-                net.v_reset[cols] = 0 if reset == "zero" else _quantize(v_reset * scale, fmt)
-                if reset == "zero" and np.any(v_reset != 0):
-                    notes.append("v_reset replaced by 0 (reset='zero')")
-        else:
-            net.threshold[cols] = fmt.max_raw
-            net.reset_mode[cols] = RESET_TO_VALUE
+        notes += _threshold_and_reset(net, cols, layer, threshold if spiking else None, v_reset, scale, reset)
         reports.append(LayerReport(
             node=layer, kind=_kind(node), neurons=sizes[layer], first_neuron=first[layer],
             time_shift=depth[layer] - 1, scale=scale, alpha=float(alpha.mean()), alpha_raw=int(net.syn_decay[cols][0]),
             beta=float(beta.mean()), beta_raw=int(net.leak[cols][0]),
             threshold=float(threshold.mean()) if spiking else None, threshold_raw=int(net.threshold[cols][0]),
-            weight_max_error_lsb=float(np.abs(err).max(initial=0)),
-            weight_rms_error_lsb=float(np.sqrt(np.mean(err ** 2))) if err.size else 0.0,
-            weight_max_relative_error=float((np.abs(err[nonzero.ravel()]) * fmt.resolution
-                                             / ref[nonzero]).max(initial=0)) if nonzero.any() else 0.0,
-            weight_rms_relative_error=float(np.sqrt(np.sum((err.ravel() * fmt.resolution) ** 2)
-                                                    / max(float(np.sum(ref ** 2)), 1e-300))) if nonzero.any() else 0.0,
-            inputs=[o for o, _, _ in feeds[layer]], input_delays=delays[layer], approximations=notes))
+            **_weight_errors(err, ref, fmt), inputs=[o for o, _, _ in feeds[layer]], input_delays=delays[layer],
+            approximations=notes))
     axons = ([["input", i] for i in range(n_in)] + [["input", i, w] for w in waits for i in range(n_in)]
              + [["bias", layer] for layer in biased])
     out_neurons = {name: list(range(first[layer], first[layer] + sizes[layer])) for name, layer in outputs.items()}
@@ -608,6 +578,46 @@ def import_graph(graph_or_path, dt: float, convention: str = "euler", reset: str
                            layers=[asdict(r) for r in reports], axons=axons, outputs=out_neurons,
                            approximations=approximations, relays=relays)
     return net, report
+
+
+def _threshold_and_reset(net: Network, cols: slice, layer: str, threshold, v_reset, scale: float,
+                         reset: str) -> list:
+    """A layer's raw threshold (one LSB above the scaled one: the core fires on >=, NIR on >; a
+    readout, ``threshold`` None, never fires) and reset; what that approximated."""
+    fmt, notes = net.config.fmt, []
+    net.reset_mode[cols] = RESET_TO_VALUE
+    if threshold is None:
+        net.threshold[cols] = fmt.max_raw
+        return notes
+    q = np.floor(threshold * scale * fmt.one).astype(np.int64) + 1     # v > th  <=>  v >= floor(th) + 1
+    if (q > fmt.max_raw).any() or (q < fmt.min_raw).any():
+        raise NIRMappingError(f"layer {layer!r}: threshold {float(threshold.max()):g} at scale {scale:g} is outside "
+                              f"{fmt}")
+    net.threshold[cols] = q
+    if reset == "subtract":
+        net.reset_mode[cols] = RESET_SUBTRACT
+        notes.append("reset by subtracting the threshold (asked for; NIR resets to v_reset)")
+    else:
+        net.v_reset[cols] = 0 if reset == "zero" else fx.to_raw_snapped(v_reset * scale, fmt)
+        if reset == "zero" and np.any(v_reset != 0):
+            notes.append("v_reset replaced by 0 (reset='zero')")
+    return notes
+
+
+def _weight_errors(err: np.ndarray, ref: np.ndarray, fmt: QFormat) -> dict:
+    """The report's weight quantisation errors from each weight's error ``err`` (LSB) and its scaled
+    magnitude ``ref``: largest and RMS in LSB, largest relative to the weight, RMS relative to the
+    weights' RMS."""
+    nonzero = ref > 0
+    if not nonzero.any():
+        return {"weight_max_error_lsb": float(np.abs(err).max(initial=0)),
+                "weight_rms_error_lsb": float(np.sqrt(np.mean(err ** 2))) if err.size else 0.0,
+                "weight_max_relative_error": 0.0, "weight_rms_relative_error": 0.0}
+    scaled = err * fmt.resolution
+    return {"weight_max_error_lsb": float(np.abs(err).max(initial=0)),
+            "weight_rms_error_lsb": float(np.sqrt(np.mean(err ** 2))),
+            "weight_max_relative_error": float((np.abs(scaled[nonzero]) / ref[nonzero]).max(initial=0)),
+            "weight_rms_relative_error": float(np.sqrt(np.sum(scaled ** 2) / np.sum(ref ** 2)))}
 
 
 def calibrate(graph_or_path, events: np.ndarray, dt: float, labels: np.ndarray | None = None, **options):
