@@ -179,3 +179,6 @@ def test_calibrate_dpi_command(tmp_path, capsys):
     (tmp_path / "bad.json").write_text('{"dc_steps": [[0.5, 0.1, 1e-12]]}')
     assert main(["calibrate-dpi", str(files[0]), "--protocol", str(tmp_path / "bad.json")]) == 2
     assert "bad.json: dc_steps[0]: need 0 <= t_on < t_off" in capsys.readouterr().err
+    assert main(["calibrate-dpi", str(files[0]), "--protocol", str(tmp_path / "p.json"),
+                 "--out", str(tmp_path / "nowhere" / "chip.json")]) == 2
+    assert "no folder" in capsys.readouterr().err

@@ -78,6 +78,8 @@ def cmd_calibrate_dpi(args) -> int:
     at_least("max-iter", args.max_iter, 1)
     if not args.dt > 0:
         raise InvalidValue(f"--dt must be a positive number of seconds, not {args.dt:g}")
+    if not Path(args.out).parent.is_dir():
+        raise InvalidValue(f"--out {args.out}: no folder {Path(args.out).parent} to write it in")
     protocol = Protocol.load(args.protocol)
     traces = [read_trace(path) for path in args.traces]
     fits, profile = fit_traces(traces, protocol, dt=args.dt, fit_t_ref=args.fit_t_ref, max_iter=args.max_iter)
