@@ -1,8 +1,8 @@
 """Trace calibration of DPI neurons, measured on synthetic recordings of a sampled chip.
 
 A chip of N DPI neurons is drawn (I_tau, I_g and I_thr lognormal at a CV of 0.2), each recorded
-as an oscilloscope would (the float reference under two DC steps, 6 pA below most neurons'
-rheobase and 14 pA above it; 1 ms sampling, 2 mV of Gaussian noise, an offset of its own), written
+as an oscilloscope would (the float reference under two DC steps, 8 pA below most neurons'
+rheobase and 16 pA above it; 1 ms sampling, 2 mV of Gaussian noise, an offset of its own), written
 half as Tektronix CSV exports and half as plain CSV, read back and fitted by
 ``spiketwin.traces.fit_traces``. Prints JSON, then per bias the largest and median relative error
 of the fitted values, the fitted CV against the drawn one, the offset errors and the RMS errors.
@@ -25,7 +25,7 @@ from spiketwin.dpi import DPIParams, sample_mismatch
 from spiketwin.profile import ParameterCV
 from spiketwin.traces import Protocol, fit_traces, read_trace, synthetic_trace, write_csv_trace, write_tektronix_trace
 
-PROTOCOL = Protocol(dc_steps=[(0.1, 0.6, 6e-12), (0.8, 1.6, 14e-12)])
+PROTOCOL = Protocol(dc_steps=[(0.1, 0.6, 8e-12), (0.8, 1.6, 16e-12)])
 BIASES = ("I_tau", "I_g", "I_thr")
 
 

@@ -1,6 +1,8 @@
 """Fidelity of the core's Q8.8 DPI mode against the float DPI reference (issue 5, item 4).
 
-Prints JSON, then a short table, and draws I_mem traces and f-I curves, float against Q8.8:
+Prints JSON, then a short table, and draws I_mem traces and f-I curves, float against Q8.8. Both
+start at rest, their synaptic and adaptation currents on the dark-current floor (``--no-dark-floor``
+switches it off in both, the idealised equations):
 
 - f-I curve: steady firing rate (from the mean inter-spike interval) against DC input, from 1.1x the
   rheobase to 20x; the float rates are the ISI integral. The supported range is where an
@@ -12,7 +14,8 @@ Prints JSON, then a short table, and draws I_mem traces and f-I curves, float ag
   first spike, and each later spike timed from the one before (a core with a fixed reset fires at
   whole-step intervals, so absolute times drift by the interval's fraction of a step per spike).
 
-    python bench/dpi_fidelity.py [--plot build/plots/dpi_fidelity.png] [--json out.json]
+    python bench/dpi_fidelity.py [--rounding nearest] [--no-dark-floor] [--plot build/plots/dpi_fidelity.png]
+                                 [--json out.json]
 """
 
 from __future__ import annotations
@@ -27,16 +30,17 @@ import numpy as np
 from spiketwin import dpi
 from spiketwin.config import CoreConfig
 from spiketwin.fixedpoint import Q8_8, QFormat, to_float
-from spiketwin.models.dpi import SYNAPSE_TYPES
+from spiketwin.models.dpi import SYNAPSE_TYPES, DPIState
 from spiketwin.twin import simulate
 
 FINE_DT = 1e-5
 FMT = Q8_8
+CONST = dpi.DPIConstants()
 
 
 def run_core(params, n, seconds, syn_input=None, nominal=None):
     config = CoreConfig(1, n, model="dpi", fmt=FMT)
-    dt = dpi.core_dt(nominal or params, config)
+    dt = dpi.core_dt(nominal or params, config, constants=CONST)
     steps = int(round(seconds / dt))
     counts = None
     events = np.zeros((steps, 1), np.int64)
@@ -44,8 +48,8 @@ def run_core(params, n, seconds, syn_input=None, nominal=None):
         kind, step = syn_input
         counts = {kind: np.vstack([np.ones((1, n), np.int64), np.zeros((n, n), np.int64)])}
         events[step, 0] = 1
-    net = dpi.to_core(params, config, dt, counts=counts, nominal=nominal or params)
-    return simulate(config, net, events, record=True), dt
+    net = dpi.to_core(params, config, dt, counts=counts, nominal=nominal or params, constants=CONST)
+    return simulate(config, net, events, state=DPIState.at_rest(net), record=True), dt
 
 
 def isi_rate(spikes, dt):
@@ -54,9 +58,9 @@ def isi_rate(spikes, dt):
 
 
 def f_i_curve(base):
-    rb = dpi.rheobase(base)
+    rb = dpi.rheobase(base, CONST)
     dcs = rb * np.geomspace(1.1, 20, 30)
-    ref = dpi.firing_rate(replace(base, I_dc=dcs))
+    ref = dpi.firing_rate(replace(base, I_dc=dcs), CONST)
     rec, dt = run_core(replace(base, I_dc=dcs), dcs.size, 20.0, nominal=base)
     core = np.array([isi_rate(rec.spikes[:, j], dt) for j in range(dcs.size)])
     err = core / ref - 1
@@ -71,8 +75,8 @@ def f_i_curve(base):
 def adaptation(base):
     # An adaptation time constant of 100 ms (I_ahp_tau 14 pA): Q8.8 holds decay factors up to
     # 255/256, so time constants beyond about 256 core steps (420 ms) are not representable.
-    p = replace(base, I_dc=3 * dpi.rheobase(base), I_ahp_w=20e-9, I_ahp_tau=14e-12, I_ahp_g=14e-12)
-    fl = dpi.simulate(p, int(4.0 / FINE_DT), FINE_DT)
+    p = replace(base, I_dc=3 * dpi.rheobase(base, CONST), I_ahp_w=20e-9, I_ahp_tau=14e-12, I_ahp_g=14e-12)
+    fl = dpi.simulate(p, int(4.0 / FINE_DT), FINE_DT, constants=CONST)
     t_f = np.flatnonzero(fl.spikes[:, 0]) * FINE_DT
     rec, dt = run_core(p, 1, 4.0)
     t_c = np.flatnonzero(rec.spikes[:, 0]) * dt
@@ -91,7 +95,7 @@ def synapse_shapes(base):
     for k, kind in enumerate(SYNAPSE_TYPES):
         x = np.zeros((int(0.2 / FINE_DT), 1, 4))
         x[0, 0, k] = 1
-        fl = dpi.simulate(base, x.shape[0], FINE_DT, syn_input=x, record=True)
+        fl = dpi.simulate(base, x.shape[0], FINE_DT, syn_input=x, record=True, constants=CONST)
         i_f = fl.I_syn[:, 0, k] / base.I_tau
         rec, dt = run_core(base, 1, 0.2, syn_input=(kind, 0))
         i_c = to_float(rec.traces[f"syn_{kind}"][:, 0])
@@ -111,10 +115,10 @@ def spike_times(base, n_spikes=5):
     spike's absolute time. Both simulators record the state after step k at (k + 1) dt."""
     out = []
     for scale in (1.5, 3, 8):
-        p = replace(base, I_dc=scale * dpi.rheobase(base))
-        rate = float(dpi.firing_rate(p))
+        p = replace(base, I_dc=scale * dpi.rheobase(base, CONST))
+        rate = float(dpi.firing_rate(p, CONST))
         seconds = (n_spikes + 1) / rate
-        fl = dpi.simulate(p, int(seconds / FINE_DT), FINE_DT)
+        fl = dpi.simulate(p, int(seconds / FINE_DT), FINE_DT, constants=CONST)
         rec, dt = run_core(p, 1, seconds)
         t_f = (np.flatnonzero(fl.spikes[:, 0])[:n_spikes] + 1) * FINE_DT
         t_c = (np.flatnonzero(rec.spikes[:, 0])[:n_spikes] + 1) * dt
@@ -133,24 +137,29 @@ def plot(fi, base, path: Path):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.2))
-    p = replace(base, I_dc=3 * dpi.rheobase(base))
-    fl = dpi.simulate(p, int(0.6 / FINE_DT), FINE_DT, record=True)
+    p = replace(base, I_dc=3 * dpi.rheobase(base, CONST))
+    fl = dpi.simulate(p, int(0.6 / FINE_DT), FINE_DT, record=True, constants=CONST)
     rec, dt = run_core(p, 1, 0.6)
     a.semilogy(np.arange(fl.I_mem.shape[0]) * FINE_DT * 1e3, fl.I_mem[:, 0] * 1e12, lw=0.9, label="float reference")
-    i_core = dpi.DPIConstants().I0 * np.exp(to_float(rec.traces["u"][:, 0]))
+    i_core = CONST.I0 * np.exp(to_float(rec.traces["u"][:, 0]))
     a.semilogy((np.arange(i_core.size) + 1) * dt * 1e3, i_core * 1e12, ".-", ms=2, lw=0.6,
                label=f"{FMT} core mode (dt {dt * 1e3:.2f} ms)")
-    a.axhline(base.I_thr * 1e12, ls="--", lw=0.6, color="0.4")
+    a.axhline(base.I_thr * 1e12, ls="--", lw=0.6, color="0.4", label="threshold I_thr")
     a.set_xlabel("time (ms)")
     a.set_ylabel("I_mem (pA)")
-    a.set_title(f"I_mem at {p.I_dc * 1e12:.1f} pA DC")
-    a.legend(fontsize=8)
+    floor = "currents on the dark-current floor" if CONST.dark_floor else "no dark-current floor"
+    a.set_title(f"I_mem at {p.I_dc * 1e12:.1f} pA DC ({floor})")
+    a.legend(fontsize=8, loc="lower right")
     b.plot(fi["dc_pA"], fi["float_hz"], lw=1.2, label="float reference (ISI integral)")
     b.plot(fi["dc_pA"], fi["core_hz"], "o", ms=3, label="Q8.8 core mode")
     b.axhline(fi["supported_max_hz"], ls=":", lw=0.8, color="0.4", label="10 steps per interval")
     b.set_xscale("log")
+    b.set_xticks([t for t in (5, 10, 20, 50, 100, 200, 500) if min(fi["dc_pA"]) <= t <= max(fi["dc_pA"])])
+    b.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    b.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     b.set_xlabel("DC input (pA)")
     b.set_ylabel("rate (Hz)")
     b.set_title(f"f-I: median error {100 * fi['median_abs_error_supported']:.1f}% in the supported range")
@@ -168,11 +177,15 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--rounding", choices=["trunc", "floor", "nearest"], default="trunc",
                     help="the core format's rounding of products")
+    ap.add_argument("--no-dark-floor", action="store_true",
+                    help="synaptic and adaptation currents rest at 0 rather than at the dark current I0")
     args = ap.parse_args(argv)
-    global FMT
+    global FMT, CONST
     FMT = QFormat(8, 8, rounding=args.rounding)
+    CONST = dpi.DPIConstants(dark_floor=not args.no_dark_floor)
     base = dpi.DPIParams()
-    res = {"format": str(FMT), "f_i": f_i_curve(base), "adaptation": adaptation(base), "synapses": synapse_shapes(base),
+    res = {"format": str(FMT), "dark_floor": CONST.dark_floor, "f_i": f_i_curve(base), "adaptation": adaptation(base),
+           "synapses": synapse_shapes(base),
            "spike_times": spike_times(base)}
     res["plot"] = str(plot(res["f_i"], base, args.plot))
     print(json.dumps(res, indent=1))

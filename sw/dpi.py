@@ -21,6 +21,12 @@ The equations, for each neuron (``tau = C U_T / (kappa I_tau)``):
   spikes like a synapse: each spike adds ``(I_ahp_g / I_ahp_tau) I_ahp_w t_pulse / tau_ahp``.
 - spike when ``I_mem >= I_thr`` outside the refractory period; then ``I_mem`` is held at the dark
   current for ``t_ref`` (the reset block's short circuit to ground).
+- the dark-current floor: no current of the circuit goes below ``I0``. ``I_mem``, every synaptic
+  current and ``I_ahp`` rest at ``I0`` and decay to it, not to 0 (``I_s = max(I0, ...)`` after each
+  step): at rest the AMPA and GABAa floors cancel in ``I_in``, the NMDA floor joins it while the
+  gate is open, and the GABAb and AHP floors put ``2 I0`` in the shunt. ``DPIConstants(dark_floor=False)``
+  switches the floor off for the synapses and the adaptation (they then decay to 0, the idealised
+  equations); ``I_mem`` keeps its floor either way.
 """
 
 from __future__ import annotations
@@ -50,7 +56,8 @@ class DPIConstants:
     The paper names them without values; these are typical of DYNAP-SE-class 180 nm chips:
     thermal voltage ``U_T`` (V) at room temperature, subthreshold slope factor ``kappa``, dark
     current ``I0`` (A), membrane, synapse and adaptation capacitances (F), and the width of the
-    pulse a spike delivers to a DPI filter ``t_pulse`` (s).
+    pulse a spike delivers to a DPI filter ``t_pulse`` (s). ``dark_floor``: the synaptic and
+    adaptation currents rest at ``I0`` (True, as in the circuit) or at 0 (False).
     """
 
     U_T: float = 25e-3
@@ -60,14 +67,24 @@ class DPIConstants:
     C_syn: float = 25e-12
     C_ahp: float = 40e-12
     t_pulse: float = 10e-6
+    dark_floor: bool = True
 
     def __post_init__(self):
+        if not isinstance(self.dark_floor, bool):
+            raise InvalidValue(f"DPIConstants.dark_floor is True or False, not {self.dark_floor!r}")
         for f in fields(self):
+            if f.name == "dark_floor":
+                continue
             v = getattr(self, f.name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 raise InvalidValue(f"DPIConstants.{f.name} must be a positive number, not {v!r}")
         if self.kappa >= 1:
             raise InvalidValue(f"DPIConstants.kappa is a slope factor below 1, not {self.kappa!r}")
+
+    @property
+    def floor(self) -> float:
+        """Where the synaptic and adaptation currents rest (A): ``I0``, or 0 without the floor."""
+        return self.I0 if self.dark_floor else 0.0
 
 
 def time_constant(C, I_tau, constants: DPIConstants = DPIConstants()):
@@ -380,9 +397,10 @@ def simulate(params: DPIParams, steps: int, dt: float = 1e-4, syn_input=None, ba
     ahp_jump = p.I_ahp_g / p.I_ahp_tau * p.I_ahp_w * c.t_pulse / taus["ahp"]
     ref_steps = np.round(p.t_ref / dt).astype(np.int64)
 
+    rest = c.floor
     I_mem = np.full(shape, c.I0)
-    I_syn = np.zeros(shape + (len(SYNAPSES),))
-    I_ahp = np.zeros(shape)
+    I_syn = np.full(shape + (len(SYNAPSES),), rest)
+    I_ahp = np.full(shape, rest)
     ref = np.zeros(shape, dtype=np.int64)
     spikes = np.zeros((steps,) + shape, dtype=bool)
     rec = {k: np.zeros((steps,) + shape) for k in ("I_mem", "I_ahp", "I_fire")} if record else None
@@ -391,6 +409,7 @@ def simulate(params: DPIParams, steps: int, dt: float = 1e-4, syn_input=None, ba
         I_syn = I_syn * syn_decay
         if syn_input is not None:
             I_syn = I_syn + syn_input[t] * syn_jump
+        I_syn = np.maximum(I_syn, rest)
         nmda_open = I_mem > p.I_nmda_thr
         dc = p.I_dc if dc_input is None else p.I_dc + dc_input[t]
         I_in = np.maximum(dc + I_syn[..., 0] + nmda_open * I_syn[..., 1] - I_syn[..., 2], 0.0)
@@ -403,7 +422,7 @@ def simulate(params: DPIParams, steps: int, dt: float = 1e-4, syn_input=None, ba
             rec["I_fire"][t] = np.where(fired, I_mem, 0.0)
         I_mem = np.where(fired, c.I0, I_mem)
         ref = np.where(fired, ref_steps, np.maximum(ref - 1, 0))
-        I_ahp = I_ahp * ahp_decay + fired * ahp_jump
+        I_ahp = np.maximum(I_ahp * ahp_decay + fired * ahp_jump, rest)
         spikes[t] = fired
         if record:
             rec["I_mem"][t], rec["I_ahp"][t], rec_syn[t] = I_mem, I_ahp, I_syn
@@ -428,12 +447,14 @@ def _with_node_axis(params: DPIParams, **overrides) -> SimpleNamespace:
 
 def _isi_terms(p: SimpleNamespace, constants: DPIConstants, nodes: int = 4000):
     """Log-spaced I_mem from the reset current to the threshold, and the drift there under the DC
-    input alone (no synaptic input, no adaptation): the neuron's one-dimensional dynamics."""
+    input alone (no synaptic input, no adaptation: every synaptic current and I_ahp at rest, on
+    the dark-current floor when it is on): the neuron's one-dimensional dynamics."""
     c = constants
     log_lo = math.log(c.I0)
     span = np.log(p.I_thr) - log_lo
     I = np.exp(log_lo + span * np.linspace(0.0, 1.0, nodes))
-    return I, _drift(I, p.I_dc, 0.0, p, c), span[..., 0]
+    I_in = p.I_dc + (I > p.I_nmda_thr) * c.floor        # the AMPA and GABAa floors cancel
+    return I, _drift(I, I_in, 2 * c.floor, p, c), span[..., 0]
 
 
 def _isi(p: SimpleNamespace, constants: DPIConstants, nodes: int = 4000):
@@ -710,7 +731,8 @@ def to_core(params: DPIParams, config, dt: float, counts: dict | None = None, no
     ``params`` gives each of ``config.n_neurons`` neurons its biases (for example a
     :func:`sample_mismatch` chip). Currents become multiples of each neuron's ``I_tau``, the
     membrane state ``u = ln(I_mem / I0)``, time constants per-step decays ``exp(-dt / tau)`` and
-    ``dt / tau_mem``; the two lookup tables hold ``I_g / (I_mem + I_g)`` and ``I_fb(I_mem) / I_tau``
+    ``dt / tau_mem``, the dark-current floor ``j_floor = I0 / I_tau`` (0 with
+    ``constants.dark_floor`` off); the two lookup tables hold ``I_g / (I_mem + I_g)`` and ``I_fb(I_mem) / I_tau``
     of ``nominal`` (``params`` when None; its first neuron) at each entry's centre. Values are
     rounded to nearest with the core's quantiser, and a value outside its field's range is refused.
 
@@ -748,6 +770,7 @@ def to_core(params: DPIParams, config, dt: float, counts: dict | None = None, no
     arrays["decay_ahp"] = raw("decay_ahp", np.exp(-dt / taus["ahp"]), hi=fmt.one)
     arrays["k_mem"] = raw("k_mem", dt / taus["mem"], hi=fmt.one)
     arrays["j_dc"] = raw("j_dc", p.I_dc / p.I_tau)
+    arrays["j_floor"] = raw("j_floor", c.floor / p.I_tau)
     arrays["u_thr"] = raw("u_thr", np.log(p.I_thr / c.I0))
     arrays["u_nmda"] = raw("u_nmda", np.log(np.maximum(p.I_nmda_thr, c.I0) / c.I0))
     ahp_jump = p.I_ahp_g / p.I_ahp_tau * p.I_ahp_w * c.t_pulse / taus["ahp"]
@@ -853,13 +876,13 @@ def evaluate_on_core(model: SynapseCountClassifier, x, y, chips: int = 20, misma
 
 
 def resonator_experiment(target_hz: float = 2.5, I_dc: float = 10e-12, epochs: int = 40, duration: float = 4.0,
-                         dt: float = 1e-4) -> tuple[dict, dict]:
+                         dt: float = 1e-4, constants: DPIConstants = DPIConstants()) -> tuple[dict, dict]:
     """ARCANA's first experiment (``spiketwin dpi-resonator``): tune a silent neuron's threshold and
     leak biases by gradient descent until the DC-driven neuron fires at ``target_hz``, deploy them as
     bias-generator codes (the pair of codes nearest the target), and simulate ``duration`` seconds
     before and after. Returns (summary, {"before": ..., "after": ...} simulations, with the tuning's
     ``initial`` parameters)."""
-    res = tune_resonator(target_hz, I_dc, epochs=epochs)
+    res = tune_resonator(target_hz, I_dc, epochs=epochs, constants=constants)
     gen = BiasGenerator.paper()
     tuned = res["params"]
     codes = {name: gen.code(name, float(getattr(tuned, name))) for name in ("I_thr", "I_tau")}
@@ -871,16 +894,16 @@ def resonator_experiment(target_hz: float = 2.5, I_dc: float = 10e-12, epochs: i
     tau_fines = np.arange(max(1, f_tau - 3), min(255, f_tau + 3) + 1)
     grid = replace(deployed, I_thr=np.array([gen.current("I_thr", c_thr, int(f)) for f in thr_fines])[None, :],
                    I_tau=np.array([gen.current("I_tau", c_tau, int(f)) for f in tau_fines])[:, None])
-    miss = np.abs(np.log(np.maximum(firing_rate(grid), 1e-9) / target_hz))
+    miss = np.abs(np.log(np.maximum(firing_rate(grid, constants), 1e-9) / target_hz))
     i, j = np.unravel_index(np.argmin(miss), miss.shape)
     codes = {"I_thr": (c_thr, int(thr_fines[j])), "I_tau": (c_tau, int(tau_fines[i]))}
     deployed = replace(deployed, **{name: gen.current(name, *code) for name, code in codes.items()})
     steps = int(round(duration / dt))
-    sims = {"before": simulate(res["initial"], steps, dt, record=True),
-            "after": simulate(deployed, steps, dt, record=True)}
+    sims = {"before": simulate(res["initial"], steps, dt, record=True, constants=constants),
+            "after": simulate(deployed, steps, dt, record=True, constants=constants)}
     isis = sims["after"].isis()
     summary = {"target_hz": target_hz, "I_dc": I_dc, "epochs": res["epochs"], "converged": res["converged"],
-               "rate_hz_tuned": res["rate_hz"], "rate_hz_deployed_integral": float(firing_rate(deployed)),
+               "rate_hz_tuned": res["rate_hz"], "rate_hz_deployed_integral": float(firing_rate(deployed, constants)),
                "rate_hz_deployed_simulated": float(1 / isis.mean()) if isis.size else 0.0,
                "biases": {name: {"current_A": float(getattr(deployed, name)), "coarse": c, "fine": f}
                           for name, (c, f) in codes.items()},
@@ -890,7 +913,8 @@ def resonator_experiment(target_hz: float = 2.5, I_dc: float = 10e-12, epochs: i
 
 def digits01_experiment(epochs: int = 300, chips: int = 20, fan_in: int = 64, max_rate_hz: float = 100.0,
                         duration: float = 0.1, seed: int = 0, mismatch=DEFAULT_MISMATCH,
-                        measured: DPIParams | None = None) -> tuple[dict, SynapseCountClassifier]:
+                        measured: DPIParams | None = None,
+                        constants: DPIConstants = DPIConstants()) -> tuple[dict, SynapseCountClassifier]:
     """ARCANA's second experiment (``spiketwin dpi-digits01``): integer AMPA and GABAa synapse
     counts for 0 versus 1, trained under ``mismatch`` (the paper's by default, or a measured
     profile's ``cvs``) with a fan-in limit, then run as spiking neurons on ``chips`` chips sampled
@@ -900,12 +924,12 @@ def digits01_experiment(epochs: int = 300, chips: int = 20, fan_in: int = 64, ma
 
     ds = load_dataset("digits01")
     model = train_synapse_counts(ds.x_train, ds.y_train, fan_in=fan_in, max_rate_hz=max_rate_hz,
-                                 duration=duration, epochs=epochs, mismatch=mismatch, seed=seed)
+                                 duration=duration, epochs=epochs, mismatch=mismatch, seed=seed, constants=constants)
     res = evaluate_synapse_counts(model, ds.x_test, ds.y_test, chips=chips, mismatch=mismatch, seed=seed,
-                                  progress=True, measured=measured)
+                                  progress=True, measured=measured, constants=constants)
     core = evaluate_on_core(model, ds.x_test, ds.y_test, chips=chips, mismatch=mismatch, seed=seed, progress=True,
-                            measured=measured)
-    summary = {"test_samples": int(ds.y_test.size), "fan_in_limit": fan_in,
+                            measured=measured, constants=constants)
+    summary = {"test_samples": int(ds.y_test.size), "fan_in_limit": fan_in, "dark_floor": constants.dark_floor,
                "synapses_per_neuron": (model.ampa.sum(0) + model.gaba_a.sum(0)).tolist(),
                "train_accuracy_rate_model": model.history[-1]["train_accuracy"],
                "accuracy_without_mismatch": res["nominal"], "chips": chips, "mismatch_mean": res["mean"],

@@ -39,6 +39,8 @@ class NetworkArrays:
     """
 
     MODEL: str
+    #: per-neuron arrays a file written before they existed may lack, and the value they then read as
+    OPTIONAL: dict = {}
 
     @property
     def array_names(self) -> list[str]:
@@ -148,9 +150,12 @@ def load_network(path, name=None):
         kind = config.neuron_model.network
         arrays = {}
         for name in (f.name for f in fields(kind) if f.name not in ("config", "meta")):
-            if name not in data.files:
+            if name in data.files:
+                arrays[name] = data[name]
+            elif name in kind.OPTIONAL:
+                arrays[name] = np.full(config.n_neurons, kind.OPTIONAL[name], np.int64)
+            else:
                 raise NetworkFileError(f"{path}: missing the array {name!r}")
-            arrays[name] = data[name]
         try:
             meta = json.loads(str(data["meta"])) if "meta" in data.files else {}
         except ValueError as e:

@@ -76,16 +76,19 @@ def plot_resonator(history: list, target_hz: float, traces: dict, dt: float, pat
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, axes = plt.subplots(len(traces) + 1, 1, figsize=(9, 2.6 * (len(traces) + 1)))
     for ax, (label, i_mem) in zip(axes[:-1], traces.items(), strict=True):
         ax.plot(np.arange(i_mem.size) * dt, i_mem * 1e12, lw=0.8)
+        ax.set_ylim(0, max(1.05e12 * float(i_mem.max()), 1.0))      # a silent trace lies on the floor
         ax.set_ylabel("I_mem (pA)")
         ax.set_xlabel("time (s)")
         ax.set_title(label, fontsize=9)
     ax = axes[-1]
     ax.plot([h["epoch"] for h in history], [h["rate_hz"] for h in history], "o-", ms=3)
     ax.axhline(target_hz, color="0.4", ls="--", label=f"target {target_hz:g} Hz")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("rate (Hz)")
     ax.legend(fontsize=8)
@@ -216,3 +219,4 @@ def plot_fitted_biases(fits, profile, path: Path) -> Path:
         ax.set_ylabel("recordings")
         ax.yaxis.get_major_locator().set_params(integer=True)
     return _save(fig, path)
+

@@ -21,10 +21,14 @@ def poisson(kind, rate_hz, steps, n=1, seed=0):
 
 def test_no_spikes_below_rheobase_and_rate_rises_with_dc():
     rb = dpi.rheobase(BASE)
-    # Without the positive feedback the fixed point reaches threshold at I_tau (1 + I_thr / I_g);
-    # the feedback lowers the rheobase.
+    # Without the positive feedback the fixed point reaches threshold at I_in = (I_tau + I_sh)(1 +
+    # I_thr / I_g); at rest on the dark-current floor I_sh = 2 I0 and I_in = I_dc + I0 (the open
+    # NMDA gate's floor), without it both are 0. The feedback lowers the rheobase.
+    I0 = dpi.DPIConstants().I0
     no_feedback = dpi.rheobase(replace(BASE, I_pfb_th=1.0))
-    assert no_feedback == pytest.approx(BASE.I_tau * (1 + BASE.I_thr / BASE.I_g), rel=1e-3)
+    assert no_feedback == pytest.approx((BASE.I_tau + 2 * I0) * (1 + BASE.I_thr / BASE.I_g) - I0, rel=1e-3)
+    ideal = dpi.rheobase(replace(BASE, I_pfb_th=1.0), dpi.DPIConstants(dark_floor=False))
+    assert ideal == pytest.approx(BASE.I_tau * (1 + BASE.I_thr / BASE.I_g), rel=1e-3)
     assert rb < 0.8 * no_feedback
     dcs = np.array([0.9, 0.99, 1.2, 2, 4, 8, 16]) * rb
     rates = dpi.simulate(dpi.DPIParams(I_dc=dcs), 30000, DT).rates()
@@ -166,6 +170,13 @@ def test_resonator_command_deploys_bias_codes(tmp_path, capsys):
     for name, b in res["biases"].items():
         assert gen.current(name, b["coarse"], b["fine"]) == pytest.approx(b["current_A"])
     assert plot.stat().st_size > 10_000
+    # the floor's 2 I0 of shunt leaks on top of I_tau: without it, the same target takes a larger leak bias
+    ideal = tmp_path / "ideal.json"
+    assert main(["dpi-resonator", "--duration", "2.5", "--json", str(ideal), "--plot", str(tmp_path / "ideal.png"),
+                 "--no-dark-floor"]) == 0
+    other = json.loads(ideal.read_text())
+    assert other["rate_hz_deployed_simulated"] == pytest.approx(2.5, rel=0.02)
+    assert other["biases"]["I_tau"]["current_A"] > res["biases"]["I_tau"]["current_A"]
 
 
 def test_synapse_count_classifier_separates_zeros_from_ones_under_mismatch():
@@ -243,3 +254,22 @@ def test_classifier_runs_on_the_core_mode():
     model = dpi.train_synapse_counts(ds.x_train, ds.y_train, epochs=80, seed=1)
     res = dpi.evaluate_on_core(model, ds.x_test, ds.y_test, chips=3, seed=1)
     assert res["nominal"] >= 0.95 and res["min"] >= 0.9, res
+
+
+def test_currents_rest_on_the_dark_current_floor_unless_it_is_switched_off():
+    c, off = dpi.DPIConstants(), dpi.DPIConstants(dark_floor=False)
+    x = np.zeros((3000, 1, 4))
+    x[0, 0, :] = 1
+    p = replace(BASE, I_dc=0.0, I_ahp_w=20e-9)
+    on_run = dpi.simulate(p, 3000, DT, syn_input=x, record=True, constants=c)
+    off_run = dpi.simulate(p, 3000, DT, syn_input=x, record=True, constants=off)
+    for run, rest in ((on_run, c.I0), (off_run, 0.0)):
+        assert run.I_syn.min() >= rest and run.I_ahp.min() >= rest
+        assert np.all(run.I_syn[-1] - rest < 0.01 * c.I0)              # decayed onto it
+        assert run.I_syn[0].min() > 4 * c.I0                           # after the activation
+    assert (on_run.I_syn[-1] == c.I0).all() and (on_run.I_ahp[-1] == c.I0).all()
+    # at the default biases I0 / I_tau is 0.12: the rate near rheobase moves by over 10%
+    near = replace(dpi.DPIParams(), I_dc=1.3 * dpi.rheobase(dpi.DPIParams(), off))
+    assert dpi.firing_rate(near, c) < 0.9 * dpi.firing_rate(near, off)
+    with pytest.raises(ValueError, match="dark_floor is True or False"):
+        dpi.DPIConstants(dark_floor=1)

@@ -38,8 +38,9 @@ def golden(config, net, events, steps):
             for k in range(n):
                 if prev[k]:
                     acc[T[config.n_axons + k][j]] += W[config.n_axons + k][j]
+            floor = int(net.j_floor[j])
             for i, s in enumerate(SYNAPSE_TYPES):
-                syn[s][j] = sat(mul(int(getattr(net, f"decay_{s}")[j]), syn[s][j]) + acc[i])
+                syn[s][j] = max(floor, sat(mul(int(getattr(net, f"decay_{s}")[j]), syn[s][j]) + acc[i]))
             nmda = syn["nmda"][j] if u[j] > net.u_nmda[j] else 0
             jin = max(0, sat(int(net.j_dc[j]) + syn["ampa"][j] + nmda - syn["gaba_a"][j]))
             sh = sat(ahp[j] + syn["gaba_b"][j])
@@ -54,7 +55,7 @@ def golden(config, net, events, steps):
                 u[j], ref[j] = 0, int(net.refractory[j])
             else:
                 u[j] = ui
-            ahp[j] = sat(mul(int(net.decay_ahp[j]), ahp[j]) + (int(net.ahp_jump[j]) if spike else 0))
+            ahp[j] = max(floor, sat(mul(int(net.decay_ahp[j]), ahp[j]) + (int(net.ahp_jump[j]) if spike else 0)))
             fired[j] = spike
         prev = fired
         out.append(fired)
@@ -74,6 +75,8 @@ def test_vectorised_dpi_twin_matches_golden_model(seed, rounding):
     for s in SYNAPSE_TYPES:
         assert (getattr(r.state, f"syn_{s}") == syn[s]).all()
     assert spikes.any() and not spikes.all()
+    floored = net.j_floor > 0
+    assert (syn["ampa"][floored] == net.j_floor[floored]).any()      # a current resting on its floor
 
 
 def test_dpi_network_file_roundtrip_and_refusals(tmp_path):
@@ -86,6 +89,21 @@ def test_dpi_network_file_roundtrip_and_refusals(tmp_path):
         DPINetwork(config, **{**{k: getattr(net, k) for k in net.array_names}, "weights": net.weights * 0 - 1})
     with pytest.raises(NetworkFileError, match="A Network is for a LIF core"):
         Network(config, *([None] * 8))
+
+
+def test_a_dpi_file_from_before_the_dark_current_floor_reads_without_it(tmp_path):
+    config = CoreConfig(4, 8, model="dpi")
+    net = DPINetwork.random(config, 1)
+    path = net.save(tmp_path / "dpi.npz")
+    with np.load(path) as data:
+        old = {k: data[k] for k in data.files if k != "j_floor"}
+    np.savez(tmp_path / "old.npz", **old)
+    back = Network.load(tmp_path / "old.npz")
+    assert (back.j_floor == 0).all() and (back.weights == net.weights).all()
+    del old["j_dc"]
+    np.savez(tmp_path / "broken.npz", **old)
+    with pytest.raises(NetworkFileError, match="missing the array 'j_dc'"):
+        Network.load(tmp_path / "broken.npz")
 
 
 def test_core_model_loads_a_dpi_network_through_its_port():

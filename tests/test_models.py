@@ -29,7 +29,7 @@ def test_unknown_model_refused():
 @pytest.mark.parametrize("fields, message", [
     ({"threshold": models.Field(11)}, "Model 'toy': field 'threshold' takes region 11, which is 'k_mem''s"),
     ({"gain": models.Field(1)}, "Model 'toy': field 'gain' takes region 1, which is 'threshold''s"),
-    ({"v": models.Field(29)}, "Model 'toy': field 'v' is region 8 elsewhere, not 29"),
+    ({"v": models.Field(30)}, "Model 'toy': field 'v' is region 8 elsewhere, not 30"),
     ({"gain": models.Field(31)}, "Model 'toy': field 'gain' takes region 31, which is 'control''s"),
 ])
 def test_conflicting_regions_refused(fields, message):

@@ -46,3 +46,22 @@ def test_mutated_rtl_is_caught(tmp_path, monkeypatch, sim, mutation):
     report = run_cosim(runner, job, sim, tmp_path / "run")
     assert not report["match"]
     assert "first_spike_mismatch" in report or "state_mismatches" in report
+
+
+def ignore_the_floor(value, floor):
+    return value
+
+
+@pytest.mark.parametrize("sim", ["icarus"])
+def test_dpi_core_without_the_dark_current_floor_is_caught(tmp_path, monkeypatch, sim):
+    from spiketwin.hw.models import dpi as dpi_rtl
+    from spiketwin.twin import DPINetwork
+
+    monkeypatch.setattr(dpi_rtl, "_at_least", ignore_the_floor)
+    config = CoreConfig(8, 16, lanes=2, model="dpi")
+    runner = build(config, sim, tmp_path / "build")
+    monkeypatch.undo()
+    rng = np.random.default_rng(4)
+    job = Job(config, DPINetwork.random(config, 4), random_events(config, 40, rng, 0.2), seed=4)
+    report = run_cosim(runner, job, sim, tmp_path / "run")
+    assert not report["match"] and "state_mismatches" in report

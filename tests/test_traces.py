@@ -23,7 +23,7 @@ from spiketwin.traces import (
 )
 
 DT = 5e-4                       # the float reference's step, for generating and for fitting
-STEPS = Protocol(dc_steps=[(0.1, 0.6, 6e-12), (0.8, 1.6, 14e-12)])    # one step below rheobase, one above
+STEPS = Protocol(dc_steps=[(0.1, 0.6, 8e-12), (0.8, 1.6, 16e-12)])    # one step below rheobase, one above
 NEURON = DPIParams(I_tau=4.6e-12, I_g=430e-12, I_thr=2.3e-9)
 
 
@@ -99,7 +99,7 @@ def test_one_recording_gives_back_its_biases(tmp_path, fmt):
 
 
 def test_an_unknown_dc_level_and_a_synaptic_weight_are_fitted():
-    unknown = Protocol(dc_steps=[(0.1, 0.6, None), (0.8, 1.6, 14e-12)])
+    unknown = Protocol(dc_steps=[(0.1, 0.6, None), (0.8, 1.6, 16e-12)])
     trace = synthetic_trace(NEURON, unknown, 2.0, offset=0.31, seed=1, dt=DT, values={"I_dc_0": 6.5e-12})
     fit = fit_trace(trace, unknown, dt=DT, progress=False)
     assert fit.values["I_dc_0"] == pytest.approx(6.5e-12, rel=0.05)

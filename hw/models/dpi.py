@@ -2,6 +2,8 @@
 
 One product per stage through the lane's multiplier: the four synaptic decays and the
 adaptation's, then ``A[u] * j``, then ``k_mem * d``, each rounded two stages after it is asked for.
+The dark-current floor is read twice: for the synaptic currents once they are summed, and for the
+adaptation's two candidates (spike or none), which the write-back chooses between.
 """
 
 from amaranth.hdl import Mux, Signal, signed
@@ -22,8 +24,9 @@ class DPIUpdate(UpdatePipeline):
     stages = ["UPDATE_READ", *(f"DPI_DECAY_{k}" for k in range(len(_DECAYS) + 1)), "DPI_INPUT", "DPI_GATE",
               "DPI_PROD_A", "DPI_WAIT_A", "DPI_DRIFT", "DPI_PROD_K", "DPI_WAIT_K", "DPI_U", "DPI_C"]
     reads = {"UPDATE_READ": _DECAYS[0],
-             **{f"DPI_DECAY_{k}": _DECAYS[k + 1] if k + 1 < len(_DECAYS) else "j_dc" for k in range(len(_DECAYS) + 1)},
-             "DPI_INPUT": "u_nmda", "DPI_GATE": "u_thr", "DPI_PROD_A": "ahp_jump", "DPI_WAIT_A": "k_mem",
+             **{f"DPI_DECAY_{k}": _DECAYS[k + 1] for k in range(len(_DECAYS) - 1)},
+             f"DPI_DECAY_{len(_DECAYS) - 1}": "j_floor", f"DPI_DECAY_{len(_DECAYS)}": "j_dc",
+             "DPI_INPUT": "u_nmda", "DPI_GATE": "u_thr", "DPI_PROD_A": "ahp_jump", "DPI_WAIT_A": "j_floor",
              "DPI_DRIFT": "k_mem", "DPI_PROD_K": "refractory", "DPI_WAIT_K": "refractory", "DPI_U": "refractory"}
     #: parameters held in a register from their read until the write-back
     held = ("u_thr", "ahp_jump", "refractory")
@@ -47,23 +50,32 @@ class DPIUpdate(UpdatePipeline):
         mems, param, rounded = ctx.mems, ctx.param, ctx.rounded
         wide = signed(fmt.width + 3)
         regs = {name: [Signal(signed(fmt.width), name=f"{name}_{l}") for l in lanes]
-                for name in (*(f"new_{t}" for t in SYNAPSE_TYPES), "ahp_decay", "j", "sh", "d", "u_int")}
+                for name in (*(f"new_{t}" for t in SYNAPSE_TYPES), "ahp_decay", "ahp_quiet", "ahp_fired", "j", "sh",
+                             "d", "u_int")}
         j_part = [Signal(wide, name=f"j_part_{l}") for l in lanes]
         held = {name: [Signal(ctx.param(l, name).shape(), name=f"{name}_r_{l}") for l in lanes] for name in self.held}
 
         with m.State("UPDATE_READ"):
             ctx.stage("DPI_DECAY_0")
-        for k in range(len(_DECAYS) + 1):               # DPI_DECAY_k: product k, sum k - 2
+        last = len(_DECAYS)
+        for k in range(last + 1):                       # DPI_DECAY_k: product k, sum k - 2
             with m.State(f"DPI_DECAY_{k}"):
-                ctx.stage(f"DPI_DECAY_{k + 1}" if k < len(_DECAYS) else "DPI_INPUT")
+                ctx.stage(f"DPI_DECAY_{k + 1}" if k < last else "DPI_INPUT")
                 for lane in lanes:
-                    if k < len(_DECAYS):
+                    if k < last:
                         st = mems[lane]["ahp" if k == len(SYNAPSE_TYPES) else f"syn_{SYNAPSE_TYPES[k]}"][0].data
                         m.d.comb += [ctx.mul_a[lane].eq(param(lane, _DECAYS[k])), ctx.mul_b[lane].eq(st)]
                     if k >= 2:
                         t = SYNAPSE_TYPES[k - 2]
                         acc = mems[lane][f"acc_{t}"][0].data
-                        m.d.sync += regs[f"new_{t}"][lane].eq(arith.saturate(rounded[lane] + acc, fmt))
+                        total = arith.saturate(rounded[lane] + acc, fmt)
+                        if k == last:                   # and every current on the floor
+                            floor = param(lane, "j_floor")
+                            m.d.sync += regs[f"new_{t}"][lane].eq(_at_least(total, floor))
+                            m.d.sync += [regs[f"new_{s}"][lane].eq(_at_least(regs[f"new_{s}"][lane], floor))
+                                         for s in SYNAPSE_TYPES[:-1]]
+                        else:
+                            m.d.sync += regs[f"new_{t}"][lane].eq(total)
         with m.State("DPI_INPUT"):                    # the adaptation's decay; input terms; shunt
             ctx.stage("DPI_GATE")
             for lane in lanes:
@@ -87,11 +99,15 @@ class DPIUpdate(UpdatePipeline):
             ctx.stage("DPI_DRIFT")
             for lane in lanes:
                 m.d.sync += held["ahp_jump"][lane].eq(param(lane, "ahp_jump"))
-        with m.State("DPI_DRIFT"):                    # d = sat(A j + B - 1 - sh)
+        with m.State("DPI_DRIFT"):                    # d = sat(A j + B - 1 - sh); the adaptation's candidates
             ctx.stage("DPI_PROD_K")
             for lane in lanes:
                 b = mems[lane]["lut_b"][0].data
-                m.d.sync += regs["d"][lane].eq(arith.saturate(rounded[lane] + b - fmt.one - regs["sh"][lane], fmt))
+                r, floor = {name: sig[lane] for name, sig in regs.items()}, param(lane, "j_floor")
+                fired = arith.saturate(r["ahp_decay"] + held["ahp_jump"][lane], fmt)
+                m.d.sync += [r["d"].eq(arith.saturate(rounded[lane] + b - fmt.one - r["sh"], fmt)),
+                             r["ahp_quiet"].eq(_at_least(r["ahp_decay"], floor)),
+                             r["ahp_fired"].eq(_at_least(fired, floor))]
         with m.State("DPI_PROD_K"):                   # k_mem * d
             ctx.stage("DPI_WAIT_K")
             for lane in lanes:
@@ -108,12 +124,10 @@ class DPIUpdate(UpdatePipeline):
             ctx.finish()
             for lane in lanes:
                 self._writeback(m, mems[lane], {name: sig[lane] for name, sig in regs.items()},
-                                held["u_thr"][lane], held["ahp_jump"][lane], held["refractory"][lane],
-                                ctx.fired[lane], ctx.group)
+                                held["u_thr"][lane], held["refractory"][lane], ctx.fired[lane], ctx.group)
 
-    def _writeback(self, m, ports, r, u_thr, ahp_jump, refractory, fired, g):
+    def _writeback(self, m, ports, r, u_thr, refractory, fired, g):
         """The end of the update for one lane: spike, reset, state written at ``g``."""
-        fmt = self.config.fmt
         ref_count = ports["ref_count"][0].data
         spike = Signal()
         active = ref_count == 0
@@ -124,6 +138,11 @@ class DPIUpdate(UpdatePipeline):
         m.d.comb += [wr[f"acc_{t}"].data.eq(0) for t in SYNAPSE_TYPES]
         m.d.comb += [wr[f"syn_{t}"].data.eq(r[f"new_{t}"]) for t in SYNAPSE_TYPES]
         m.d.comb += [wr["u"].data.eq(Mux(active & ~spike, r["u_int"], 0)),
-                     wr["ahp"].data.eq(arith.saturate(r["ahp_decay"] + Mux(spike, ahp_jump, 0), fmt)),
+                     wr["ahp"].data.eq(Mux(spike, r["ahp_fired"], r["ahp_quiet"])),
                      wr["ref_count"].data.eq(Mux(spike, refractory, Mux(active, 0, ref_count - 1)))]
         m.d.sync += fired.eq(spike)
+
+
+def _at_least(value, floor):
+    """``max(floor, value)``."""
+    return Mux(value < floor, floor, value)

@@ -12,13 +12,26 @@ from ..errors import InvalidValue
 from .common import at_least
 
 
+def _constants(args):
+    """The process constants, with the dark-current floor unless ``--no-dark-floor``."""
+    from ..dpi import DPIConstants
+
+    return DPIConstants(dark_floor=not args.no_dark_floor)
+
+
+def _add_floor_arg(p) -> None:
+    p.add_argument("--no-dark-floor", action="store_true",
+                   help="let synaptic and adaptation currents decay to 0, not rest at the dark current I0 "
+                        "(the idealised equations; docs/models.md)")
+
+
 def cmd_dpi_resonator(args) -> int:
     """Tune a DPI neuron's threshold and leak biases until it fires at the target rate."""
     from ..dpi import resonator_experiment
     from ..plots import plot_resonator
 
     at_least("epochs", args.epochs, 1)
-    summary, sims = resonator_experiment(args.target, args.dc, args.epochs, args.duration, args.dt)
+    summary, sims = resonator_experiment(args.target, args.dc, args.epochs, args.duration, args.dt, _constants(args))
     text = json.dumps(summary, indent=1)
     print(text)
     if args.json:
@@ -55,12 +68,12 @@ def cmd_dpi_digits01(args) -> int:
 
         measured = chip_params(args.chip)
     summary, model = digits01_experiment(args.epochs, args.chips, args.fan_in, args.max_rate, args.duration, args.seed,
-                                         mismatch, measured)
+                                         mismatch, measured, _constants(args))
     print(json.dumps({k: v for k, v in summary.items() if k not in ("ampa", "gaba_a")}, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=1))
     if args.out:
-        net = classifier_network(model, "digits01")
+        net = classifier_network(model, "digits01", _constants(args))
         net.meta.update(q88_core_accuracy_without_mismatch=summary["q88_core_accuracy_without_mismatch"],
                         q88_core_mismatch_mean=summary["q88_core_mismatch_mean"],
                         q88_core_mismatch_min=summary["q88_core_mismatch_min"], seed=args.seed)
@@ -82,13 +95,15 @@ def cmd_calibrate_dpi(args) -> int:
         raise InvalidValue(f"--out {args.out}: no folder {Path(args.out).parent} to write it in")
     protocol = Protocol.load(args.protocol)
     traces = [read_trace(path) for path in args.traces]
-    fits, profile = fit_traces(traces, protocol, dt=args.dt, fit_t_ref=args.fit_t_ref, max_iter=args.max_iter)
+    fits, profile = fit_traces(traces, protocol, constants=_constants(args), dt=args.dt, fit_t_ref=args.fit_t_ref,
+                               max_iter=args.max_iter)
     for fit in fits:
         print(fit.describe())
     if len(fits) > 1:
         print(f"spread over the {len(fits)} recordings:")
         print("\n".join("  " + line for line in profile.describe()))
-    chip = {"protocol": protocol.to_dict(), "dt": args.dt, "traces": [f.to_dict() for f in fits],
+    chip = {"protocol": protocol.to_dict(), "dt": args.dt, "dark_floor": not args.no_dark_floor,
+            "traces": [f.to_dict() for f in fits],
             "profile": json.loads(profile.to_json())}
     tmp = Path(args.out).with_name(Path(args.out).name + ".partial")
     tmp.write_text(json.dumps(chip, indent=1))
@@ -122,6 +137,7 @@ def add_parsers(sub) -> None:
     cd.add_argument("--plot", type=Path, metavar="DIR", help="each recording against its fit, and the spread (PNG)")
     cd.add_argument("--out", type=Path, default=Path("chip.json"),
                     help="per recording the fitted values with 95%% intervals and RMS error, and the profile")
+    _add_floor_arg(cd)
     cd.set_defaults(func=cmd_calibrate_dpi)
 
     dr = sub.add_parser("dpi-resonator", help="tune a DPI neuron's biases to fire at a target rate (ARCANA 4.1)")
@@ -132,6 +148,7 @@ def add_parsers(sub) -> None:
     dr.add_argument("--duration", type=float, default=4.0, help="seconds of the traces before and after")
     dr.add_argument("--json", type=Path)
     dr.add_argument("--plot", type=Path, default=Path("dpi_resonator.png"))
+    _add_floor_arg(dr)
     dr.set_defaults(func=cmd_dpi_resonator)
 
     dd = sub.add_parser("dpi-digits01", help="0-vs-1 digits, integer DPI synapse counts, mismatch (ARCANA 4.2)")
@@ -150,4 +167,5 @@ def add_parsers(sub) -> None:
     dd.add_argument("--out", type=Path, help="save the nominal chip as a DPI core network file (a classifier that "
                                              "verify, build, sim-board and run take)")
     dd.add_argument("--plot", type=Path, default=Path("dpi_digits01.png"))
+    _add_floor_arg(dd)
     dd.set_defaults(func=cmd_dpi_digits01)

@@ -55,6 +55,9 @@ class DPINetwork(NetworkArrays):
         Index into :data:`SYNAPSE_TYPES` (AMPA, NMDA, GABAa, GABAb).
     decay_ampa, decay_nmda, decay_gaba_a, decay_gaba_b, decay_ahp : int arrays [n_neurons]
         Per-step decay factors ``exp(-dt / tau)``, raw, in ``[0, fmt.one]``.
+    j_floor : int array [n_neurons]
+        The dark current ``I0``, non-negative: no synaptic or adaptation current goes below it
+        (0: they decay to 0). A network file without it (written before the floor) reads as 0.
     j_dc : int array [n_neurons]
         DC input current, non-negative.
     u_nmda : int array [n_neurons]
@@ -80,6 +83,7 @@ class DPINetwork(NetworkArrays):
     decay_gaba_a: np.ndarray
     decay_gaba_b: np.ndarray
     decay_ahp: np.ndarray
+    j_floor: np.ndarray
     j_dc: np.ndarray
     u_nmda: np.ndarray
     k_mem: np.ndarray
@@ -91,6 +95,7 @@ class DPINetwork(NetworkArrays):
     meta: dict = field(default_factory=dict)
 
     MODEL = "dpi"
+    OPTIONAL = {"j_floor": 0}                # the model before the dark-current floor
 
     def expected_shape(self, name: str) -> tuple:
         c = self.config
@@ -106,7 +111,7 @@ class DPINetwork(NetworkArrays):
             return 0, len(SYNAPSE_TYPES) - 1
         if name.startswith("decay_") or name == "k_mem":
             return 0, c.fmt.one
-        if name in ("j_dc", "ahp_jump", "lut_a", "lut_b"):
+        if name in ("j_dc", "j_floor", "ahp_jump", "lut_a", "lut_b"):
             return 0, c.fmt.max_raw
         return self.field_range(name)
 
@@ -150,18 +155,21 @@ class DPINetwork(NetworkArrays):
         ahp_jump[rng.random(n) < 0.15] = 120 * one         # one spike nearly saturates the adaptation
         lut_a = np.round(one / (1 + np.exp(np.arange(DPI_LUT_SIZE) / 16 - 5))).astype(np.int64)
         lut_b = np.minimum(np.round(np.exp(np.arange(DPI_LUT_SIZE) / 24 - 4) * one), fmt.max_raw).astype(np.int64)
-        return cls(config, weights, syn_type, **decays,
-                   j_dc=j_dc, u_nmda=rng.integers(0, 8 * one, size=n),
-                   k_mem=rng.integers(one // 16, one // 2, size=n), u_thr=u_thr,
-                   ahp_jump=ahp_jump, refractory=rng.integers(0, 4, size=n),
-                   lut_a=lut_a, lut_b=lut_b)
+        u_nmda, k_mem = rng.integers(0, 8 * one, size=n), rng.integers(one // 16, one // 2, size=n)
+        refractory = rng.integers(0, 4, size=n)
+        j_floor = rng.integers(0, one // 2, size=n)         # the dark current: I0 / I_tau is about 0.12
+        j_floor[rng.random(n) < 0.2] = 0
+        high = rng.random(n) < 0.1                          # above what decays and events bring
+        j_floor[high] = rng.integers(one, 8 * one, size=int(high.sum()))
+        return cls(config, weights, syn_type, **decays, j_floor=j_floor, j_dc=j_dc, u_nmda=u_nmda, k_mem=k_mem,
+                   u_thr=u_thr, ahp_jump=ahp_jump, refractory=refractory, lut_a=lut_a, lut_b=lut_b)
 
     @classmethod
     def zeros(cls, config: CoreConfig) -> DPINetwork:
         n, z = config.n_neurons, np.zeros(config.n_neurons, np.int64)
         zw = np.zeros((config.n_sources, n), np.int64)
         return cls(config, zw, zw.copy(), **{f"decay_{t}": z.copy() for t in (*SYNAPSE_TYPES, "ahp")},
-                   j_dc=z.copy(), u_nmda=z.copy(), k_mem=z.copy(), u_thr=z + config.fmt.max_raw,
+                   j_floor=z.copy(), j_dc=z.copy(), u_nmda=z.copy(), k_mem=z.copy(), u_thr=z + config.fmt.max_raw,
                    ahp_jump=z.copy(), refractory=z.copy(), lut_a=np.zeros(DPI_LUT_SIZE, np.int64),
                    lut_b=np.zeros(DPI_LUT_SIZE, np.int64))
 
@@ -186,6 +194,15 @@ class DPIState:
         shape = (*batch, config.n_neurons)
         return cls(*(np.zeros(shape, np.int64) for _ in range(7)), np.zeros(shape, bool))
 
+    @classmethod
+    def at_rest(cls, net: DPINetwork, batch: tuple = ()) -> DPIState:
+        """The state a core reaches after one step without input from a cleared state: u = 0 and
+        every synaptic and adaptation current on its dark-current floor (as the float reference starts)."""
+        state = cls.zeros(net.config, batch)
+        for name in (*(f"syn_{t}" for t in SYNAPSE_TYPES), "ahp"):
+            getattr(state, name)[...] = net.j_floor
+        return state
+
 
 def lut_index(u: np.ndarray) -> np.ndarray:
     """The lookup-table entry of raw u: ``clip(u >> DPI_LUT_SHIFT, 0, DPI_LUT_SIZE - 1)``."""
@@ -198,20 +215,20 @@ def dpi_step(config: CoreConfig, net: DPINetwork, state: DPIState, acc: np.ndarr
 
     With ``sat`` the format's saturation and ``mul`` its product (:mod:`spiketwin.fixedpoint`):
 
-    - each synaptic current ``s' = sat(mul(decay_s, s) + acc_s)``;
+    - each synaptic current ``s' = max(j_floor, sat(mul(decay_s, s) + acc_s))`` (it rests at the dark current);
     - input ``j = max(0, sat(j_dc + ampa' + [u > u_nmda] nmda' - gaba_a'))``, shunt
       ``sh = sat(ahp + gaba_b')`` (the adaptation current of the previous step);
     - drift ``d = sat(mul(A[u], j) + B[u] - 1 - sh)`` with ``A``, ``B`` the tables at ``lut_index(u)``;
     - ``u_int = max(0, sat(u + mul(k_mem, d)))``; a neuron not refractory fires when
       ``u_int >= u_thr``, and then u = 0 and the counter is loaded from ``refractory``; a
       refractory neuron is held at u = 0 and decrements its counter;
-    - ``ahp' = sat(mul(decay_ahp, ahp) + [fired] ahp_jump)``.
+    - ``ahp' = max(j_floor, sat(mul(decay_ahp, ahp) + [fired] ahp_jump))``.
 
     This is eq. 2a of the ARCANA paper written for u = ln(I_mem / I0):
     ``tau du/dt = (I_g / (I_mem + I_g)) I_in / I_tau + I_fb / I_tau - 1 - I_sh / I_tau``.
     """
     fmt = config.fmt
-    syn = {t: fx.mac(getattr(net, f"decay_{t}"), getattr(state, f"syn_{t}"), acc[k], fmt=fmt)
+    syn = {t: np.maximum(net.j_floor, fx.mac(getattr(net, f"decay_{t}"), getattr(state, f"syn_{t}"), acc[k], fmt=fmt))
            for k, t in enumerate(SYNAPSE_TYPES)}
     gate = state.u > net.u_nmda
     j = np.maximum(fx.add(net.j_dc, syn["ampa"], np.where(gate, syn["nmda"], 0), -syn["gaba_a"], fmt=fmt), 0)
@@ -223,7 +240,7 @@ def dpi_step(config: CoreConfig, net: DPINetwork, state: DPIState, acc: np.ndarr
     fired = active & (u_int >= net.u_thr)
     u = np.where(active & ~fired, u_int, 0)
     ref = np.where(fired, net.refractory, np.where(active, 0, state.ref_count - 1))
-    ahp = fx.mac(net.decay_ahp, state.ahp, np.where(fired, net.ahp_jump, 0), fmt=fmt)
+    ahp = np.maximum(net.j_floor, fx.mac(net.decay_ahp, state.ahp, np.where(fired, net.ahp_jump, 0), fmt=fmt))
     return fired, DPIState(u, syn["ampa"], syn["nmda"], syn["gaba_a"], syn["gaba_b"], ahp, ref, fired)
 
 
@@ -256,9 +273,11 @@ def _memory_map_notes(config: CoreConfig) -> dict:
 def measure(probe) -> dict:
     """Every DPI parameter and weight of a board's neurons, from their behaviour (``characterize``).
 
-    The probes set the tables, ``k_mem``, ``j_dc`` and the thresholds to known values where a
-    measurement needs the drift known (each restored after):
+    The probes set the tables, ``k_mem``, ``j_dc``, ``j_floor`` and the thresholds to known values
+    where a measurement needs the drift known (each restored after):
 
+    - ``j_floor``: every current one step after a cleared state without input (it rests on its
+      floor); the floor is then set to 0 for the other probes;
     - with both tables 0 and ``u_thr`` at the maximum (no spike: the drift is then
       ``-1 - shunt``): the five decays from one step of each current written as 64 (exact
       products), and ``k_mem`` from one step of u = 64 (``u' = 64 - k_mem``);
@@ -282,6 +301,9 @@ def measure(probe) -> dict:
     probe.control("lut_a", 0)
     probe.control("lut_b", 0)
     probe.control("u_thr", top)
+    probe.step()
+    m["j_floor"] = probe.get("syn_ampa")
+    probe.control("j_floor", 0)
     probe.step({name: big for name in (*currents, "ahp")})
     for name in (*SYNAPSE_TYPES, "ahp"):
         m[f"decay_{name}"] = probe.get("ahp" if name == "ahp" else f"syn_{name}") // 64
@@ -375,8 +397,8 @@ DPI = NeuronModel(
     summary="DPI-approximating neurons (u = ln(I_mem / I0), four synapse types, adaptation)",
     # in the order the update reads them
     params={"decay_ampa": Field(15), "decay_nmda": Field(16), "decay_gaba_a": Field(17), "decay_gaba_b": Field(18),
-            "decay_ahp": Field(19), "j_dc": Field(13), "u_nmda": Field(14), "k_mem": Field(11), "u_thr": Field(12),
-            "ahp_jump": Field(20), "refractory": Field(7, "count")},
+            "decay_ahp": Field(19), "j_floor": Field(29), "j_dc": Field(13), "u_nmda": Field(14), "k_mem": Field(11),
+            "u_thr": Field(12), "ahp_jump": Field(20), "refractory": Field(7, "count")},
     state={"u": Field(21), "syn_ampa": Field(22), "syn_nmda": Field(23), "syn_gaba_a": Field(24),
            "syn_gaba_b": Field(25), "ahp": Field(26), "ref_count": Field(10, "count")},
     tables={"lut_a": Field(27), "lut_b": Field(28)},

@@ -13,9 +13,9 @@ from .kernel import gather_events, mul, njit, prange, sat
 STATE = ("u", *(f"syn_{t}" for t in SYNAPSE_TYPES), "ahp", "ref_count")
 #: The per-neuron parameters in the kernel's order (its ``params`` rows).
 PARAMS = (*(f"decay_{t}" for t in SYNAPSE_TYPES), "decay_ahp", "j_dc", "u_nmda", "k_mem", "u_thr", "ahp_jump",
-          "refractory")
+          "refractory", "j_floor")
 U, AMPA, NMDA, GABA_A, GABA_B, AHP, REF = range(len(STATE))
-DECAY_AHP, J_DC, U_NMDA, K_MEM, U_THR, AHP_JUMP, REFRACTORY = range(4, len(PARAMS))
+DECAY_AHP, J_DC, U_NMDA, K_MEM, U_THR, AHP_JUMP, REFRACTORY, J_FLOOR = range(4, len(PARAMS))
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -30,9 +30,10 @@ def _kernel(events, steps, weights, params, lut_a, lut_b, state, spikes, acc, ro
             gather_events(acc[b], weights, events, b, t, given, spikes, rows[b])
             for j in range(n):
                 u = state[U, b, j]
+                floor = params[J_FLOOR, j]
                 for k in range(planes):
-                    state[AMPA + k, b, j] = sat(mul(params[k, j], state[AMPA + k, b, j], frac, pos, neg, lo, hi)
-                                                + acc[b, k, j], lo, hi)
+                    state[AMPA + k, b, j] = max(floor, sat(mul(params[k, j], state[AMPA + k, b, j], frac, pos, neg,
+                                                               lo, hi) + acc[b, k, j], lo, hi))
                 nmda = state[NMDA, b, j] if u > params[U_NMDA, j] else 0
                 drive = max(sat(params[J_DC, j] + state[AMPA, b, j] + nmda - state[GABA_A, b, j], lo, hi), 0)
                 shunt = sat(state[AHP, b, j] + state[GABA_B, b, j], lo, hi)
@@ -47,8 +48,8 @@ def _kernel(events, steps, weights, params, lut_a, lut_b, state, spikes, acc, ro
                 elif not active:
                     state[REF, b, j] -= 1
                 jump = params[AHP_JUMP, j] if fired else 0
-                state[AHP, b, j] = sat(mul(params[DECAY_AHP, j], state[AHP, b, j], frac, pos, neg, lo, hi) + jump,
-                                       lo, hi)
+                state[AHP, b, j] = max(floor, sat(mul(params[DECAY_AHP, j], state[AHP, b, j], frac, pos, neg, lo, hi)
+                                                  + jump, lo, hi))
                 spikes[b, j] = fired
                 out[b, t, j] = fired
             if record:
