@@ -2,8 +2,10 @@
 
 One product per stage through the lane's multiplier: the four synaptic decays and the
 adaptation's, then ``A[u] * j``, then ``k_mem * d``, each rounded two stages after it is asked for.
-The dark-current floor is read twice: for the synaptic currents once they are summed, and for the
-adaptation's two candidates (spike or none), which the write-back chooses between.
+The dark-current floor is read once, in the last decay stage, and held: AMPA, NMDA and GABAa are
+raised to it there (from their registers), GABAb in the next stage (its sum is the stage's long
+path), and the adaptation's two candidates (spike or none) in DPI_DRIFT, so that the write-back
+only chooses between them.
 """
 
 from amaranth.hdl import Mux, Signal, signed
@@ -26,10 +28,10 @@ class DPIUpdate(UpdatePipeline):
     reads = {"UPDATE_READ": _DECAYS[0],
              **{f"DPI_DECAY_{k}": _DECAYS[k + 1] for k in range(len(_DECAYS) - 1)},
              f"DPI_DECAY_{len(_DECAYS) - 1}": "j_floor", f"DPI_DECAY_{len(_DECAYS)}": "j_dc",
-             "DPI_INPUT": "u_nmda", "DPI_GATE": "u_thr", "DPI_PROD_A": "ahp_jump", "DPI_WAIT_A": "j_floor",
+             "DPI_INPUT": "u_nmda", "DPI_GATE": "u_thr", "DPI_PROD_A": "ahp_jump", "DPI_WAIT_A": "k_mem",
              "DPI_DRIFT": "k_mem", "DPI_PROD_K": "refractory", "DPI_WAIT_K": "refractory", "DPI_U": "refractory"}
     #: parameters held in a register from their read until the write-back
-    held = ("u_thr", "ahp_jump", "refractory")
+    held = ("j_floor", "u_thr", "ahp_jump", "refractory")
 
     def accumulate(self, weight):
         """A weight word carries its synapse type above its magnitude: the magnitude goes to that
@@ -68,21 +70,20 @@ class DPIUpdate(UpdatePipeline):
                     if k >= 2:
                         t = SYNAPSE_TYPES[k - 2]
                         acc = mems[lane][f"acc_{t}"][0].data
-                        total = arith.saturate(rounded[lane] + acc, fmt)
-                        if k == last:                   # and every current on the floor
-                            floor = param(lane, "j_floor")
-                            m.d.sync += regs[f"new_{t}"][lane].eq(_at_least(total, floor))
-                            m.d.sync += [regs[f"new_{s}"][lane].eq(_at_least(regs[f"new_{s}"][lane], floor))
-                                         for s in SYNAPSE_TYPES[:-1]]
-                        else:
-                            m.d.sync += regs[f"new_{t}"][lane].eq(total)
-        with m.State("DPI_INPUT"):                    # the adaptation's decay; input terms; shunt
+                        m.d.sync += regs[f"new_{t}"][lane].eq(arith.saturate(rounded[lane] + acc, fmt))
+                    if k == last:                       # the floor: held, and the first three currents on it
+                        floor = param(lane, "j_floor")
+                        m.d.sync += held["j_floor"][lane].eq(floor)
+                        m.d.sync += [regs[f"new_{s}"][lane].eq(_at_least(regs[f"new_{s}"][lane], floor))
+                                     for s in SYNAPSE_TYPES[:-1]]
+        with m.State("DPI_INPUT"):                    # the adaptation's decay; input terms; GABAb floored; shunt
             ctx.stage("DPI_GATE")
             for lane in lanes:
                 r = {name: sig[lane] for name, sig in regs.items()}
-                m.d.sync += [r["ahp_decay"].eq(rounded[lane]),
+                gaba_b = _at_least(r["new_gaba_b"], held["j_floor"][lane])
+                m.d.sync += [r["ahp_decay"].eq(rounded[lane]), r["new_gaba_b"].eq(gaba_b),
                              j_part[lane].eq(param(lane, "j_dc") + r["new_ampa"] - r["new_gaba_a"]),
-                             r["sh"].eq(arith.saturate(mems[lane]["ahp"][0].data + r["new_gaba_b"], fmt))]
+                             r["sh"].eq(arith.saturate(mems[lane]["ahp"][0].data + gaba_b, fmt))]
         with m.State("DPI_GATE"):                     # j = max(0, sat(... + [u > u_nmda] nmda))
             ctx.stage("DPI_PROD_A")
             for lane in lanes:
@@ -103,7 +104,7 @@ class DPIUpdate(UpdatePipeline):
             ctx.stage("DPI_PROD_K")
             for lane in lanes:
                 b = mems[lane]["lut_b"][0].data
-                r, floor = {name: sig[lane] for name, sig in regs.items()}, param(lane, "j_floor")
+                r, floor = {name: sig[lane] for name, sig in regs.items()}, held["j_floor"][lane]
                 fired = arith.saturate(r["ahp_decay"] + held["ahp_jump"][lane], fmt)
                 m.d.sync += [r["d"].eq(arith.saturate(rounded[lane] + b - fmt.one - r["sh"], fmt)),
                              r["ahp_quiet"].eq(_at_least(r["ahp_decay"], floor)),
