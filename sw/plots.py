@@ -220,3 +220,36 @@ def plot_fitted_biases(fits, profile, path: Path) -> Path:
         ax.yaxis.get_major_locator().set_params(integer=True)
     return _save(fig, path)
 
+
+def plot_counterexample(values: dict, violated: str | None, path: Path, widths: dict | None = None) -> Path:
+    """A formal counterexample (:func:`spiketwin.formal.read_vcd`) as a waveform: a row per top-level
+    signal, one-bit signals as levels, wider ones as value bands (signed where ``widths`` gives a
+    negative width), the last cycle being where ``violated`` fails."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    widths = widths or {}
+    rows = {name: v for name, v in values.items() if v and name not in ("clk", "rst")}
+    end = max((t for v in rows.values() for t, _ in v), default=0) // 10 + 1
+    fig, axes = plt.subplots(len(rows), 1, figsize=(9, 0.55 * len(rows) + 1.2), sharex=True, squeeze=False)
+    for ax, (name, changes) in zip(axes[:, 0], rows.items(), strict=True):
+        cycles = [t // 10 for t, _ in changes] + [end]
+        w = widths.get(name, 0)
+        for (start, v), stop in zip(zip(cycles, (v for _, v in changes), strict=False), cycles[1:], strict=False):
+            if w == 1 or (w == 0 and max(x for _, x in changes) <= 1):
+                ax.plot([start, stop], [v, v], color="C0", lw=1.5)
+                ax.plot([start, start], [0, 1], color="C0", lw=0.4)
+                continue
+            value = v - (1 << -w) if w < 0 and v >> (-w - 1) else v
+            ax.fill_between([start + 0.05, stop - 0.05], 0.1, 0.9, color="C0", alpha=0.15)
+            ax.text((start + stop) / 2, 0.5, str(value), ha="center", va="center", fontsize=7)
+        ax.set_ylim(-0.2, 1.2)
+        ax.set_yticks([])
+        ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+    axes[-1, 0].set_xlim(0, end)
+    axes[-1, 0].set_xticks(range(end + 1))
+    axes[-1, 0].set_xlabel("cycle")
+    axes[0, 0].set_title(f"counterexample: '{violated or 'a property'}' fails in cycle {end - 1}", fontsize=9)
+    return _save(fig, path)

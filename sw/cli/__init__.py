@@ -2,7 +2,7 @@
 
 One module per command group (``core``: verilog, verify; ``training``: train, evaluate,
 fit-profile; ``board``: build, flash, sim-board, run, characterize; ``dpi``: the ARCANA
-experiments, calibrate-dpi; ``interop``: import-nir, export-nir; ``flow``: the main job). A
+experiments, calibrate-dpi; ``interop``: import-nir, export-nir; ``formal``: prove; ``flow``: the main job). A
 :class:`spiketwin.errors.UserError` (or a path that cannot be opened) ends a command with one line on
 stderr and exit status 2; any other exception is a bug and keeps its traceback.
 """
@@ -13,11 +13,11 @@ import argparse
 import sys
 
 from ..errors import UserError
-from . import board, core, dpi, flow, interop, training
+from . import board, core, dpi, flow, formal, interop, training
 
 __all__ = ["main", "build_parser"]
 
-_GROUPS = (core, training, board, dpi, interop, flow)
+_GROUPS = (core, training, board, dpi, interop, formal, flow)
 
 
 def build_parser() -> argparse.ArgumentParser:
