@@ -67,6 +67,12 @@ class Checks:
     def cover(self, test, name: str) -> None:
         self._add(Cover, test, name)
 
+    def constant(self, shape, name: str) -> Signal:
+        """A free input the solver chooses once: the same in every cycle."""
+        s = self.free(shape, name)
+        self.assume(~self.started() | (s == self.past(s, f"{name}_was")), f"{name} is constant")
+        return s
+
     def past(self, value, name: str) -> Signal:
         """``value`` one cycle ago (its reset value in the first cycle)."""
         s = Signal.like(value, name=name)
@@ -127,23 +133,29 @@ class Result:
         return head
 
 
+#: The modules of proofs, each with its ``COMPONENTS`` and ``jobs()``.
+_MODULES = ("arith", "slip", "update")
+
+
+def _modules():
+    from importlib import import_module
+
+    return [import_module(f"{__name__}.{name}") for name in _MODULES]
+
+
 def components() -> dict[str, str]:
     """Each component with proofs, and what they promise."""
-    from . import arith, slip
-
-    return {**arith.COMPONENTS, **slip.COMPONENTS}
+    return {name: promise for mod in _modules() for name, promise in mod.COMPONENTS.items()}
 
 
 def jobs(component: str | None = None, depth: int | None = None) -> list[Job]:
     """Every job (of ``component``), the bounded ones at ``depth`` cycles if given."""
     from dataclasses import replace
 
-    from . import arith, slip
-
     known = components()
     if component is not None and component not in known:
         raise UserError(f"no proofs for component {component!r}; the components are {', '.join(known)}")
-    out = [j for j in (*arith.jobs(), *slip.jobs()) if component in (None, j.component)]
+    out = [j for mod in _modules() for j in mod.jobs() if component in (None, j.component)]
     if depth is not None:
         if depth < 1:
             raise UserError(f"--depth must be at least 1, not {depth}")

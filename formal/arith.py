@@ -33,29 +33,41 @@ def _biases(rounding: str, f: int) -> tuple[int, int]:
     return (1 << (f - 1)) - 1, 1 << (f - 1)
 
 
+def sat(v, fmt: QFormat):
+    """docs/contract.md, ``sat``: ``v`` clamped to the format's range."""
+    lo, hi = fmt.min_raw, fmt.max_raw
+    return Mux(v > hi, hi, Mux(v < lo, lo, v))
+
+
+def product(p, fmt: QFormat):
+    """docs/contract.md, ``mul``: the exact product ``p`` rounded to the format, then saturated."""
+    neg, pos = _biases(fmt.rounding, fmt.frac_bits)
+    return sat((p + Mux(p < 0, neg, pos)) >> fmt.frac_bits, fmt)
+
+
+def mul(a, b, fmt: QFormat):
+    """docs/contract.md, ``mul(a, b)``."""
+    return product(a * b, fmt)
+
+
 def harness(fmt: QFormat, acc_width: int) -> Checks:
     c = Checks()
     w, f = fmt.width, fmt.frac_bits
-    lo, hi = -(1 << (w - 1)), (1 << (w - 1)) - 1
-
-    def clamp(v):
-        return Mux(v > hi, hi, Mux(v < lo, lo, v))
-
+    lo, hi = fmt.min_raw, fmt.max_raw
     p = c.free(signed(2 * w), "product")
     x = c.free(signed(acc_width + 1), "wide")
     acc, word = c.free(signed(acc_width), "acc"), c.free(signed(w), "word")
-    neg, pos = _biases(fmt.rounding, f)
-    product = arith.round_product(p, fmt)
-    c.require(product == clamp((p + Mux(p < 0, neg, pos)) >> f), f"product rounded ({fmt.rounding}), saturated")
-    c.require(arith.saturate(x, fmt) == clamp(x), "saturate")
-    c.require(arith.saturate(acc + word, fmt) == clamp(acc + word), "fold sat(acc + word)")
-    c.cover(product == hi, "a product saturates high")
-    c.cover(product == lo, "a product saturates low")
+    rounded = arith.round_product(p, fmt)
+    c.require(rounded == product(p, fmt), f"product rounded ({fmt.rounding}), saturated")
+    c.require(arith.saturate(x, fmt) == sat(x, fmt), "saturate")
+    c.require(arith.saturate(acc + word, fmt) == sat(acc + word, fmt), "fold sat(acc + word)")
+    c.cover(rounded == hi, "a product saturates high")
+    c.cover(rounded == lo, "a product saturates low")
     c.cover(arith.saturate(acc + word, fmt) == lo, "a fold saturates low")
     if fmt.rounding != "floor":         # the modes that round a negative product up
-        c.cover((p < 0) & (p[:f] != 0) & (product == (p >> f) + 1), "a negative product rounds up")
+        c.cover((p < 0) & (p[:f] != 0) & (rounded == (p >> f) + 1), "a negative product rounds up")
     if fmt.rounding == "nearest":
-        c.cover((p > 0) & (product == (p >> f) + 1), "a positive product rounds up")
+        c.cover((p > 0) & (rounded == (p >> f) + 1), "a positive product rounds up")
     return c
 
 

@@ -1,10 +1,12 @@
 """Gateware for the arithmetic of :mod:`spiketwin.fixedpoint`: same rounding constants, same saturation."""
 
-from amaranth.hdl import Cat, Mux, Value
+import operator
+
+from amaranth.hdl import Cat, Mux, Signal, Value, signed
 
 from spiketwin.fixedpoint import QFormat
 
-__all__ = ["saturate", "round_product"]
+__all__ = ["saturate", "round_product", "multiplier"]
 
 
 def saturate(value: Value, fmt: QFormat) -> Value:
@@ -44,3 +46,15 @@ def round_product(p: Value, fmt: QFormat) -> Value:
     total = hi[:fmt.width] + carry                       # fmt.width + 1 bits, unsigned
     wrapped = ~hi[fmt.width - 1] & total[fmt.width - 1]  # max_raw + 1
     return Mux(fits & ~wrapped, total[:fmt.width], Mux(neg, fmt.min_raw, fmt.max_raw))[:fmt.width].as_signed()
+
+
+def multiplier(m, fmt: QFormat, name: str, times=operator.mul):
+    """A registered multiplier in ``m``: returns its operands (``mul_a``, ``mul_b``, set
+    combinationally) and their rounded, saturated product, valid two cycles later (the operands
+    are registered, then their exact product ``times(op_a, op_b)``; the formal proofs of the
+    update pipelines pass an uninterpreted product there)."""
+    a, b = (Signal(signed(fmt.width), name=f"mul_{x}_{name}") for x in "ab")
+    op_a, op_b = (Signal(signed(fmt.width), name=f"op_{x}_{name}") for x in "ab")
+    prod = Signal(signed(2 * fmt.width), name=f"prod_{name}")
+    m.d.sync += [op_a.eq(a), op_b.eq(b), prod.eq(times(op_a, op_b))]
+    return a, b, round_product(prod, fmt)

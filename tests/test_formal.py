@@ -33,6 +33,27 @@ def test_a_mutated_rounding_or_saturation_fails_its_proof_with_a_counterexample(
         assert result.inputs["wide"] >= 32767 or result.inputs["acc"] + result.inputs["word"] >= 32767
 
 
+def fire_only_above_the_threshold(self, m, ports, refractory, threshold, v_reset, reset_mode, v_int, spike,
+                                   v_next):
+    """LIFUpdate._decide with ``>`` for ``>=``: a neuron exactly at its threshold does not fire."""
+    from amaranth.hdl import Mux
+
+    fires = ~refractory & (v_int > threshold)
+    after = Mux(reset_mode, v_reset, arith.saturate(v_int - threshold, self.config.fmt))
+    m.d.sync += [spike.eq(fires), v_next.eq(Mux(refractory, ports["v"][0].data, Mux(fires, after, v_int)))]
+
+
+def test_an_update_that_misses_the_threshold_fails_its_proof_with_a_counterexample(tmp_path, monkeypatch):
+    from spiketwin.hw.models.lif import LIFUpdate
+
+    monkeypatch.setattr(LIFUpdate, "_decide", fire_only_above_the_threshold)
+    job = next(j for j in formal.jobs("update-lif") if j.name == "update-lif-icebreaker")
+    result = formal.run(job, tmp_path)
+    assert result.status == "FAIL" and result.failed.startswith("lane ")
+    assert "the write-back stores the step's" in result.failed or "fired bit" in result.failed
+    assert result.trace.is_file() and result.trace.suffix == ".vcd"
+
+
 def test_prove_command_reports_each_job_and_refuses_an_unknown_component(tmp_path, capsys, monkeypatch):
     assert main(["prove", "--component", "slip-encoder", "--depth", "12", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out

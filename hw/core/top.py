@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Cat, Const, Module, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -19,7 +19,7 @@ from spiketwin.config import REGION_BITS, Control, CoreConfig, ErrorFlag, Region
 from spiketwin.errors import InvalidValue
 
 from .. import arith
-from ..models import LaneContext, pipeline_for
+from ..models import LaneContext, ParamSchedule, param_field, pipeline_for
 from ..ram import ReadPort, memory
 from .accumulator import LaneAccumulator
 from .config_port import ConfigDecoder, ConfigSignature
@@ -129,12 +129,7 @@ class Core(wiring.Component):
         for lane in range(c.lanes):
             m.d.sync += s.prm_q[lane].eq(s.mems[lane]["params"][0].data)
 
-        def param(lane, name):
-            """A lane's registered parameter word, as field ``name``."""
-            region = c.param_fields[name]
-            value = s.prm_q[lane][:c.field_bits(region)]
-            return value.as_signed() if c.field_signed(region) else value
-        s.param = param
+        s.param = lambda lane, name: param_field(c, s.prm_q[lane], name)
         fired = memory(shape=unsigned(c.neuron_bits), depth=max(2, c.n_neurons))
         m.submodules.fired_list = fired
         s.fl_rd, s.fl_wr = ReadPort(m, fired, "fired_list"), fired.write_port()
@@ -164,17 +159,8 @@ class Core(wiring.Component):
         the memories' outputs) are registered, then their product: a product asked for in one
         stage is rounded two stages later. No memory output reaches the multiplier in the same
         cycle (an ECP5 block RAM's output alone takes half of a 90 MHz cycle)."""
-        c, fmt = self.config, self.config.fmt
-        lanes = range(c.lanes)
-        s.mul_a = [Signal(signed(fmt.width), name=f"mul_a_{l}") for l in lanes]
-        s.mul_b = [Signal(signed(fmt.width), name=f"mul_b_{l}") for l in lanes]
-        op_a = [Signal(signed(fmt.width), name=f"op_a_{l}") for l in lanes]
-        op_b = [Signal(signed(fmt.width), name=f"op_b_{l}") for l in lanes]
-        prod = [Signal(signed(2 * fmt.width), name=f"prod_{l}") for l in lanes]
-        s.rounded = [arith.round_product(prod[l], fmt) for l in lanes]
-        for lane in lanes:
-            m.d.sync += [op_a[lane].eq(s.mul_a[lane]), op_b[lane].eq(s.mul_b[lane]),
-                         prod[lane].eq(op_a[lane] * op_b[lane])]
+        s.mul_a, s.mul_b, s.rounded = zip(*(arith.multiplier(m, self.config.fmt, str(lane))
+                                            for lane in range(self.config.lanes)), strict=True)
 
     def _config_decoder(self, m, s) -> None:
         """A request is registered when taken (with whether its address is mapped) and served in
@@ -200,10 +186,7 @@ class Core(wiring.Component):
         so its address is loaded three cycles before its use: in the stage two before the stage
         named here. Before the update's first stage (from IDLE, or EMIT between groups) the
         parameter memories' address rests at the first field."""
-        c = self.config
-        s.reads, s.stages = pipe.reads, pipe.stages
-        s.after = dict(zip(s.stages, s.stages[1:], strict=False))
-        s.slot_of = lambda name: list(c.param_fields).index(name)
+        s.sched = ParamSchedule(self.config, pipe)
 
     def _addresses(self, m, s, pipe) -> None:
         """Every memory's read address is a register, loaded in the cycle before the read with the
@@ -219,7 +202,7 @@ class Core(wiring.Component):
         acc_names = set(c.neuron_model.accumulators)
         s.nrn_next = Signal(range(max(2, groups)))
         s.acc_next = Signal.like(s.nrn_next)
-        s.slot_next = Signal(range(param_slots(c)), init=s.slot_of(s.reads["UPDATE_READ"]))   # the parameter to read
+        s.slot_next = Signal(range(param_slots(c)), init=s.sched.rest)   # the parameter to read
         s.w_next = Signal(range(max(2, c.n_sources * groups)))
         m.d.comb += s.acc_next.eq(s.nrn_next)
         nrn_addr, acc_addr, slot, s.w_addr = (Signal.like(sig, name=sig.name.replace("_next", "_addr"))
@@ -269,8 +252,9 @@ class Core(wiring.Component):
             """A stage of the update, followed by ``nxt``: the state's address stays, and the
             parameter memories' address moves to the field the stage after ``nxt`` reads."""
             m.d.comb += s.nrn_next.eq(s.g)
-            if s.after.get(nxt) in s.reads:
-                m.d.comb += s.slot_next.eq(s.slot_of(s.reads[s.after[nxt]]))
+            slot = s.sched.chosen_moving_to(nxt)
+            if slot is not None:
+                m.d.comb += s.slot_next.eq(slot)
             m.next = nxt
         s.update_stage = update_stage
 
@@ -304,7 +288,7 @@ class Core(wiring.Component):
                 p = self.events.payload
                 with m.If(p.step):
                     m.d.sync += [s.g.eq(0), s.n_fired.eq(0), s.ev_count.eq(0)]
-                    m.d.comb += s.slot_next.eq(s.slot_of(s.reads[s.after["UPDATE_READ"]]))   # and nrn_next is 0
+                    m.d.comb += s.slot_next.eq(s.sched.first)   # and nrn_next is 0
                     m.next = "UPDATE_READ"
                 with m.Elif(p.axon >= c.n_axons):
                     m.d.sync += s.errors.eq(s.errors | ErrorFlag.BAD_AXON)
@@ -426,7 +410,7 @@ class Core(wiring.Component):
                 m.next = "END"
             with m.Else():
                 m.d.sync += s.g.eq(s.g + 1)
-                m.d.comb += s.slot_next.eq(s.slot_of(s.reads[s.after["UPDATE_READ"]]))
+                m.d.comb += s.slot_next.eq(s.sched.first)
                 m.next = "UPDATE_READ"
         with m.State("END"):
             m.d.comb += [self.spikes.valid.eq(1), self.spikes.payload.end.eq(1)]

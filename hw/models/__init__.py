@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["LaneContext", "UpdatePipeline", "pipeline_for"]
+__all__ = ["LaneContext", "UpdatePipeline", "ParamSchedule", "pipeline_for"]
 
 
 @dataclass
@@ -78,6 +78,40 @@ class UpdatePipeline:
     def elaborate(self, ctx: LaneContext) -> None:
         """Add the update's FSM states (inside the core's ``with m.FSM()``)."""
         raise NotImplementedError
+
+
+class ParamSchedule:
+    """Which parameter slot a lane's parameter memory is addressed at, during an update.
+
+    A parameter word reaches the pipeline three cycles after its slot is chosen (the slot's
+    address register, the block RAM's output register, then ``prm_q``): the stage that moves to
+    ``nxt`` chooses the slot of ``reads[after(nxt)]``. Outside an update the address rests at
+    ``rest`` (the field the first stage after ``UPDATE_READ`` uses); the step that starts an update
+    chooses ``first``.
+    """
+
+    def __init__(self, config, pipe: UpdatePipeline):
+        self.fields = list(config.param_fields)
+        self.reads = pipe.reads
+        self.after = dict(zip(pipe.stages, pipe.stages[1:], strict=False))
+        self.rest = self.slot("UPDATE_READ")
+        self.first = self.slot(self.after["UPDATE_READ"])
+
+    def slot(self, stage: str) -> int:
+        """The slot of the parameter that ``reads`` schedules for ``stage``."""
+        return self.fields.index(self.reads[stage])
+
+    def chosen_moving_to(self, nxt: str) -> int | None:
+        """The slot chosen in a stage that moves to ``nxt`` (None: the address stays)."""
+        after = self.after.get(nxt)
+        return self.slot(after) if after in self.reads else None
+
+
+def param_field(config, word, name: str):
+    """Parameter ``name``'s field of a lane's parameter ``word``: its low bits, signed if the field is."""
+    region = config.param_fields[name]
+    value = word[:config.field_bits(region)]
+    return value.as_signed() if config.field_signed(region) else value
 
 
 def pipeline_for(config) -> UpdatePipeline:
