@@ -45,11 +45,6 @@ def product(p, fmt: QFormat):
     return sat((p + Mux(p < 0, neg, pos)) >> fmt.frac_bits, fmt)
 
 
-def mul(a, b, fmt: QFormat):
-    """docs/contract.md, ``mul(a, b)``."""
-    return product(a * b, fmt)
-
-
 def harness(fmt: QFormat, acc_width: int) -> Checks:
     c = Checks()
     w, f = fmt.width, fmt.frac_bits

@@ -1,5 +1,5 @@
 """One neuron update (:mod:`spiketwin.hw.models`) against the model's step of ``docs/models.md``, for
-every parameter, state, accumulator and table word, on every lane of a board's default core. The
+every parameter, state and accumulator word, on every lane of a board's default core. The
 LIF pipeline is proved; the DPI pipeline's proof is not there yet (written this way, the solver
 found no verdict in 10 minutes, ``docs/formal.md``).
 
@@ -11,8 +11,6 @@ The harness gives a model's :class:`~spiketwin.hw.models.UpdatePipeline` what th
 - a parameter word arrives through the same registers as in the core, at the slot
   :class:`~spiketwin.hw.models.ParamSchedule` chooses for each stage (every slot holds a free word,
   and the bits above a field are free too);
-- a table's read data is the entry at the index the step defines when its read address is that
-  index, and anything otherwise;
 - the lane's multiplier is the core's (:func:`spiketwin.hw.arith.multiplier`), but for its exact
   product, which is uninterpreted: a free value, the same as the step's product of the same two
   operands (either order). A multiplier is hard for a SAT solver and is not what is at stake here:
@@ -85,20 +83,16 @@ def _lif_step(fmt, p, s, mul):
 
 
 STEPS = {"lif": _lif_step}
-#: per model with tables, the index its step reads them at (none yet: the DPI proof is not done)
-TABLE_INDEX: dict = {}
 
 
 class _Lane:
     """One lane's free contents (constant during the update) and the memories' ports the pipeline sees."""
 
-    def __init__(self, c: Checks, config, lane: int, valid, lut_ok):
+    def __init__(self, c: Checks, config, lane: int, valid):
         self.shapes = memory_shapes(config)
-        tables = set(config.table_fields)
-        self.neuron = [name for name in self.shapes if name != "params" and name not in tables]
+        self.neuron = [name for name in self.shapes if name != "params"]
         self.words = [c.constant(config.fmt.width, f"param{slot}_{lane}") for slot in range(param_slots(config))]
         self.state = {name: c.constant(self.shapes[name][1], f"{name}_{lane}") for name in self.neuron}
-        self.entry = {name: c.constant(self.shapes[name][1], f"{name}_{lane}") for name in tables}
         self.ports = {}
         for name, (_, shape) in self.shapes.items():
             read = SimpleNamespace(data=Signal(shape, name=f"{name}_rdata_{lane}"))
@@ -109,9 +103,6 @@ class _Lane:
             if name in self.state:                  # the group's word once the read has arrived
                 junk = c.free(shape, f"{name}_junk_{lane}")
                 c.m.d.comb += read.data.eq(Mux(valid, self.state[name], junk))
-            elif name in tables:                    # the step's entry when read at the step's index
-                junk = c.free(shape, f"{name}_junk_{lane}")
-                c.m.d.sync += read.data.eq(Mux(lut_ok, self.entry[name], junk))
 
 
 def harness(config) -> Checks:
@@ -121,9 +112,7 @@ def harness(config) -> Checks:
     sched = ParamSchedule(config, pipe)
     group = c.constant(range(max(2, config.groups)), "group")
     valid = Signal(name="state_valid")                       # the stage after UPDATE_READ on
-    lut_ok = [Signal(name=f"lut_ok_{l}") for l in lanes]
-    lut_addr = [Signal(range(max(2, config.table_size)), name=f"lut_addr_{l}") for l in lanes]
-    lane_data = [_Lane(c, config, l, valid, lut_ok[l]) for l in lanes]
+    lane_data = [_Lane(c, config, l, valid) for l in lanes]
 
     slot_next = Signal(range(param_slots(config)), init=sched.rest, name="slot_next")
     slot_addr = Signal.like(slot_next, name="slot_addr")
@@ -169,12 +158,7 @@ def harness(config) -> Checks:
     finished = c.past(finishing, "finished")
     for lane, ld in enumerate(lane_data):
         params = {name: param_field(config, Array(ld.words)[sched.fields.index(name)], name) for name in sched.fields}
-        state = dict(ld.state)
-        if config.table_fields:                   # the model's step names the entry it reads
-            m.d.comb += lut_ok[lane].eq(lut_addr[lane] == TABLE_INDEX[config.model](ld.state))
-            m.d.sync += lut_addr[lane].eq(pipe.table_index(ld.ports))
-            state.update(ld.entry)
-        nxt, spike = step(fmt, params, state, products[lane].mul)
+        nxt, spike = step(fmt, params, ld.state, products[lane].mul)
         products[lane].close()
         for name in ld.neuron:
             read, write = ld.ports[name]
@@ -183,8 +167,7 @@ def harness(config) -> Checks:
             c.require(~finishing | (write.en & (write.addr == group) & (write.data == want)),
                       f"lane {lane}: the write-back stores the step's {name} at the group")
             c.require(finishing | ~write.en, f"lane {lane}: {name} is written only by the write-back")
-        for name in (*config.table_fields, "params"):
-            c.require(~ld.ports[name][1].en, f"lane {lane}: the update never writes {name}")
+        c.require(~ld.ports["params"][1].en, f"lane {lane}: the update never writes params")
         want_spike = Signal(name=f"spike_step_{lane}")
         m.d.comb += want_spike.eq(spike)
         c.require(~finished | (fired[lane] == c.past(want_spike, f"spiked_{lane}")),
