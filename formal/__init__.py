@@ -98,12 +98,15 @@ class Job:
     depth: int
     build: Callable[[], Checks] = field(repr=False)
     summary: str = ""
+    #: Minutes of solver time: run by ``bench/formal.py`` and ``pytest -m deep``, not the default suite.
+    deep: bool = False
 
 
 @dataclass
 class Result:
     """A job's verdict: ``status`` PASS or FAIL (TIMEOUT past the time limit, ERROR when the tools
-    gave none);
+    gave none; UNKNOWN when a ``prove`` job's induction step fails from a state that may not be
+    reachable while its base case holds: not proved, and ``trace`` is that induction step);
     ``failed`` the violated property's name, ``trace`` its counterexample VCD and ``inputs`` the free
     inputs' values in its last cycle (``signed``: the inputs that are signed);
     ``unreached`` the covers never reached; seconds of solver time for the proof and the covers."""
@@ -121,6 +124,9 @@ class Result:
     def line(self) -> str:
         j = self.job
         head = f"{self.status:5s} {j.name} ({j.mode}, depth {j.depth}, {self.seconds:.1f} s)"
+        if self.status == "UNKNOWN":
+            return (f"{head}: not proved: {self.failed!r} holds for {j.depth} cycles from reset but its induction "
+                    f"fails from a state that may be unreachable; induction trace {self.trace}")
         if self.failed:
             last = ", ".join(f"{k}={v}" for k, v in self.inputs.items())
             return f"{head}: violated {self.failed!r}{f' at {last}' if last else ''}; counterexample {self.trace}"
@@ -134,7 +140,7 @@ class Result:
 
 
 #: The modules of proofs, each with its ``COMPONENTS`` and ``jobs()``.
-_MODULES = ("arith", "slip", "update")
+_MODULES = ("arith", "slip", "update", "core")
 
 
 def _modules():
@@ -257,9 +263,9 @@ def run(job: Job, folder: Path, timeout: float = 600.0) -> Result:
     (folder / "harness.il").write_text(_rtlil(checks))
     (folder / "job.sby").write_text(_sby(job))
     status, out, seconds = _solve(job, folder, "proof", timeout)
-    result = Result(job, status if status in ("PASS", "FAIL", "TIMEOUT") else "ERROR", seconds,
+    result = Result(job, status if status in ("PASS", "FAIL", "TIMEOUT", "UNKNOWN") else "ERROR", seconds,
                     log=folder / "proof.log")
-    if status == "FAIL":
+    if status in ("FAIL", "UNKNOWN"):
         hit = re.search(r"summary:\s+failed assertion \S+ at (.+)$", out, flags=re.M)
         result.failed = re.sub(r" step \d+$", "", hit.group(1).strip()) if hit else "an assertion"
         trace = re.search(r"summary: counterexample trace[^:]*: (\S+\.vcd)", out)

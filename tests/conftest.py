@@ -30,3 +30,14 @@ def built(tmp_path_factory):
         return cache[config, sim]
 
     return get
+
+
+def pytest_collection_modifyitems(config, items):
+    """Formal proofs marked ``deep`` (minutes of solver time each) run only when asked for with a
+    marker expression naming them (``pytest -m deep``); ``bench/formal.py`` runs them too."""
+    if "deep" in (config.option.markexpr or ""):
+        return
+    deep = [item for item in items if item.get_closest_marker("deep")]
+    if deep:
+        config.hook.pytest_deselected(items=deep)
+        items[:] = [item for item in items if not item.get_closest_marker("deep")]

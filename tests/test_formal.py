@@ -8,7 +8,8 @@ from spiketwin.cli import main
 from spiketwin.hw import arith
 
 
-@pytest.mark.parametrize("job", formal.jobs(), ids=lambda j: j.name)
+@pytest.mark.parametrize("job", [pytest.param(j, marks=pytest.mark.deep) if j.deep else j for j in formal.jobs()],
+                         ids=lambda j: j.name)
 def test_every_proof_passes_and_its_covers_are_reached(tmp_path, job):
     result = formal.run(job, tmp_path)
     assert result.status == "PASS", result.line()
@@ -73,3 +74,83 @@ def test_prove_command_reports_each_job_and_refuses_an_unknown_component(tmp_pat
     out = capsys.readouterr().out
     assert "FAIL  arith-q8.8-trunc" in out and "violated 'saturate' at" in out and "trace drawn:" in out
     assert list(tmp_path.glob("arith-q8.8-trunc/job_proof/engine_0/trace.png"))
+
+
+def highest_lane_first(self, platform):
+    """SpikeSelect choosing the highest pending lane: a group's spikes leave in decreasing order."""
+    from amaranth.hdl import Module
+
+    m = Module()
+    for lane in range(self.lanes):
+        with m.If(self.pending[lane]):
+            m.d.comb += self.lane.eq(lane)
+    m.d.comb += self.any.eq(self.pending.any())
+    return m
+
+
+def rotating_choice(self, platform):
+    """SpikeSelect offering the highest and the lowest pending lane in turns, a cycle each: the
+    offered spike changes before it is taken."""
+    from amaranth.hdl import Module, Signal
+
+    m = Module()
+    turn = Signal()
+    m.d.sync += turn.eq(~turn)
+    for lane in range(self.lanes):
+        with m.If(self.pending[lane] & turn):
+            m.d.comb += self.lane.eq(lane)
+    for lane in reversed(range(self.lanes)):
+        with m.If(self.pending[lane] & ~turn):
+            m.d.comb += self.lane.eq(lane)
+    m.d.comb += self.any.eq(self.pending.any())
+    return m
+
+
+def test_a_spike_emitter_choosing_the_highest_lane_first_fails_the_step_proof(tmp_path, monkeypatch):
+    from spiketwin.hw.core.emitter import SpikeSelect
+
+    monkeypatch.setattr(SpikeSelect, "elaborate", highest_lane_first)
+    job = next(j for j in formal.jobs() if j.name == "core-step-lif-small")
+    result = formal.run(job, tmp_path)
+    assert result.status == "FAIL" and result.failed == "a step's spikes leave in increasing order", result.line()
+    assert result.trace.is_file() and result.trace.suffix == ".vcd"
+
+
+def test_a_spike_emitter_changing_its_offer_fails_the_stream_rule(tmp_path, monkeypatch):
+    """From reset on a small core (bounded), and as a failed induction on the default core: the
+    offer changes only inside a step, deeper than the default core's base case reaches."""
+    from spiketwin.hw.core.emitter import SpikeSelect
+
+    monkeypatch.setattr(SpikeSelect, "elaborate", rotating_choice)
+    rule = "spikes hold valid and their payload until taken"
+    small = formal.Job("core-spikes-lif-small", "core-spikes", "bmc", 20,
+                       lambda: formal.core.spikes_harness(formal.core.SMALL["lif"]))
+    result = formal.run(small, tmp_path / "small")
+    assert result.status == "FAIL" and result.failed == rule, result.line()
+    assert result.trace.is_file() and result.trace.suffix == ".vcd"
+    job = next(j for j in formal.jobs() if j.name == "core-spikes-lif-icebreaker")
+    result = formal.run(job, tmp_path / "default")
+    assert result.status == "UNKNOWN" and result.failed == rule and result.trace.is_file(), result.line()
+    assert "holds for 2 cycles from reset but its induction fails" in result.line()
+
+
+def test_a_decoder_that_maps_one_word_too_many_fails_the_config_proof(tmp_path, monkeypatch):
+    from spiketwin.config import CoreConfig
+    from spiketwin.hw.core import config_port
+
+    size, elaborate = CoreConfig.region_size, config_port.ConfigDecoder.elaborate
+
+    def mutant(self, platform):
+        """The decoder sees every region but the weights one word larger (CONTROL's index 1 too);
+        the harness keeps the true map, ``memory_map()``."""
+        CoreConfig.region_size = lambda config, region: size(config, region) + (region != 0)
+        try:
+            return elaborate(self, platform)
+        finally:
+            CoreConfig.region_size = size
+
+    monkeypatch.setattr(config_port.ConfigDecoder, "elaborate", mutant)
+    job = next(j for j in formal.jobs() if j.name == "core-config-lif-icebreaker")
+    result = formal.run(job, tmp_path)
+    assert result.status == "FAIL", result.line()
+    assert result.failed == "an unmapped request raises BAD_ADDRESS two cycles after it is taken"
