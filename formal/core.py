@@ -199,15 +199,15 @@ def _defaults():
 
 def jobs() -> list[Job]:
     out = [Job(f"core-spikes-{model}-{b}", "core-spikes", "prove", 2, lambda k=k: spikes_harness(k),
-               f"the {b} default {model.upper()} core's spike stream under back-pressure")
+               f"the {b} default {model.upper()} core's spike stream under back-pressure", deep=k.lanes > 4)
            for b, model, k in _defaults()]
     out += [Job(f"core-config-{model}-{b}", "core-config", "bmc", 12, lambda k=k: config_harness(k, words=False),
                 f"the {b} default {model.upper()} core's configuration port: answers and BAD_ADDRESS",
-                deep=k.model == "dpi" and k.lanes > 4)
+                deep=k.lanes > 4)
             for b, model, k in _defaults()]
     out += [Job(f"core-words-{model}-small", "core-config", "bmc", 11, lambda k=k: config_harness(k),
                 f"the above and each word's last write read back, on a {k.n_axons} x {k.n_neurons} {model.upper()} "
-                f"core on {k.lanes} lanes (a write, another, the read)")
+                f"core on {k.lanes} lanes (a write, another, the read)", deep=model == "dpi")
             for model, k in SMALL.items()]
     out += [Job(f"core-step-{model}-small", "core-step", "bmc", depth, lambda k=k: step_harness(k),
                 f"a step of a {k.n_axons} x {k.n_neurons} {model.upper()} core on {k.lanes} lanes",
