@@ -3,11 +3,11 @@ every parameter, state and accumulator word, on every lane of a board's default 
 LIF pipeline is proved; the DPI pipeline's proof is not there yet (written this way, the solver
 found no verdict in 10 minutes, ``docs/formal.md``).
 
-The harness gives a model's :class:`~spiketwin.hw.models.UpdatePipeline` what the core gives it
-(``LaneContext``), with the core's timing and nothing more:
+The harness gives a model's update (:class:`~spiketwin.hw.models.NeuronUpdate`) what the core gives
+it, with the core's timing and nothing more:
 
-- a state memory's read data is the group's word from the stage after ``UPDATE_READ`` on, and
-  anything before;
+- a state memory's read data is the group's word from the stage after ``UPDATE_READ`` (the cycle
+  after ``start``) on, and anything before;
 - a parameter word arrives through the same registers as in the core, at the slot
   :class:`~spiketwin.hw.models.ParamSchedule` chooses for each stage (every slot holds a free word,
   and the bits above a field are free too);
@@ -25,14 +25,12 @@ step's spike, and nothing else is written during the update.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
-from amaranth.hdl import Array, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Mux, Signal, signed
 
 from spiketwin.boards import get_board
 from spiketwin.hw.arith import multiplier
-from spiketwin.hw.core.memories import memory_shapes, param_slots
-from spiketwin.hw.models import LaneContext, ParamSchedule, param_field, pipeline_for
+from spiketwin.hw.core.memories import param_slots
+from spiketwin.hw.models import NeuronUpdate, param_field, pipeline_for, update_memories
 
 from . import Checks, Job
 from .arith import product, sat
@@ -86,92 +84,68 @@ STEPS = {"lif": _lif_step}
 
 
 class _Lane:
-    """One lane's free contents (constant during the update) and the memories' ports the pipeline sees."""
+    """One lane's free contents (constant during the update), fed to the update's lane ``ports``."""
 
-    def __init__(self, c: Checks, config, lane: int, valid):
-        self.shapes = memory_shapes(config)
-        self.neuron = [name for name in self.shapes if name != "params"]
+    def __init__(self, c: Checks, config, lane: int, ports, valid):
+        memories = update_memories(config)
+        self.neuron = [name for name, (_, written) in memories.items() if written]
         self.words = [c.constant(config.fmt.width, f"param{slot}_{lane}") for slot in range(param_slots(config))]
-        self.state = {name: c.constant(self.shapes[name][1], f"{name}_{lane}") for name in self.neuron}
-        self.ports = {}
-        for name, (_, shape) in self.shapes.items():
-            read = SimpleNamespace(data=Signal(shape, name=f"{name}_rdata_{lane}"))
-            write = SimpleNamespace(addr=Signal(range(max(2, config.groups)), name=f"{name}_waddr_{lane}"),
-                                    data=Signal(shape, name=f"{name}_wdata_{lane}"),
-                                    en=Signal(name=f"{name}_we_{lane}"))
-            self.ports[name] = (read, write)
-            if name in self.state:                  # the group's word once the read has arrived
-                junk = c.free(shape, f"{name}_junk_{lane}")
-                c.m.d.comb += read.data.eq(Mux(valid, self.state[name], junk))
+        self.state = {name: c.constant(shape, f"{name}_{lane}") for name, (shape, _) in memories.items()}
+        self.ports = ports
+        for name, (shape, _) in memories.items():   # the group's word once the read has arrived
+            junk = c.free(shape, f"{name}_junk_{lane}")
+            c.m.d.comb += getattr(ports, f"{name}_rdata").eq(Mux(valid, self.state[name], junk))
 
 
 def harness(config) -> Checks:
     c = Checks()
     m, fmt, lanes = c.m, config.fmt, range(config.lanes)
-    pipe = pipeline_for(config)
-    sched = ParamSchedule(config, pipe)
+    m.submodules.update = upd = NeuronUpdate(config)
+    sched = upd.schedule
     group = c.constant(range(max(2, config.groups)), "group")
-    valid = Signal(name="state_valid")                       # the stage after UPDATE_READ on
-    lane_data = [_Lane(c, config, l, valid) for l in lanes]
+    started, valid = Signal(name="started"), Signal(name="state_valid")
+    m.d.sync += [started.eq(1), valid.eq(started)]          # start in the first cycle: state from the second
+    m.d.comb += [upd.start.eq(~started), upd.group.eq(group)]
+    lane_data = [_Lane(c, config, l, upd.lanes[l], valid) for l in lanes]
 
     slot_next = Signal(range(param_slots(config)), init=sched.rest, name="slot_next")
     slot_addr = Signal.like(slot_next, name="slot_addr")
+    with m.If(upd.start):
+        m.d.comb += slot_next.eq(sched.first)
+    with m.Elif(upd.slot_en):
+        m.d.comb += slot_next.eq(upd.slot)
     rdata = [Signal(fmt.width, name=f"prm_rdata_{l}") for l in lanes]
-    prm_q = [Signal(fmt.width, name=f"prm_q_{l}") for l in lanes]
     m.d.sync += slot_addr.eq(slot_next)
     for lane in lanes:
-        m.d.sync += [rdata[lane].eq(Array(lane_data[lane].words)[slot_addr]), prm_q[lane].eq(rdata[lane])]
+        m.d.sync += [rdata[lane].eq(Array(lane_data[lane].words)[slot_addr]), upd.lanes[lane].prm.eq(rdata[lane])]
     products = [_Products(c, fmt, l) for l in lanes]
-    mults = [multiplier(m, fmt, str(l), times=products[l].times) for l in lanes]
-    fired = Signal(config.lanes, name="fired")
-    finishing = Signal(name="finishing")
+    for lane in lanes:
+        a, b, rounded = multiplier(m, fmt, str(lane), times=products[lane].times)
+        m.d.comb += [a.eq(upd.lanes[lane].mul_a), b.eq(upd.lanes[lane].mul_b), upd.lanes[lane].rounded.eq(rounded)]
+    fired = Cat(upd.lanes[lane].fired for lane in lanes)
+    finishing, done = upd.done, Signal(name="done")
+    m.d.sync += done.eq(done | finishing)
 
-    def stage(nxt):
-        slot = sched.chosen_moving_to(nxt)
-        if slot is not None:
-            m.d.comb += slot_next.eq(slot)
-        m.next = nxt
-
-    def finish():
-        m.d.comb += finishing.eq(1)
-        m.next = "DONE"
-
-    ctx = LaneContext(m=m, mems=[ld.ports for ld in lane_data],
-                      param=lambda l, name: param_field(config, prm_q[l], name),
-                      mul_a=[a for a, _, _ in mults], mul_b=[b for _, b, _ in mults],
-                      rounded=[r for _, _, r in mults], group=group, fired=fired, stage=stage, finish=finish)
-    with m.FSM(init="IDLE") as fsm:
-        with m.State("IDLE"):                   # the step's marker (or the previous group's EMIT)
-            m.d.comb += slot_next.eq(sched.first)
-            m.next = "UPDATE_READ"
-        pipe.elaborate(ctx)
-        with m.State("DONE"):
-            pass
-    m.d.sync += valid.eq(valid | fsm.ongoing("UPDATE_READ"))
-    done = fsm.ongoing("DONE")
-
-    cycles = Signal(range(len(pipe.stages) + 4), name="cycles")
+    stages = len(upd.pipeline.stages)
+    cycles = Signal(range(stages + 4), name="cycles")
     with m.If(~done):
         m.d.sync += cycles.eq(cycles + 1)
-    c.require(done | (cycles <= len(pipe.stages)), "the update ends within its stages")
+    c.require(done | (cycles <= stages), "the update ends within its stages")
     step = STEPS[config.model]
-    finished = c.past(finishing, "finished")
     for lane, ld in enumerate(lane_data):
         params = {name: param_field(config, Array(ld.words)[sched.fields.index(name)], name) for name in sched.fields}
         nxt, spike = step(fmt, params, ld.state, products[lane].mul)
         products[lane].close()
         for name in ld.neuron:
-            read, write = ld.ports[name]
-            want = Signal.like(write.data, name=f"{name}_step_{lane}")
+            we, waddr, wdata = (getattr(ld.ports, f"{name}_{x}") for x in ("we", "waddr", "wdata"))
+            want = Signal.like(wdata, name=f"{name}_step_{lane}")
             m.d.comb += want.eq(nxt[name])
-            c.require(~finishing | (write.en & (write.addr == group) & (write.data == want)),
+            c.require(~finishing | (we & (waddr == group) & (wdata == want)),
                       f"lane {lane}: the write-back stores the step's {name} at the group")
-            c.require(finishing | ~write.en, f"lane {lane}: {name} is written only by the write-back")
-        c.require(~ld.ports["params"][1].en, f"lane {lane}: the update never writes params")
+            c.require(finishing | ~we, f"lane {lane}: {name} is written only by the write-back")
         want_spike = Signal(name=f"spike_step_{lane}")
         m.d.comb += want_spike.eq(spike)
-        c.require(~finished | (fired[lane] == c.past(want_spike, f"spiked_{lane}")),
-                  f"lane {lane}: the fired bit is the step's spike")
+        c.require(~finishing | (fired[lane] == want_spike), f"lane {lane}: the fired bit is the step's spike")
         if lane == 0:
             _covers(c, config, fmt, finishing, want_spike, ld, params, nxt)
     return c

@@ -136,3 +136,99 @@ def test_spike_select_takes_the_lowest_pending_lane():
     sim = Simulator(dut)
     sim.add_testbench(bench)
     sim.run()
+
+
+def update_bench(config, net, state, acc, group):
+    """A :class:`NeuronUpdate` of ``group`` with the core's timing around it: each lane's parameter
+    word three cycles after its slot is chosen, the multipliers, the state words, the accumulators
+    ``acc`` and the tables at the index of the lane's state."""
+    from amaranth.hdl import Array, Const, Module, Mux, Signal
+
+    from spiketwin.hw import arith
+    from spiketwin.hw.core.memories import lane_init, param_slots
+    from spiketwin.hw.models import NeuronUpdate
+
+    m = Module()
+    m.submodules.update = upd = NeuronUpdate(config)
+    sched, slots, fmt = upd.schedule, param_slots(config), config.fmt
+    slot_next, slot_addr = Signal(range(slots), init=sched.rest), Signal(range(slots), init=sched.rest)
+    m.d.comb += slot_next.eq(Mux(upd.start, sched.first, Mux(upd.slot_en, upd.slot, sched.rest)))
+    m.d.sync += slot_addr.eq(slot_next)
+    accumulators = config.neuron_model.accumulators
+    for lane, ports in enumerate(upd.lanes):
+        j = group * config.lanes + lane
+        init = lane_init(config, net, lane)
+        words = Array(Const(w, fmt.width) for w in init["params"][group * slots:(group + 1) * slots])
+        word = Signal(fmt.width)
+        m.d.sync += [word.eq(words[slot_addr]), ports.prm.eq(word)]
+        a, b, rounded = arith.multiplier(m, fmt, str(lane))
+        m.d.comb += [a.eq(ports.mul_a), b.eq(ports.mul_b), ports.rounded.eq(rounded)]
+        for name in config.state_fields:
+            m.d.comb += getattr(ports, f"{name}_rdata").eq(int(getattr(state, name)[j]))
+        for k, name in enumerate(accumulators):
+            m.d.comb += getattr(ports, f"{name}_rdata").eq(int(acc.reshape(len(accumulators), -1)[k, j]))
+        if config.table_fields:
+            from types import SimpleNamespace
+            view = {name: (SimpleNamespace(data=getattr(ports, f"{name}_rdata")), None) for name in config.state_fields}
+            index = Signal(range(config.table_size))
+            m.d.sync += index.eq(upd.pipeline.table_index(view))
+            for name in config.table_fields:
+                table = Array(Const(int(x), getattr(ports, f"{name}_rdata").shape()) for x in init[name])
+                m.d.comb += getattr(ports, f"{name}_rdata").eq(table[index])
+    return m, upd
+
+
+@pytest.mark.parametrize("model", ["lif", "dpi"])
+@pytest.mark.parametrize("seed", range(4))
+def test_neuron_update_writes_back_the_twins_step(model, seed):
+    """The model's update pipeline, on its own: every lane's write-back is the twin's step of its
+    neuron (random network, state and accumulators), at the group's address, after its stages."""
+    config = CoreConfig(4, 12, lanes=4, model=model)
+    rng = np.random.default_rng(seed)
+    model_def = config.neuron_model
+    net = model_def.network.random(config, seed=seed)
+    state = model_def.state_record.zeros(config)
+    for name, region in config.state_fields.items():
+        bits, signed = config.field_bits(region), config.field_signed(region)
+        lo, hi = (-(1 << (bits - 1)), 1 << (bits - 1)) if signed else (0, 1 << bits)
+        getattr(state, name)[:] = rng.integers(lo, hi, size=config.n_neurons)
+    span = 1 << (config.acc_width - 2)
+    acc = rng.integers(0 if model == "dpi" else -span, span, size=(len(model_def.accumulators), config.n_neurons))
+    acc = acc[0] if len(model_def.accumulators) == 1 else acc
+    group = int(rng.integers(0, config.groups))
+    j = group * config.lanes                    # lane 0's neuron fires: LIF exactly at its threshold
+    state.ref_count[j] = 0
+    if model == "lif":
+        net.leak[j] = net.syn_decay[j] = net.bias[j] = 0
+        acc[j] = net.threshold[j]
+    else:
+        net.u_thr[j] = 0
+    fired, nxt = model_def.step(config, net, state, acc)
+    assert fired[j]
+    m, upd = update_bench(config, net, state, acc, group)
+    stages = len(upd.pipeline.stages)
+
+    async def bench(ctx):
+        ctx.set(upd.group, group)
+        ctx.set(upd.start, 1)
+        await ctx.tick()
+        ctx.set(upd.start, 0)
+        for cycle in range(1, stages + 1):
+            assert ctx.get(upd.done) == (cycle == stages), cycle
+            for lane, ports in enumerate(upd.lanes):
+                j = group * config.lanes + lane
+                for name in (*config.state_fields, *model_def.accumulators):
+                    assert ctx.get(getattr(ports, f"{name}_we")) == (cycle == stages), (name, cycle)
+                    if cycle == stages:
+                        want = int(getattr(nxt, name)[j]) if name in config.state_fields else 0
+                        assert ctx.get(getattr(ports, f"{name}_waddr")) == group
+                        assert ctx.get(getattr(ports, f"{name}_wdata")) == want, (name, lane)
+                if cycle == stages:
+                    assert ctx.get(ports.fired) == bool(fired[j]), lane
+            await ctx.tick()
+        assert not ctx.get(upd.done)
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()

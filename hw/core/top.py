@@ -19,7 +19,7 @@ from spiketwin.config import REGION_BITS, Control, CoreConfig, ErrorFlag, Region
 from spiketwin.errors import InvalidValue
 
 from .. import arith
-from ..models import LaneContext, ParamSchedule, param_field, pipeline_for
+from ..models import NeuronUpdate, param_field
 from ..ram import ReadPort, memory
 from .accumulator import LaneAccumulator
 from .config_port import ConfigDecoder, ConfigSignature
@@ -88,27 +88,21 @@ class Core(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        pipe = pipeline_for(self.config)
+        m.submodules.update = upd = NeuronUpdate(self.config)
+        pipe = upd.pipeline
         s = self._lanes(m)
         self._registers(m, s)
-        self._datapath(m, s)
+        self._datapath(m, s, upd)
         self._config_decoder(m, s)
-        self._schedule(m, s, pipe)
+        s.sched = upd.schedule
         self._addresses(m, s, pipe)
         self._accumulation(m, s, pipe)
         with m.FSM(init="IDLE") as fsm:
-            self._idle(m, s)
+            self._idle(m, s, upd)
             self._config_states(m, s)
             self._event_states(m, s)
-
-            def finish_group():
-                m.d.comb += s.nrn_next.eq(s.g + 1)             # the next group's first parameter
-                m.next = "EMIT"
-
-            pipe.elaborate(LaneContext(m=m, mems=s.mems, param=s.param, mul_a=s.mul_a, mul_b=s.mul_b,
-                                       rounded=s.rounded, group=s.g, fired=s.pend, stage=s.update_stage,
-                                       finish=finish_group))
-            self._emit_states(m, s)
+            self._update_state(m, s, upd)
+            self._emit_states(m, s, upd)
             self._clear_state(m, s)
         fsm.state.attrs["fsm_encoding"] = "one-hot"     # a state's decoding is one flip-flop
         return m
@@ -154,13 +148,20 @@ class Core(wiring.Component):
         s.rd_data = Signal(c.data_bits)
         s.rd_lane_data = [Signal(c.data_bits, name=f"rd_lane_data_{l}") for l in range(c.lanes)]
 
-    def _datapath(self, m, s) -> None:
-        """One multiplier per lane, and one rounding of it. Its operands (chosen by the stage, from
-        the memories' outputs) are registered, then their product: a product asked for in one
-        stage is rounded two stages later. No memory output reaches the multiplier in the same
-        cycle (an ECP5 block RAM's output alone takes half of a 90 MHz cycle)."""
-        s.mul_a, s.mul_b, s.rounded = zip(*(arith.multiplier(m, self.config.fmt, str(lane))
-                                            for lane in range(self.config.lanes)), strict=True)
+    def _datapath(self, m, s, upd) -> None:
+        """One multiplier per lane, and one rounding of it, for the update. Its operands (chosen by
+        the stage, from the memories' outputs) are registered, then their product: a product asked
+        for in one stage is rounded two stages later. No memory output reaches the multiplier in the
+        same cycle (an ECP5 block RAM's output alone takes half of a 90 MHz cycle). The update sees
+        each lane's parameter word, and its memories' read data."""
+        c = self.config
+        for lane, ports in enumerate(upd.lanes):
+            mul_a, mul_b, rounded = arith.multiplier(m, c.fmt, str(lane))
+            m.d.comb += [mul_a.eq(ports.mul_a), mul_b.eq(ports.mul_b), ports.rounded.eq(rounded),
+                         ports.prm.eq(s.prm_q[lane])]
+            for name in s.mems[lane]:
+                if hasattr(ports, f"{name}_rdata"):
+                    m.d.comb += getattr(ports, f"{name}_rdata").eq(s.mems[lane][name][0].data)
 
     def _config_decoder(self, m, s) -> None:
         """A request is registered when taken (with whether its address is mapped) and served in
@@ -179,14 +180,6 @@ class Core(wiring.Component):
         s.index = s.q_addr[:c.index_bits]
         s.cfg_lane = s.index[:lane_bits] if lane_bits else Const(0, 1)
         s.cfg_group = s.index[lane_bits:]
-
-    def _schedule(self, m, s, pipe) -> None:
-        """The update's stages and the parameter each one's successor uses (or holds): one field
-        per stage. A lane's parameter word passes through a register (prm_q) after its block RAM,
-        so its address is loaded three cycles before its use: in the stage two before the stage
-        named here. Before the update's first stage (from IDLE, or EMIT between groups) the
-        parameter memories' address rests at the first field."""
-        s.sched = ParamSchedule(self.config, pipe)
 
     def _addresses(self, m, s, pipe) -> None:
         """Every memory's read address is a register, loaded in the cycle before the read with the
@@ -248,15 +241,6 @@ class Core(wiring.Component):
                     m.d.comb += [acc_wp.addr.eq(s.u_g), acc_wp.data.eq(getattr(acc, f"{name}_sum")),
                                  acc_wp.en.eq(getattr(acc, f"{name}_en"))]
 
-        def update_stage(nxt):
-            """A stage of the update, followed by ``nxt``: the state's address stays, and the
-            parameter memories' address moves to the field the stage after ``nxt`` reads."""
-            m.d.comb += s.nrn_next.eq(s.g)
-            slot = s.sched.chosen_moving_to(nxt)
-            if slot is not None:
-                m.d.comb += s.slot_next.eq(slot)
-            m.next = nxt
-        s.update_stage = update_stage
 
     # --- the FSM's states -------------------------------------------------------------------
     def _read_addresses(self, m, s, addr, param_slot) -> None:
@@ -274,7 +258,7 @@ class Core(wiring.Component):
         m.d.sync += [s.g.eq(0), s.internal.eq(is_internal)]
         m.next = "ACC"
 
-    def _idle(self, m, s) -> None:
+    def _idle(self, m, s, upd) -> None:
         c = self.config
         with m.State("IDLE"):
             with m.If(self.cfg.valid):
@@ -288,8 +272,7 @@ class Core(wiring.Component):
                 p = self.events.payload
                 with m.If(p.step):
                     m.d.sync += [s.g.eq(0), s.n_fired.eq(0), s.ev_count.eq(0)]
-                    m.d.comb += s.slot_next.eq(s.sched.first)   # and nrn_next is 0
-                    m.next = "UPDATE_READ"
+                    self._start_update(m, s, upd)               # (nrn_next is 0)
                 with m.Elif(p.axon >= c.n_axons):
                     m.d.sync += s.errors.eq(s.errors | ErrorFlag.BAD_AXON)
                 with m.Elif(s.ev_count == c.max_axon_events):
@@ -391,7 +374,30 @@ class Core(wiring.Component):
             m.d.sync += s.fl_idx.eq(s.fl_idx + 1)
             self._start_event(m, s, c.n_axons + s.fl_rd.data, 1)
 
-    def _emit_states(self, m, s) -> None:
+    def _start_update(self, m, s, upd) -> None:
+        m.d.comb += [upd.start.eq(1), s.slot_next.eq(s.sched.first)]
+        m.next = "UPDATE"
+
+    def _update_state(self, m, s, upd) -> None:
+        """UPDATE: the model's update of group ``g`` (:class:`~spiketwin.hw.models.NeuronUpdate`)
+        runs; its parameter reads address the parameter memories, its write-back the state's."""
+        m.d.comb += upd.group.eq(s.g)
+        with m.State("UPDATE"):
+            m.d.comb += s.nrn_next.eq(s.g)                 # the state's address stays
+            with m.If(upd.slot_en):
+                m.d.comb += s.slot_next.eq(upd.slot)
+            for lane, ports in enumerate(upd.lanes):
+                for name, (_, wp) in s.mems[lane].items():
+                    if hasattr(ports, f"{name}_we"):
+                        with m.If(getattr(ports, f"{name}_we")):
+                            m.d.comb += [wp.addr.eq(getattr(ports, f"{name}_waddr")),
+                                         wp.data.eq(getattr(ports, f"{name}_wdata")), wp.en.eq(1)]
+            with m.If(upd.done):
+                m.d.comb += s.nrn_next.eq(s.g + 1)         # the next group's first parameter
+                m.d.sync += s.pend.eq(Cat(ports.fired for ports in upd.lanes))
+                m.next = "EMIT"
+
+    def _emit_states(self, m, s, upd) -> None:
         """EMIT: the group's fired neurons leave, lowest lane first, and go to the fired list; then
         the next group's update, or END: the end-of-step marker, and the replay of the fired list."""
         c = self.config
@@ -410,8 +416,7 @@ class Core(wiring.Component):
                 m.next = "END"
             with m.Else():
                 m.d.sync += s.g.eq(s.g + 1)
-                m.d.comb += s.slot_next.eq(s.sched.first)
-                m.next = "UPDATE_READ"
+                self._start_update(m, s, upd)
         with m.State("END"):
             m.d.comb += [self.spikes.valid.eq(1), self.spikes.payload.end.eq(1)]
             with m.If(self.spikes.ready):

@@ -1,29 +1,37 @@
 """Each neuron model's update pipeline in gateware, one module per model of :mod:`spiketwin.models`.
 
 The core (:mod:`spiketwin.hw.core`) owns the memories, the accumulation, the configuration port
-and the spike emitter; a model's :class:`UpdatePipeline` adds the stages of the core's FSM that
-update one group of neurons (one per lane), from the group's first read to its write-back, and
-says which parameter each stage reads. ``docs/schedule.md`` lists the stages of each model.
+and the spike emitter; a model's :class:`UpdatePipeline` declares the stages that update one group
+of neurons (one per lane), from the group's first read to its write-back, and which parameter
+each stage reads. :class:`NeuronUpdate` is that pipeline as a component: started by the core, it
+runs the stages in its own FSM and hands back the write-back. ``docs/schedule.md`` lists the
+stages of each model.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import SimpleNamespace
 
-__all__ = ["LaneContext", "UpdatePipeline", "ParamSchedule", "pipeline_for"]
+from amaranth.hdl import Module, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["LaneContext", "UpdatePipeline", "ParamSchedule", "NeuronUpdate", "pipeline_for", "update_memories"]
 
 
 @dataclass
 class LaneContext:
-    """What the core hands a model's update: per-lane memories and datapath, and the FSM's hooks.
+    """What :class:`NeuronUpdate` hands a model's pipeline: per-lane memories and datapath, and the FSM's hooks.
 
     Attributes
     ----------
     m : Module
     mems : list[dict]
-        Per lane, ``{name: (read_port, write_port)}`` of the state, accumulator, table and
-        parameter memories; a state memory's read data is the group's word during the update.
+        Per lane, ``{name: (read_port, write_port)}`` of the state, accumulator and table memories
+        (a table's write port is None); a state memory's read data is the group's word during the
+        update.
     param : callable
         ``param(lane, name)``: the lane's registered parameter word as field ``name`` (valid in
         the stage the model's ``reads`` table schedules it for).
@@ -32,12 +40,12 @@ class LaneContext:
         saturated product, valid two stages later.
     group : Signal
         The group being updated (the state memories' address).
-    fired : Signal
-        One bit per lane: set by the write-back stage for the lanes whose neuron fired.
+    fired : list of Signal
+        Per lane, set in the write-back stage: whether the lane's neuron fired.
     stage : callable
         ``stage(next_name)``: in a stage, go to ``next_name`` and keep the memories' addresses.
     finish : callable
-        In the last stage: the group is written back, go to the spike emitter.
+        In the last stage: the group is written back, the update ends (the core emits its spikes).
     """
 
     m: object
@@ -76,7 +84,7 @@ class UpdatePipeline:
         raise NotImplementedError
 
     def elaborate(self, ctx: LaneContext) -> None:
-        """Add the update's FSM states (inside the core's ``with m.FSM()``)."""
+        """Add the update's FSM states (inside :class:`NeuronUpdate`'s ``with m.FSM()``)."""
         raise NotImplementedError
 
 
@@ -121,3 +129,94 @@ def pipeline_for(config) -> UpdatePipeline:
 
     pipelines = {p.model: p for p in (LIFUpdate, DPIUpdate)}
     return pipelines[config.model](config)
+
+
+def update_memories(config) -> dict:
+    """The memories an update reads, name -> (shape, written): the state fields and accumulators
+    (read and written back) and the tables (read only)."""
+    from ..core.memories import memory_shapes
+
+    return {name: (shape, name not in config.table_fields)
+            for name, (_, shape) in memory_shapes(config).items() if name != "params"}
+
+
+class LaneUpdateSignature(wiring.Signature):
+    """One lane's side of :class:`NeuronUpdate`: its parameter word and memories' read data in, the
+    multiplier's operands out and its rounded product in, the write-back out."""
+
+    def __init__(self, config):
+        members = {"prm": In(unsigned(config.fmt.width)), "mul_a": Out(signed(config.fmt.width)),
+                   "mul_b": Out(signed(config.fmt.width)), "rounded": In(signed(config.fmt.width)),
+                   "fired": Out(1)}
+        for name, (shape, written) in update_memories(config).items():
+            members[f"{name}_rdata"] = In(shape)
+            if written:
+                members.update({f"{name}_waddr": Out(range(max(2, config.groups))), f"{name}_wdata": Out(shape),
+                                f"{name}_we": Out(1)})
+        super().__init__(members)
+
+
+class NeuronUpdate(wiring.Component):
+    """The update of one group of neurons (``config.model``'s :class:`UpdatePipeline`) as a component.
+
+    ``start`` (one cycle) begins the update in the next cycle, with the state memories' read
+    address at ``group``; from then on ``slot``, when ``slot_en``, is the parameter slot the lanes'
+    parameter memories must be addressed at (``prm`` arrives three cycles later: the address
+    register, the block RAM's register, the core's ``prm_q``; outside ``slot_en`` the core rests the
+    address at ``schedule.rest``, and the cycle of ``start`` must choose ``schedule.first``).
+    ``done`` marks the write-back cycle: each lane's ``*_we`` with its ``*_waddr``/``*_wdata`` and
+    its ``fired`` bit; the next group can start in the cycle after it.
+
+    Members
+    -------
+    start, group : In
+    done, slot, slot_en : Out
+    lanes : Out(LaneUpdateSignature).array(config.lanes)
+    """
+
+    def __init__(self, config):
+        from ..core.memories import param_slots
+
+        self.config = config
+        self.pipeline = pipeline_for(config)
+        self.schedule = ParamSchedule(config, self.pipeline)
+        super().__init__({"start": In(1), "group": In(range(max(2, config.groups))), "done": Out(1),
+                          "slot": Out(range(param_slots(config))), "slot_en": Out(1),
+                          "lanes": Out(LaneUpdateSignature(config)).array(config.lanes)})
+
+    def _ports(self, lane) -> dict:
+        """``{name: (read, write)}`` views of a lane's members, as :class:`LaneContext` has them."""
+        ports = {}
+        for name, (_, written) in update_memories(self.config).items():
+            read = SimpleNamespace(data=getattr(lane, f"{name}_rdata"))
+            write = SimpleNamespace(addr=getattr(lane, f"{name}_waddr"), data=getattr(lane, f"{name}_wdata"),
+                                    en=getattr(lane, f"{name}_we")) if written else None
+            ports[name] = (read, write)
+        return ports
+
+    def elaborate(self, platform):
+        m = Module()
+        c, lanes = self.config, self.lanes
+
+        def stage(nxt):
+            slot = self.schedule.chosen_moving_to(nxt)
+            if slot is not None:
+                m.d.comb += [self.slot.eq(slot), self.slot_en.eq(1)]
+            m.next = nxt
+
+        def finish():
+            m.d.comb += self.done.eq(1)
+            m.next = "IDLE"
+
+        ctx = LaneContext(m=m, mems=[self._ports(lane) for lane in lanes],
+                          param=lambda l, name: param_field(c, lanes[l].prm, name),
+                          mul_a=[lane.mul_a for lane in lanes], mul_b=[lane.mul_b for lane in lanes],
+                          rounded=[lane.rounded for lane in lanes], group=self.group,
+                          fired=[lane.fired for lane in lanes], stage=stage, finish=finish)
+        with m.FSM(init="IDLE") as fsm:
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.next = self.pipeline.stages[0]
+            self.pipeline.elaborate(ctx)
+        fsm.state.attrs["fsm_encoding"] = "one-hot"     # a stage's decoding is one flip-flop
+        return m

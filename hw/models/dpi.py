@@ -141,7 +141,7 @@ class DPIUpdate(UpdatePipeline):
         m.d.comb += [wr["u"].data.eq(Mux(active & ~spike, r["u_int"], 0)),
                      wr["ahp"].data.eq(Mux(spike, r["ahp_fired"], r["ahp_quiet"])),
                      wr["ref_count"].data.eq(Mux(spike, refractory, Mux(active, 0, ref_count - 1)))]
-        m.d.sync += fired.eq(spike)
+        m.d.comb += fired.eq(spike)
 
 
 def _at_least(value, floor):

@@ -107,4 +107,4 @@ class LIFUpdate(UpdatePipeline):
             m.d.comb += [wp.addr.eq(g), wp.en.eq(1)]
         m.d.comb += [wr["v"].data.eq(v_next), wr["i_syn"].data.eq(isyn_new), wr["acc"].data.eq(0),
                      wr["ref_count"].data.eq(Mux(in_refractory, ref_count - 1, Mux(spike, refractory, 0)))]
-        m.d.sync += fired.eq(spike)
+        m.d.comb += fired.eq(spike)
