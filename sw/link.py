@@ -38,6 +38,7 @@ import enum
 import struct
 
 import numpy as np
+from amaranth.lib import enum as hdl_enum
 
 from .characterize import characterize
 from .config import Control, CoreConfig, Region
@@ -67,7 +68,10 @@ IDENTIFY_LAYOUT = (("version_major", "B"), ("version_minor", "B"), ("config_hash
 _IDENTIFY = struct.Struct(">" + "".join(code for _, code in IDENTIFY_LAYOUT))
 
 
-class Opcode(enum.IntEnum):
+class Opcode(hdl_enum.IntEnum, shape=8):
+    """A request's first byte (an enum shape for the gateware: ``Signal(Opcode)`` holds any byte,
+    as an unknown opcode must be answered)."""
+
     IDENTIFY = 0x01
     WRITE = 0x02
     READ = 0x03

@@ -1,12 +1,15 @@
 """The link's components in Amaranth's simulator: the frame receiver against the host's decoder,
-the encoder against the replies the board model frames, and one CRC on both sides."""
+the encoder against the replies the board model frames, the request checker's verdicts and the
+executor's replies against the board model's, and one CRC on both sides."""
 
 import struct
 
 import numpy as np
 from amaranth.sim import Simulator
 
+from spiketwin.config import Region
 from spiketwin.hw.link import FrameReceiver, SlipEncoder
+from spiketwin.hw.link.checker import EXECUTED, REQUEST
 from spiketwin.hw.link.slip import crc_processor
 from spiketwin.link import END, ESC, MAX_FRAME, FrameDecoder, Opcode, Status, crc16, encode_frame, request
 
@@ -114,3 +117,200 @@ def test_slip_encoder_frames_a_reply_as_the_board_model_does():
 
     simulate(dut, bench)
     assert bytes(out) == b"".join(encode_frame(c + struct.pack(">H", crc16(c))) for c in contents)
+
+
+class BufferCursor:
+    """The link's frame buffer and its one pointer, as ``HostLink`` keeps them, for a component's
+    ``cursor``: ``byte`` is the byte at ``ptr``; the pointer moves as the component asks."""
+
+    def __init__(self, cursor, content: bytes):
+        self.cursor, self.buf, self.ptr = cursor, bytes(content) + bytes(MAX_FRAME + 2 - len(content)), 0
+
+    def place(self, ctx, ptr: int) -> None:
+        self.ptr = ptr
+        ctx.set(self.cursor.ptr, ptr)
+        ctx.set(self.cursor.byte, self.buf[ptr])
+
+    def next_ptr(self, ctx) -> int:
+        if ctx.get(self.cursor.jump):
+            return ctx.get(self.cursor.target)
+        return self.ptr + 1 if ctx.get(self.cursor.advance) else self.ptr
+
+
+def expected_check(content: bytes, status: Status) -> dict:
+    """What the checker must find in a received frame (content with its CRC): the board model's checks."""
+    from spiketwin.link import _payload_ok
+
+    opcode, payload = content[0], content[1:-2]
+    if status == Status.OK and opcode not in {int(o) for o in Opcode if o != Opcode.NACK}:
+        status = Status.UNKNOWN_OPCODE
+    elif status == Status.OK and not _payload_ok(opcode, payload):
+        status = Status.BAD_LENGTH
+    fields = {"opcode": opcode, "plen": len(payload), "end": len(content) - 2}
+    if status == Status.OK and opcode == Opcode.RUN:
+        fields["steps"] = struct.unpack(">H", payload[:2])[0]
+    return {"ok": status == Status.OK, "status": status, **fields}
+
+
+def check_cases(rng) -> list[tuple[bytes, Status]]:
+    """Frames (content and CRC) as the receiver reports them: every opcode with payloads of the
+    right length and near misses, RUN requests whose step counts fill, overshoot or fall short of
+    the payload, unknown opcodes, and statuses the receiver already refused."""
+    from spiketwin.link import run_payloads
+
+    def crc(content: bytes) -> bytes:
+        return content + struct.pack(">H", crc16(content))
+
+    cases = []
+    for op, n in [(Opcode.IDENTIFY, 0), (Opcode.RESET, 0), (Opcode.WRITE, 12), (Opcode.READ, 8), (Opcode.ERRORS, 1)]:
+        for k in {n, n + 1, max(0, n - 1), n + 6, 5}:
+            cases.append((crc(bytes([op]) + bytes(rng.integers(0, 256, k).tolist())), Status.OK))
+    for _ in range(12):
+        seqs = [rng.integers(0, 300, size=rng.integers(0, 5)).tolist() for _ in range(rng.integers(0, 5))]
+        run = bytes([Opcode.RUN]) + run_payloads(seqs)[0]
+        for variant in (run, run[:-1], run[:-2], run + b"\x07"):     # exact, short, long
+            cases.append((crc(variant), Status.OK))
+    cases += [(crc(bytes([Opcode.RUN, 0, 2, 0])), Status.OK), (crc(bytes([Opcode.RUN, 0])), Status.OK),
+              (crc(bytes([Opcode.RUN, 0, 1, 3, 0, 1])), Status.OK)]
+    cases += [(crc(bytes([op])), Status.OK) for op in (0x00, 0x42, Opcode.NACK, 0xFF)]
+    cases += [(crc(bytes([Opcode.IDENTIFY])), status) for status in Status if status != Status.OK]
+    return cases
+
+
+def test_request_checker_accepts_and_refuses_what_the_board_model_does():
+    from spiketwin.hw.link import RequestChecker
+
+    cases = check_cases(np.random.default_rng(3))
+    dut = RequestChecker()
+
+    async def bench(ctx):
+        for content, status in cases:
+            want = expected_check(content, status)
+            cur = BufferCursor(dut.cursor, content)
+            cur.place(ctx, 0)
+            ctx.set(dut.frame_length, len(content))
+            ctx.set(dut.frame_status, status)
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            cur.place(ctx, 0)
+            for _ in range(4 * len(content) + 8):
+                if ctx.get(dut.done):
+                    break
+                nxt = cur.next_ptr(ctx)
+                await ctx.tick()
+                cur.place(ctx, nxt)
+            else:
+                raise AssertionError(f"no verdict for {content.hex()}")
+            assert bool(ctx.get(dut.ok)) == want["ok"], content.hex()
+            await ctx.tick()                       # the request's registers, held after the verdict
+            req = dut.request
+            assert ctx.get(req.opcode) == want["opcode"] and ctx.get(req.end) == want["end"]
+            if want["ok"]:
+                assert ctx.get(req.plen) == want["plen"]
+                assert ctx.get(getattr(req.op, Opcode(want["opcode"]).name.lower()))
+                if "steps" in want:
+                    assert ctx.get(req.steps) == want["steps"] and ctx.get(req.last_step) == (want["steps"] - 1) % 65536
+            else:
+                assert ctx.get(req.status) == want["status"], content.hex()
+            assert not ctx.get(dut.done)
+
+    simulate(dut, bench)
+    verdicts = [expected_check(*c)["ok"] for c in cases]
+    assert sum(verdicts) >= 15 and verdicts.count(False) >= 15
+
+
+def request_value(content: bytes, status: Status) -> tuple[bool, int]:
+    """The checker's verdict and ``request`` for a frame (as its own test holds it to), the latter
+    as the raw bits of ``REQUEST`` (an unknown opcode is no member of the opcode field's enum)."""
+    want = expected_check(content, status)
+    steps = want.get("steps", 0)
+    fields = {"opcode": want["opcode"], "status": want["status"], "end": want["end"], "plen": want["plen"],
+              "steps": steps, "last_step": (steps - 1) % 65536,
+              "op": sum(int(want["opcode"] == o) << REQUEST["op"].shape[o.name.lower()].offset for o in EXECUTED)}
+    return want["ok"], sum(int(v) << REQUEST[name].offset for name, v in fields.items())
+
+
+def test_executor_answers_and_drives_the_core_as_the_board_model_does():
+    """Requests executed against the twin's core on the other side of ``cfg``, ``events`` and
+    ``spikes`` (each taken after random stalls, a read answered two cycles later, and the reply's
+    bytes taken at random): every reply's content, and the core's state, are the board model's."""
+    from spiketwin import CoreConfig, Network
+    from spiketwin.hw.link import Executor
+    from spiketwin.link import BoardModel, run_payloads
+    from spiketwin.twin import CoreModel
+
+    config = CoreConfig(8, 12, lanes=2, max_axon_events=5)
+    net = Network.random(config, seed=4)
+    rng = np.random.default_rng(4)
+    writes = [(config.address(Region.THRESHOLD, j), int(rng.integers(0, 900))) for j in range(config.n_neurons)]
+    reads = [a for a, _ in writes[::3]] + [config.address(Region.CONTROL), 1 << 31, config.address(Region.V, 99)]
+    runs = [run_payloads([rng.integers(0, 12, size=rng.integers(0, 7)).tolist() for _ in range(4)])[0]
+            for _ in range(3)]
+    write = bytes([Opcode.WRITE]) + b"".join(struct.pack(">IH", a, w) for a, w in writes)
+    read = bytes([Opcode.READ]) + b"".join(struct.pack(">I", a) for a in reads)
+    contents = ([bytes([Opcode.IDENTIFY]), write, read] + [bytes([Opcode.RUN]) + p for p in runs]
+                + [bytes([Opcode.ERRORS, x]) for x in (0, 1, 0)]
+                + [bytes([Opcode.RESET]), bytes([Opcode.READ]), bytes([Opcode.RUN, 0, 0]), bytes([Opcode.WRITE]),
+                   bytes([Opcode.WRITE, 1]), bytes([0x42])])
+    frames = [(c + struct.pack(">H", crc16(c)), Status.OK) for c in contents] + [(bytes([1, 0, 0]), Status.BAD_CRC)]
+    model = BoardModel(config, net)
+    wire = [encode_frame(f) if s == Status.OK else f + bytes([END]) for f, s in frames]
+    replies = [[c for c, _ in FrameDecoder().feed(model.receive(w))] for w in wire]
+    core = CoreModel(config, net)
+    dut = Executor(config)
+
+    async def bench(ctx):
+        for (frame, status), want in zip(frames, replies, strict=True):
+            ok, req = request_value(frame, status)
+            ctx.set(dut.request.as_value(), req)
+            ctx.set(dut.ok, ok)
+            ctx.set(dut.start, 1)
+            cur = BufferCursor(dut.cursor, frame)
+            cur.place(ctx, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            cur.place(ctx, 1)
+            got, axons, spikes, answer = bytearray(), [], [], []
+            for _ in range(20000):
+                for port in (dut.reply, dut.cfg, dut.events):
+                    ctx.set(port.ready, int(rng.random() < 0.7))
+                ctx.set(dut.cfg.rvalid, 0)
+                if answer and answer[0][0] == 0:
+                    ctx.set(dut.cfg.rvalid, 1)
+                    ctx.set(dut.cfg.rdata, answer.pop(0)[1])
+                ctx.set(dut.spikes.valid, int(bool(spikes)))
+                if spikes:
+                    ctx.set(dut.spikes.payload, spikes[0])
+                if ctx.get(dut.reply.valid) and ctx.get(dut.reply.ready):
+                    got.append(ctx.get(dut.reply.payload.data))
+                if ctx.get(dut.cfg.valid) and ctx.get(dut.cfg.ready):
+                    addr = ctx.get(dut.cfg.addr)
+                    if ctx.get(dut.cfg.write):
+                        core.write(addr, ctx.get(dut.cfg.wdata))
+                    else:
+                        answer.append([2, core.read(addr)])
+                if ctx.get(dut.events.valid) and ctx.get(dut.events.ready):
+                    if ctx.get(dut.events.payload.step):
+                        row = core.run([axons])[0]
+                        spikes = [{"neuron": int(j), "end": 0} for j in np.flatnonzero(row)] + [{"neuron": 0, "end": 1}]
+                        axons = []
+                    else:
+                        axons.append(ctx.get(dut.events.payload.axon))
+                if ctx.get(dut.spikes.valid) and ctx.get(dut.spikes.ready):
+                    spikes.pop(0)
+                done = ctx.get(dut.done)
+                nxt = cur.next_ptr(ctx)
+                for a in answer:
+                    a[0] -= 1
+                await ctx.tick()
+                cur.place(ctx, nxt)
+                if done:
+                    break
+            else:
+                raise AssertionError(f"no end to request {frame.hex()}")
+            assert [bytes(got)] == want, frame.hex()
+        assert np.array_equal(core.state.v, model.core.state.v) and core.errors == model.core.errors
+        assert np.array_equal(core.network.threshold, model.core.network.threshold)
+
+    simulate(dut, bench)
