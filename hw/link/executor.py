@@ -36,7 +36,7 @@ UNMAPPED_REGION = next(r for r in range(1 << REGION_BITS) if r not in {int(x) fo
 class Executor(wiring.Component):
     """Executes a checked request: ``start`` (the checker's ``done``, with its ``ok`` and
     ``request``) begins, the reply's content leaves on ``reply`` and the core is driven through
-    ``cfg``, ``events`` and ``spikes``; ``done`` pulses in the cycle the reply's last byte is taken.
+    ``cfg``, ``events`` and ``spikes``; ``done`` pulses in the cycle after the reply's last byte is taken.
     The payload is read through ``cursor``, from the byte after the opcode.
 
     Members
@@ -77,6 +77,9 @@ class Executor(wiring.Component):
             self._read(m, s)
             self._errors(m, s)
             self._run(m, s)
+            with m.State("DONE"):
+                m.d.comb += self.done.eq(1)
+                m.next = "IDLE"
         fsm.state.attrs["fsm_encoding"] = "one-hot"     # a state's decoding is one flip-flop
         return m
 
@@ -113,10 +116,10 @@ class Executor(wiring.Component):
     def _emit(self, m, value, is_last=0):
         m.d.comb += [self.reply.payload.data.eq(value), self.reply.payload.last.eq(is_last), self.reply.valid.eq(1)]
 
-    def _finish(self, m):
-        """The request is done (in the cycle its reply's last byte is taken)."""
-        m.d.comb += self.done.eq(1)
-        m.next = "IDLE"
+    @staticmethod
+    def _finish(m):
+        """The request is done: its reply's last byte is taken (``done`` follows, from a flip-flop)."""
+        m.next = "DONE"
 
     def _advance(self, m):
         m.d.comb += self.cursor.advance.eq(1)

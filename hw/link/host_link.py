@@ -90,10 +90,8 @@ class HostLink(wiring.Component):
                     m.next = "BUSY"
             with m.State("BUSY"):
                 with m.If(exe.done):
-                    m.next = "DONE"
-            with m.State("DONE"):
-                m.d.sync += busy.eq(0)
-                m.next = "IDLE"
+                    m.d.sync += busy.eq(0)
+                    m.next = "IDLE"
         return m
 
 
