@@ -232,3 +232,122 @@ def test_neuron_update_writes_back_the_twins_step(model, seed):
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
+
+
+class LaneWords:
+    """A core's memories behind a :class:`ConfigServer`, as the core addresses them: at a request's
+    index (a parameter at its slot), each word arriving two cycles after its address was chosen,
+    the weights' and the parameter word three (their extra registers), a write stored at once.
+    They start as a core with ``network`` baked in."""
+
+    def __init__(self, config, network):
+        from spiketwin.hw.core.memories import lane_init, memory_shapes, param_slots
+
+        self.config, self.slots = config, param_slots(config)
+        self.lane_bits = (config.lanes - 1).bit_length()
+        shapes = {"weights": config.n_sources * config.groups,
+                  **{name: depth for name, (depth, _) in memory_shapes(config).items()}}
+        self.words = []
+        for lane in range(config.lanes):
+            init = lane_init(config, network, lane)
+            self.words.append({name: list(init.get(name, [0] * depth)) + [0] * (depth - len(init.get(name, [])))
+                               for name, depth in shapes.items()})
+        self.chosen = [None, None, None]
+
+    def addr(self, name, choice):
+        index, slot = choice
+        group = index >> self.lane_bits
+        if name == "params":
+            return group * self.slots + slot
+        return index if name in self.config.table_fields else group
+
+    def present(self, ctx, ports_of_lanes) -> None:
+        for lane, ports in enumerate(ports_of_lanes):
+            for name, words in self.words[lane].items():
+                late = name in ("weights", "params")
+                choice = self.chosen[-3 if late else -2]
+                a = None if choice is None else self.addr(name, choice)
+                value = words[a] if a is not None and a < len(words) else 0    # (unmapped: not answered)
+                member = {"weights": "w_data", "params": "prm"}.get(name, f"{name}_rdata")
+                if hasattr(ports, member):
+                    ctx.set(getattr(ports, member), value)
+
+    def clock(self, ctx, dut) -> None:
+        """At the clock edge: the writes of this cycle, and the address chosen in it."""
+        for lane, ports in enumerate(dut.lanes):
+            if ctx.get(ports.w_we):
+                self.words[lane]["weights"][self.addr("weights", self.chosen[-1])] = ctx.get(ports.w_wdata)
+            for name, words in self.words[lane].items():
+                if hasattr(ports, f"{name}_we") and ctx.get(getattr(ports, f"{name}_we")):
+                    words[ctx.get(getattr(ports, f"{name}_waddr"))] = ctx.get(getattr(ports, f"{name}_wdata"))
+        self.chosen.append((ctx.get(dut.index), ctx.get(dut.slot)) if ctx.get(dut.address) else None)
+
+
+@pytest.mark.parametrize("model", ["lif", "dpi"])
+def test_config_server_writes_and_answers_every_word_as_the_twin(model):
+    """Random writes and reads of every region, mapped or not, CONTROL's flags and its state clear:
+    each read answers what the twin's core model answers, BAD_ADDRESS and the flags' clear are
+    asked for where the twin raises and clears them, and a read is answered 5 cycles after it is taken."""
+    from spiketwin.config import Control, ErrorFlag
+    from spiketwin.hw.core import ConfigServer
+    from spiketwin.twin import CoreModel
+
+    config = CoreConfig(5, 12, lanes=4, model=model)
+    rng = np.random.default_rng(5)
+    twin, dut = CoreModel(config), ConfigServer(config)
+    words = LaneWords(config, twin.network)
+    regions = [r for r in Region if config.region_size(r) and r != Region.CONTROL]
+    requests = []
+    for _ in range(300):
+        r = regions[int(rng.integers(len(regions)))]
+        index = int(rng.integers(0, config.region_size(r) + 2))         # now and then past the region
+        requests.append((bool(rng.random() < 0.6), config.address(r, index) if index < (1 << config.index_bits)
+                         else config.address(r, 0), int(rng.integers(0, 1 << 16))))
+    control = config.address(Region.CONTROL)
+    requests += [(False, control, 0), (False, (29 << config.index_bits) | 3, 0), (False, control, 0),
+                 (True, control, Control.CLEAR_ERRORS), (False, control, 0), (True, control, Control.CLEAR_STATE)]
+    requests += [(False, a, 0) for _, a, _ in requests[:60]]
+
+    async def bench(ctx):
+        errors, answered = 0, 0
+        ctx.set(dut.take, 1)
+        for write, addr, wdata in requests:
+            ctx.set(dut.cfg.valid, 1)
+            ctx.set(dut.cfg.write, write)
+            ctx.set(dut.cfg.addr, addr)
+            ctx.set(dut.cfg.wdata, wdata)
+            for cycle in range(12):
+                ctx.set(dut.errors, errors)
+                words.present(ctx, dut.lanes)
+                if cycle == 0:
+                    assert ctx.get(dut.cfg.ready)
+                elif cycle == 1:
+                    ctx.set(dut.cfg.valid, 0)
+                assert ctx.get(dut.cfg.rvalid) == (not write and cycle == 5), (hex(addr), cycle)
+                if ctx.get(dut.cfg.rvalid):
+                    assert ctx.get(dut.cfg.rdata) == twin.read(addr), hex(addr)
+                    answered += 1
+                if ctx.get(dut.bad_address):
+                    errors |= ErrorFlag.BAD_ADDRESS
+                if ctx.get(dut.clear_errors):
+                    errors = 0
+                finished = cycle > 0 and (ctx.get(dut.done) or ctx.get(dut.clear_state))
+                if ctx.get(dut.clear_state):               # the core's CLEAR: state and accumulators
+                    for lane_words in words.words:
+                        for name in (*config.state_fields, *config.neuron_model.accumulators):
+                            lane_words[name] = [0] * len(lane_words[name])
+                words.clock(ctx, dut)
+                await ctx.tick()
+                if finished:
+                    break
+            if write:
+                twin.write(addr, wdata)
+            elif not config.address_valid(addr):
+                twin.read(addr)                            # (answered above; raises BAD_ADDRESS)
+            assert errors == int(twin.errors), hex(addr)
+        assert answered == sum(not w for w, _, _ in requests)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()

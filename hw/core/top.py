@@ -11,18 +11,18 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Cat, Const, Module, Signal, unsigned
+from amaranth.hdl import Cat, Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from spiketwin.config import REGION_BITS, Control, CoreConfig, ErrorFlag, Region
+from spiketwin.config import CoreConfig, ErrorFlag
 from spiketwin.errors import InvalidValue
 
 from .. import arith
-from ..models import NeuronUpdate, param_field
+from ..models import NeuronUpdate
 from ..ram import ReadPort, memory
 from .accumulator import LaneAccumulator
-from .config_port import ConfigDecoder, ConfigSignature
+from .config_port import ConfigServer, ConfigSignature
 from .emitter import SpikeSelect
 from .memories import LaneMemories, param_slots
 
@@ -93,13 +93,13 @@ class Core(wiring.Component):
         s = self._lanes(m)
         self._registers(m, s)
         self._datapath(m, s, upd)
-        self._config_decoder(m, s)
+        self._config_server(m, s)
         s.sched = upd.schedule
         self._addresses(m, s, pipe)
         self._accumulation(m, s, pipe)
         with m.FSM(init="IDLE") as fsm:
             self._idle(m, s, upd)
-            self._config_states(m, s)
+            self._config_state(m, s)
             self._event_states(m, s)
             self._update_state(m, s, upd)
             self._emit_states(m, s, upd)
@@ -123,7 +123,6 @@ class Core(wiring.Component):
         for lane in range(c.lanes):
             m.d.sync += s.prm_q[lane].eq(s.mems[lane]["params"][0].data)
 
-        s.param = lambda lane, name: param_field(c, s.prm_q[lane], name)
         fired = memory(shape=unsigned(c.neuron_bits), depth=max(2, c.n_neurons))
         m.submodules.fired_list = fired
         s.fl_rd, s.fl_wr = ReadPort(m, fired, "fired_list"), fired.write_port()
@@ -141,12 +140,6 @@ class Core(wiring.Component):
         s.pend = Signal(c.lanes)                       # lanes that fired in the group being emitted
         s.s_valid, s.t_valid, s.u_valid = Signal(), Signal(), Signal()   # accumulation: reads' data arrive,
         s.s_g, s.t_g, s.u_g = (Signal.like(s.g) for _ in range(3))      # the accumulator's, the sum is written
-        lane_bits = (c.lanes - 1).bit_length()
-        s.rd_region = Signal(REGION_BITS)
-        s.rd_lane = Signal(max(1, lane_bits))
-        s.rd_bad = Signal()                            # the read's address is unmapped: answer 0
-        s.rd_data = Signal(c.data_bits)
-        s.rd_lane_data = [Signal(c.data_bits, name=f"rd_lane_data_{l}") for l in range(c.lanes)]
 
     def _datapath(self, m, s, upd) -> None:
         """One multiplier per lane, and one rounding of it, for the update. Its operands (chosen by
@@ -163,23 +156,18 @@ class Core(wiring.Component):
                 if hasattr(ports, f"{name}_rdata"):
                     m.d.comb += getattr(ports, f"{name}_rdata").eq(s.mems[lane][name][0].data)
 
-    def _config_decoder(self, m, s) -> None:
-        """A request is registered when taken (with whether its address is mapped) and served in
-        the next cycle from the registers, so the memories' write enables and read addresses never
-        depend on the configuration port's address combinationally. A write is decoded then too,
-        into one bit per memory it writes and a parameter's slot, so that the write enables and
-        addresses, which reach block RAMs all over the die, are registers."""
+    def _config_server(self, m, s) -> None:
+        """The configuration port's server (:class:`ConfigServer`), which reads each lane's memories
+        at the addresses it asks for."""
         c = self.config
-        lane_bits = (c.lanes - 1).bit_length()
-        m.submodules.cfg_decoder = s.dec = dec = ConfigDecoder(c)
-        m.d.comb += [dec.addr.eq(self.cfg.addr), dec.write.eq(self.cfg.write)]
-        s.q_addr = Signal.like(self.cfg.addr)
-        s.q_wdata = Signal.like(self.cfg.wdata)
-        s.q_write, s.q_ok = Signal(), Signal()
-        s.region = s.q_addr[c.index_bits:]
-        s.index = s.q_addr[:c.index_bits]
-        s.cfg_lane = s.index[:lane_bits] if lane_bits else Const(0, 1)
-        s.cfg_group = s.index[lane_bits:]
+        m.submodules.cfg_server = s.srv = srv = ConfigServer(c)
+        wiring.connect(m, wiring.flipped(self.cfg), srv.cfg)
+        m.d.comb += srv.errors.eq(s.errors)
+        for lane, ports in enumerate(srv.lanes):
+            m.d.comb += [ports.w_data.eq(s.weights[lane].w_data), ports.prm.eq(s.prm_q[lane])]
+            for name, (rp, _) in s.mems[lane].items():
+                if hasattr(ports, f"{name}_rdata"):
+                    m.d.comb += getattr(ports, f"{name}_rdata").eq(rp.data)
 
     def _addresses(self, m, s, pipe) -> None:
         """Every memory's read address is a register, loaded in the cycle before the read with the
@@ -243,12 +231,11 @@ class Core(wiring.Component):
 
 
     # --- the FSM's states -------------------------------------------------------------------
-    def _read_addresses(self, m, s, addr, param_slot) -> None:
-        """The next cycle's read addresses for a configuration request at ``addr`` (a parameter at
-        ``param_slot``)."""
+    def _read_addresses(self, m, s, idx, param_slot) -> None:
+        """The next cycle's read addresses for a configuration request at index ``idx`` of its
+        region (a parameter at ``param_slot``)."""
         c = self.config
         lane_bits = (c.lanes - 1).bit_length()
-        idx = addr[:c.index_bits]
         m.d.comb += [s.nrn_next.eq(idx[lane_bits:]), s.w_next.eq(idx >> lane_bits), s.slot_next.eq(param_slot),
                      s.cfg_lut.eq(1)]
         m.d.comb += [la.eq(idx) for la in s.lut_next]
@@ -261,11 +248,9 @@ class Core(wiring.Component):
     def _idle(self, m, s, upd) -> None:
         c = self.config
         with m.State("IDLE"):
+            m.d.comb += s.srv.take.eq(1)
             with m.If(self.cfg.valid):
-                m.d.comb += [self.cfg.ready.eq(1), s.dec.take.eq(1)]
-                m.d.sync += [s.q_addr.eq(self.cfg.addr), s.q_wdata.eq(self.cfg.wdata),
-                             s.q_write.eq(self.cfg.write), s.q_ok.eq(s.dec.ok)]
-                self._read_addresses(m, s, self.cfg.addr, s.dec.slot_now)     # (a write's weight address too)
+                self._read_addresses(m, s, s.srv.index, s.srv.slot)       # (a write's weight address too)
                 m.next = "CFG"
             with m.Elif(self.events.valid):
                 m.d.comb += self.events.ready.eq(1)
@@ -281,78 +266,34 @@ class Core(wiring.Component):
                     m.d.sync += s.ev_count.eq(s.ev_count + 1)
                     self._start_event(m, s, p.axon, 0)
 
-    def _config_write(self, m, s) -> None:
-        """The write of a decoded configuration request (the memories' fields take wdata's low
-        bits; a parameter word's bits above its field are never read). The weights' write
-        address is their read address, loaded when the request was taken."""
-        c = self.config
-        for lane in range(c.lanes):
-            for name, h in s.dec.hits(lane).items():
-                if name == "weights":
-                    with m.If(h):
-                        m.d.comb += [s.weights[lane].w_wdata.eq(s.q_wdata), s.weights[lane].w_we.eq(1)]
-                    continue
-                wp = s.mems[lane][name][1]
-                with m.If(h):
-                    if name == "params":
-                        m.d.comb += wp.addr.eq(Cat(s.dec.slot, s.cfg_group))
-                    elif name in c.table_fields:
-                        m.d.comb += wp.addr.eq(s.index)
-                    else:
-                        m.d.comb += wp.addr.eq(s.cfg_group)
-                    m.d.comb += [wp.data.eq(s.q_wdata), wp.en.eq(1)]
-
-    def _config_states(self, m, s) -> None:
-        """CFG (a write, or a read's first cycle) and a read's answer, which passes through
-        registers: the memories' outputs (the weights' through its bank's register), each lane's
-        word for the region, then the lane's (5 cycles from being taken to the answer)."""
-        c = self.config
+    def _config_state(self, m, s) -> None:
+        """CFG: the server writes and answers a request it took in IDLE; then IDLE, or CLEAR."""
+        srv = s.srv
         with m.State("CFG"):
-            m.next = "IDLE"
-            self._config_write(m, s)
-            with m.If(~s.q_write):
-                self._read_addresses(m, s, s.q_addr, s.dec.slot)
-            with m.If(~s.q_ok):
+            with m.If(srv.address):
+                self._read_addresses(m, s, srv.index, srv.slot)
+            for lane, ports in enumerate(srv.lanes):
+                with m.If(ports.w_we):        # at the weights' read address, loaded when the request was taken
+                    m.d.comb += [s.weights[lane].w_wdata.eq(ports.w_wdata), s.weights[lane].w_we.eq(1)]
+                self._writes(m, s, lane, ports)
+            with m.If(srv.bad_address):
                 m.d.sync += s.errors.eq(s.errors | ErrorFlag.BAD_ADDRESS)
-                with m.If(~s.q_write):                    # a read still gets its answer: 0
-                    m.d.sync += s.rd_bad.eq(1)
-                    m.next = "CFG_WAIT"
-            with m.Elif(s.q_write & (s.region == Region.CONTROL)):
-                with m.If(s.q_wdata & Control.CLEAR_ERRORS):
-                    m.d.sync += s.errors.eq(0)
-                with m.If(s.q_wdata & Control.CLEAR_STATE):
-                    m.d.sync += s.g.eq(0)
-                    m.next = "CLEAR"
-            with m.Elif(~s.q_write):
-                m.d.sync += [s.rd_region.eq(s.region), s.rd_lane.eq(s.cfg_lane), s.rd_bad.eq(0)]
-                m.next = "CFG_WAIT"
-        with m.State("CFG_WAIT"):
-            self._read_addresses(m, s, s.q_addr, s.dec.slot)
-            m.next = "CFG_READ"
-        with m.State("CFG_READ"):
-            for lane in range(c.lanes):
-                m.d.sync += s.rd_lane_data[lane].eq(0)
-                with m.Switch(s.rd_region):
-                    for name, r in {"weights": Region.WEIGHT, **c.state_fields, **c.table_fields}.items():
-                        with m.Case(r):       # every lane holds the same tables
-                            m.d.sync += s.rd_lane_data[lane].eq(s.weights[lane].w_data if name == "weights"
-                                                                else s.mems[lane][name][0].data)
-                    for name, r in c.param_fields.items():
-                        with m.Case(r):
-                            m.d.sync += s.rd_lane_data[lane].eq(s.param(lane, name))
-            m.next = "CFG_SELECT"
-        with m.State("CFG_SELECT"):
-            m.d.sync += s.rd_data.eq(0)                   # an unmapped address answers 0
-            with m.If(~s.rd_bad & (s.rd_region == Region.CONTROL)):
-                m.d.sync += s.rd_data.eq(s.errors)
-            with m.Elif(~s.rd_bad):
-                for lane in range(c.lanes):
-                    with m.If(s.rd_lane == lane):
-                        m.d.sync += s.rd_data.eq(s.rd_lane_data[lane])
-            m.next = "CFG_REPLY"
-        with m.State("CFG_REPLY"):
-            m.d.comb += [self.cfg.rvalid.eq(1), self.cfg.rdata.eq(s.rd_data)]
-            m.next = "IDLE"
+            with m.If(srv.clear_errors):
+                m.d.sync += s.errors.eq(0)
+            with m.If(srv.clear_state):
+                m.d.sync += s.g.eq(0)
+                m.next = "CLEAR"
+            with m.Elif(srv.done):
+                m.next = "IDLE"
+
+    @staticmethod
+    def _writes(m, s, lane, ports) -> None:
+        """The writes a component asks for (``<name>_we``, ``_waddr``, ``_wdata``) to lane ``lane``'s memories."""
+        for name, (_, wp) in s.mems[lane].items():
+            if hasattr(ports, f"{name}_we"):
+                with m.If(getattr(ports, f"{name}_we")):
+                    m.d.comb += [wp.addr.eq(getattr(ports, f"{name}_waddr")),
+                                 wp.data.eq(getattr(ports, f"{name}_wdata")), wp.en.eq(1)]
 
     def _event_states(self, m, s) -> None:
         """ACC: one group per cycle of the event's weight row; INT_FETCH and INT_LOAD: the next
@@ -387,11 +328,7 @@ class Core(wiring.Component):
             with m.If(upd.slot_en):
                 m.d.comb += s.slot_next.eq(upd.slot)
             for lane, ports in enumerate(upd.lanes):
-                for name, (_, wp) in s.mems[lane].items():
-                    if hasattr(ports, f"{name}_we"):
-                        with m.If(getattr(ports, f"{name}_we")):
-                            m.d.comb += [wp.addr.eq(getattr(ports, f"{name}_waddr")),
-                                         wp.data.eq(getattr(ports, f"{name}_wdata")), wp.en.eq(1)]
+                self._writes(m, s, lane, ports)
             with m.If(upd.done):
                 m.d.comb += s.nrn_next.eq(s.g + 1)         # the next group's first parameter
                 m.d.sync += s.pend.eq(Cat(ports.fired for ports in upd.lanes))
