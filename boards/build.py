@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import statistics
+import subprocess
 from dataclasses import asdict
 from pathlib import Path
 
@@ -76,8 +77,11 @@ def build_bitstream(top, board: str, out_dir: Path, name: str = "spiketwin", clo
     nextpnr_opts += [f"--seed {seed}"] if seed is not None else []
     if nextpnr_opts:
         extra["nextpnr_opts"] = " ".join(nextpnr_opts)
-    platform.build(top, name=name, build_dir=str(out_dir), do_program=False,
-                   script_after_read="\n".join(script), **extra)
+    try:
+        platform.build(top, name=name, build_dir=str(out_dir), do_program=False,
+                       script_after_read="\n".join(script), **extra)
+    except subprocess.CalledProcessError:
+        raise ToolError(_build_failure(out_dir / f"{name}.tim", board)) from None
     bitstream = out_dir / f"{name}{spec.bitstream_suffix}"
     if not bitstream.exists():
         raise ToolError(f"the build produced no bitstream at {bitstream}")
@@ -91,6 +95,17 @@ def build_bitstream(top, board: str, out_dir: Path, name: str = "spiketwin", clo
               "resources": summarise(parsed["utilisation"], board), **parsed}
     (out_dir / f"{name}-report.json").write_text(json.dumps(report, indent=1))
     return report
+
+
+def _build_failure(timing_log: Path, board: str) -> str:
+    """Why the flow stopped: a clock nextpnr could not meet (its verdict), or the tools' own error."""
+    text = timing_log.read_text() if timing_log.exists() else ""
+    missed = [(clock, f) for clock, f in parse_nextpnr_log(text)["fmax"].items() if not f["pass"]]
+    if missed:
+        clock, f = missed[0]
+        return (f"{board}: post-route fmax {f['mhz']:.1f} MHz misses the {f['target_mhz']:g} MHz clock {clock!r}; "
+                f"build with --clock-mhz auto (a clock it meets), a lower --clock-mhz, or --seeds K")
+    return f"{board}: the Yosys/nextpnr flow failed; its log is in {timing_log.parent}"
 
 
 def build_linked(config, net, board: str, out: Path, baud: int, clock_mhz="auto", allow_timing_fail=False,

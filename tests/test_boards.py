@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -44,6 +45,18 @@ def test_icebreaker_demo_bitstream(tmp_path):
     assert 0 < lc["used"] <= lc["available"]
     clock = report["fmax"]["cd_sync.clk"]
     assert clock["pass"] and clock["mhz"] >= 12.0
+
+
+@pytest.mark.board
+def test_a_clock_the_core_cannot_meet_is_one_line_naming_the_fmax(tmp_path, capsys):
+    from spiketwin.cli import main
+
+    assert main(["build", "--board", "icebreaker", "--axons", "16", "--neurons", "32", "--lanes", "1",
+                 "--clock-mhz", "150", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert re.search(r"icebreaker: post-route fmax [\d.]+ MHz misses the 150[.0-9]* MHz clock 'clk'; build with "
+                     r"--clock-mhz auto", err), err
 
 
 def test_link_top_checks_its_uart_rate():
