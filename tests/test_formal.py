@@ -35,13 +35,13 @@ def test_a_mutated_rounding_or_saturation_fails_its_proof_with_a_counterexample(
 
 
 def fire_only_above_the_threshold(self, m, ports, refractory, threshold, v_reset, reset_mode, v_int, spike,
-                                   v_next):
+                                   v_after, v_keep):
     """LIFUpdate._decide with ``>`` for ``>=``: a neuron exactly at its threshold does not fire."""
     from amaranth.hdl import Mux
 
-    fires = ~refractory & (v_int > threshold)
-    after = Mux(reset_mode, v_reset, arith.saturate(v_int - threshold, self.config.fmt))
-    m.d.sync += [spike.eq(fires), v_next.eq(Mux(refractory, ports["v"][0].data, Mux(fires, after, v_int)))]
+    m.d.sync += [spike.eq(~refractory & (v_int > threshold)),
+                 v_after.eq(Mux(reset_mode, v_reset, arith.saturate(v_int - threshold, self.config.fmt))),
+                 v_keep.eq(Mux(refractory, ports["v"][0].data, v_int))]
 
 
 def test_an_update_that_misses_the_threshold_fails_its_proof_with_a_counterexample(tmp_path, monkeypatch):

@@ -2,7 +2,8 @@
 
 Registered stages, so that no cycle holds more than one multiplication or one saturating sum:
 the operands of ``leak * v`` and of ``syn_decay * i_syn`` on the lane's one multiplier, their
-roundings, i_syn's sum, v's sum, the spike decision and v's next value, the write-back.
+roundings, i_syn's sum, v's sum, the spike decision with v after a spike and v without one, the
+write-back (choosing between the two).
 """
 
 from amaranth.hdl import Mux, Signal, signed
@@ -39,7 +40,8 @@ class LIFUpdate(UpdatePipeline):
         acc_r = [Signal(signed(c.acc_width), name=f"acc_r_{l}") for l in lanes]   # next to its adder
         v_bias = [Signal(signed(fmt.width + 1), name=f"v_bias_{l}") for l in lanes]
         spike = [Signal(name=f"spike_{l}") for l in lanes]                     # decided a stage before
-        v_next = [Signal(word, name=f"v_next_{l}") for l in lanes]             # the write-back
+        v_after = [Signal(word, name=f"v_after_{l}") for l in lanes]           # the write-back: v after a
+        v_keep = [Signal(word, name=f"v_keep_{l}") for l in lanes]             # spike, or without one
         in_refractory = [Signal(name=f"in_refractory_{l}") for l in lanes]
         held = {name: [Signal(ctx.param(l, name).shape(), name=f"{name}_r_{l}") for l in lanes] for name in self.held}
         mems, param, rounded = ctx.mems, ctx.param, ctx.rounded
@@ -82,24 +84,26 @@ class LIFUpdate(UpdatePipeline):
             for lane in lanes:
                 m.d.sync += held["refractory"][lane].eq(param(lane, "refractory"))
                 self._decide(m, mems[lane], in_refractory[lane], held["threshold"][lane], held["v_reset"][lane],
-                             held["reset_mode"][lane], v_int[lane], spike[lane], v_next[lane])
+                             held["reset_mode"][lane], v_int[lane], spike[lane], v_after[lane], v_keep[lane])
         with m.State("UPDATE_C"):                  # write-back
             ctx.finish()
             for lane in lanes:
                 self._writeback(m, mems[lane], in_refractory[lane], held["refractory"][lane], isyn_new[lane],
-                                spike[lane], v_next[lane], ctx.fired[lane], ctx.group)
+                                spike[lane], Mux(spike[lane], v_after[lane], v_keep[lane]), ctx.fired[lane],
+                                ctx.group)
 
-    def _decide(self, m, ports, refractory, threshold, v_reset, reset_mode, v_int, spike, v_next):
+    def _decide(self, m, ports, refractory, threshold, v_reset, reset_mode, v_int, spike, v_after, v_keep):
         """Step 3 of the LIF step (``docs/models.md``) for one lane: from the saturated ``v_int``,
-        whether the neuron fires and v's next value, registered for the write-back stage."""
+        whether the neuron fires, v after a spike (the reset) and v without one (held while
+        refractory), registered; the write-back stage chooses between the two."""
         fmt = self.config.fmt
         v = ports["v"][0].data
-        fires = ~refractory & (v_int >= threshold)
-        after_spike = Mux(reset_mode, v_reset, arith.saturate(v_int - threshold, fmt))
-        m.d.sync += [spike.eq(fires), v_next.eq(Mux(refractory, v, Mux(fires, after_spike, v_int)))]
+        m.d.sync += [spike.eq(~refractory & (v_int >= threshold)),
+                     v_after.eq(Mux(reset_mode, v_reset, arith.saturate(v_int - threshold, fmt))),
+                     v_keep.eq(Mux(refractory, v, v_int))]
 
     def _writeback(self, m, ports, in_refractory, refractory, isyn_new, spike, v_next, fired, g):
-        """The write-back of one lane's neuron at address ``g``: the decided v, i_syn, the
+        """The write-back of one lane's neuron at address ``g``: v's next value, i_syn, the
         refractory counter (reloaded with ``refractory`` on a spike) and a cleared accumulator."""
         ref_count = ports["ref_count"][0].data
         wr = {name: ports[name][1] for name in ("v", "i_syn", "ref_count", "acc")}
