@@ -93,6 +93,8 @@ class Executor(wiring.Component):
         s.sent = self.reply.ready
         s.plen_zero, s.steps_zero = Signal(), Signal()   # registered in HEADER for STATUS
         s.k = Signal(16)                                 # records, steps or IDENTIFY bytes done
+        s.last_k = Signal()                              # k is a RUN request's last step (registered,
+                                                         # off the reply's path)
         s.rec = Signal(8 * (ADDR_BYTES + WORD_BYTES))
         s.nrec = Signal(range(ADDR_BYTES + WORD_BYTES + 1))
         s.word = Signal(c.data_bits)
@@ -201,7 +203,7 @@ class Executor(wiring.Component):
             with m.If(op.run):                   # to the first step's count (whether or not sent,
                 self._jump(m, 1 + STEPS_BYTES)   # so the read address waits on no reply)
             with m.If(s.sent):                   # (the opcode's bits are one-hot)
-                m.d.sync += [s.k.eq(0), s.nrec.eq(ADDR_BYTES + WORD_BYTES)]
+                m.d.sync += [s.k.eq(0), s.nrec.eq(ADDR_BYTES + WORD_BYTES), s.last_k.eq(req.last_step == 0)]
                 with m.If(op.identify):
                     m.next = "IDENT"
                 with m.Elif(op.write):
@@ -311,12 +313,12 @@ class Executor(wiring.Component):
                 p = self.spikes.payload
                 m.d.sync += [neuron.eq(Mux(p.end, STEP_END, p.neuron)), spike_end.eq(p.end)]
                 m.next = "RUN_HI"
-        final = spike_end & (s.k == s.req.last_step)
+        final = spike_end & s.last_k
 
         def after_spike():
             m.next = "RUN_SPIKE"
             with m.If(spike_end):
-                m.d.sync += s.k.eq(s.k + 1)
+                m.d.sync += [s.k.eq(s.k + 1), s.last_k.eq(s.k + 1 == s.req.last_step)]
                 m.next = "RUN_STEP"
                 with m.If(final):
                     self._finish(m)
