@@ -31,7 +31,7 @@ case "$cmd" in
     ;;
   test)
     setup
-    exec .venv/bin/python -m pytest -n 2 --dist loadgroup -p no:cacheprovider "$@"
+    exec .venv/bin/python -m pytest -n 2 --dist loadgroup -p no:cacheprovider --durations=15 "$@"
     ;;
   *)
     echo "usage: bash run.sh flow|test [options]" >&2
