@@ -14,6 +14,7 @@ from amaranth.hdl import Mux, signed
 from spiketwin.boards import get_board
 from spiketwin.fixedpoint import QFormat
 from spiketwin.hw import arith
+from spiketwin.models import model_names
 
 from . import Checks, Job
 
@@ -68,7 +69,7 @@ def harness(fmt: QFormat, acc_width: int) -> Checks:
 
 def _acc_width() -> int:
     """The widest accumulator of the boards' default cores (either model)."""
-    return max(get_board(b).default_core_for(m).acc_width for b in ("icebreaker", "ulx3s-85f") for m in ("lif", "dpi"))
+    return max(get_board(b).default_core_for(m).acc_width for b in ("icebreaker", "ulx3s-85f") for m in model_names())
 
 
 def jobs() -> list[Job]:

@@ -23,6 +23,7 @@ from amaranth.hdl import Signal
 from spiketwin.boards import get_board
 from spiketwin.config import CoreConfig, ErrorFlag, Region
 from spiketwin.hw.core import Core
+from spiketwin.models import model_names
 
 from . import Checks, Job
 
@@ -43,6 +44,8 @@ READ_LATENCY = 5
 #: one lane (DPI).
 SMALL = {"lif": CoreConfig(3, 4, lanes=2, max_axon_events=3),
          "dpi": CoreConfig(2, 2, lanes=1, max_axon_events=2, model="dpi")}
+#: The small cores' jobs that take minutes of solver time (``pytest -m deep``, ``bench/formal.py``).
+DEEP = {"core-words-dpi-small", "core-step-dpi-small"}
 
 
 class _Ports:
@@ -194,7 +197,7 @@ def step_harness(config: CoreConfig) -> Checks:
 
 def _defaults():
     """(board, model, core) for every board's default core of each model."""
-    return [(b, model, get_board(b).default_core_for(model)) for b in BOARDS for model in ("lif", "dpi")]
+    return [(b, model, get_board(b).default_core_for(model)) for b in BOARDS for model in model_names()]
 
 
 def jobs() -> list[Job]:
@@ -207,10 +210,10 @@ def jobs() -> list[Job]:
             for b, model, k in _defaults()]
     out += [Job(f"core-words-{model}-small", "core-config", "bmc", 11, lambda k=k: config_harness(k),
                 f"the above and each word's last write read back, on a {k.n_axons} x {k.n_neurons} {model.upper()} "
-                f"core on {k.lanes} lanes (a write, another, the read)", deep=model == "dpi")
+                f"core on {k.lanes} lanes (a write, another, the read)", deep=f"core-words-{model}-small" in DEEP)
             for model, k in SMALL.items()]
     out += [Job(f"core-step-{model}-small", "core-step", "bmc", depth, lambda k=k: step_harness(k),
                 f"a step of a {k.n_axons} x {k.n_neurons} {model.upper()} core on {k.lanes} lanes",
-                deep=model == "dpi")
+                deep=f"core-step-{model}-small" in DEEP)
             for (model, k), depth in zip(SMALL.items(), (30, 42), strict=True)]
     return out
