@@ -45,7 +45,7 @@ READ_LATENCY = 5
 SMALL = {"lif": CoreConfig(3, 4, lanes=2, max_axon_events=3),
          "dpi": CoreConfig(2, 2, lanes=1, max_axon_events=2, model="dpi")}
 #: The small cores' jobs that take minutes of solver time (``pytest -m deep``, ``bench/formal.py``).
-DEEP = {"core-words-dpi-small", "core-step-dpi-small"}
+DEEP = {"core-words-dpi-small", "core-step-lif-small", "core-step-dpi-small"}
 
 
 class _Ports:
