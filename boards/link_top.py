@@ -12,11 +12,10 @@ from spiketwin.boards.pll import CoreClock, PLLSettings
 from spiketwin.config import CoreConfig
 from spiketwin.errors import InvalidValue
 from spiketwin.hw.link import LinkedCore
+from spiketwin.link import DEFAULT_BAUD, MAX_BAUD_ERROR
 from spiketwin.twin import Network
 
 __all__ = ["LinkTop", "DEFAULT_BAUD"]
-
-DEFAULT_BAUD = 115_200
 
 
 class LinkTop(Elaboratable):
@@ -28,7 +27,8 @@ class LinkTop(Elaboratable):
     network : Network, optional
         Baked into the core's memories.
     baud : int
-        UART rate; the core clock must be at least four times faster.
+        UART rate; the core clock must be at least four times faster, and divide into bits within
+        ``MAX_BAUD_ERROR`` of it.
     pll : PLLSettings, optional
         The core clock from a PLL (:mod:`spiketwin.boards.pll`); without it, the board's oscillator.
     weights_in_spram : bool
@@ -52,6 +52,10 @@ class LinkTop(Elaboratable):
         cpb = int(round(clk_hz / self.baud))
         if cpb < 4:
             raise InvalidValue(f"a {clk_hz / 1e6:g} MHz clock cannot run a UART at {self.baud} baud")
+        error = abs(clk_hz / cpb - self.baud) / self.baud
+        if error > MAX_BAUD_ERROR:
+            raise InvalidValue(f"a {clk_hz / 1e6:g} MHz clock makes {self.baud} baud only {100 * error:.1f}% off "
+                               f"(at most {100 * MAX_BAUD_ERROR:g}%): choose a --baud that divides it more closely")
         return cpb
 
     def elaborate(self, platform):

@@ -2,17 +2,18 @@
 
 A frame is SLIP-delimited: its content is sent with ``END`` (0xC0) and ``ESC`` (0xDB) escaped as
 ``ESC ESC_END`` and ``ESC ESC_ESC`` and closed by ``END``; an empty frame (two ``END`` in a row) is
-ignored, so a host may send ``END`` first to flush line noise. The content is an opcode byte, the
-payload, and a CRC-16/CCITT-FALSE (polynomial 0x1021, initial value 0xFFFF, big-endian) of the
-opcode and payload. Multi-byte fields are big-endian.
+ignored, so a host may send ``END`` first to flush line noise. The content ends with a
+CRC-16/GENIBUS (polynomial 0x1021, initial value 0xFFFF, final XOR 0xFFFF, big-endian) of what
+precedes it. A request's content is the opcode byte, the payload's length (u16) and the payload; a
+reply's is the request's opcode with ``REPLY`` set, a status byte and the reply payload.
+Multi-byte fields are big-endian.
 
-The board buffers a whole request (at most ``MAX_FRAME`` bytes of content) and checks its CRC and
-the payload's length before it executes anything, so a corrupt, truncated or over-long frame is
-never partly executed: it is answered with a ``NACK`` naming the :class:`Status`. A valid request
-is answered with the request's opcode with ``REPLY`` set, a status byte and the reply payload.
-The link is request/response: the host waits for each reply before sending the next request
-(bytes that arrive while the board executes a request are dropped, and the frame they belong to
-is refused).
+The board buffers a whole request (at most ``MAX_FRAME`` bytes of content) and checks its CRC, its
+length field against the bytes received and the payload's layout before it executes anything, so
+a corrupt, truncated, padded or over-long frame is never partly executed: it is answered with a
+``NACK`` naming the :class:`Status`. The link is request/response: the host waits for each reply
+before sending the next request (bytes that arrive while the board executes a request are
+dropped, and the frame they belong to is refused).
 
 Requests and replies (after the status byte):
 
@@ -22,13 +23,16 @@ opcode     request payload                                        reply payload
 IDENTIFY   (none)                                                 version major, minor; the core's config
                                                                   hash (8 bytes); n_axons, n_neurons (u16);
                                                                   lanes (u8); MAX_FRAME (u16)
-WRITE      k x (address u32, word u16)                            k (u16)
+WRITE      address (u32), then k words (u16) for the addresses    k (u16)
+           from it on
 READ       k x address u32                                        k x word u16
 RESET      (none): clears v, i_syn, refractory counters and       (none)
            pending spikes
 RUN        steps (u16), then per step: count (u8) and count x     per step: the fired neurons (u16 each, in
            axon (u16)                                             increasing order), then ``STEP_END``
 ERRORS     clear (u8: 1 clears the flags after reading them)      the sticky error flags (u8)
+FILL       address (u32), count k (u16), word (u16): the word     k (u16)
+           written to the k addresses from it on
 =========  =====================================================  ==========================================
 """
 
@@ -47,19 +51,33 @@ from .host import network_writes, state_read_addresses
 from .twin import CoreModel, Network
 
 __all__ = ["Opcode", "Status", "REPLY", "END", "ESC", "ESC_END", "ESC_ESC", "MAX_FRAME", "STEP_END", "VERSION",
-           "crc16", "encode_frame", "FrameDecoder", "request", "run_payloads", "BoardModel", "ModelPort", "Link",
-           "LinkError", "run_on_board", "event_sequences", "characterize", "IDENTIFY_LAYOUT", "identify_payload",
+           "DEFAULT_BAUD", "crc16", "seal", "encode_frame", "request_content", "write_payload", "fill_payload",
+           "write_requests", "FrameDecoder", "request", "run_payloads", "BoardModel", "ModelPort", "Link", "LinkError",
+           "open_link", "run_on_board", "event_sequences", "characterize", "IDENTIFY_LAYOUT", "identify_payload",
            "parse_identify", "check_link_config"]
 
+#: The UART's default rate: 1 Mbaud, which both boards' USB bridges carry (the iCEBreaker's FT2232H
+#: up to 12 Mbaud, the ULX3S's FT231X up to 3 Mbaud) and which the boards' target clocks (36 MHz,
+#: 90 MHz) divide exactly; loading a 64 x 128 network takes about 0.2 s at this rate (2 s at 115200).
+DEFAULT_BAUD = 1_000_000
+MAX_BAUD_ERROR = 0.02    # the largest bit-rate error a clock may leave (8N1 tolerates about 4% in all)
 END, ESC, ESC_END, ESC_ESC = 0xC0, 0xDB, 0xDC, 0xDD
 MAX_FRAME = 512          # bytes of request content (opcode, payload, CRC) the board buffers
 REPLY = 0x80             # set in a reply's opcode
 STEP_END = 0xFFFF        # closes each step's spike list in a RUN reply (never a neuron index)
-VERSION = (1, 0)
+VERSION = (2, 0)         # 2.0: a request's length field, CRC-16/GENIBUS, WRITE to consecutive addresses
+CRC_XOR_OUT = 0xFFFF     # the CRC's final XOR (CRC-16/CCITT-FALSE otherwise)
+CRC_BYTES = 2
+LENGTH_BYTES = 2         # a request's payload length, after the opcode
+PAYLOAD_AT = 1 + LENGTH_BYTES        # where a request's payload starts in its content
+MAX_PAYLOAD = MAX_FRAME - PAYLOAD_AT - CRC_BYTES
 ADDR_BYTES, WORD_BYTES, AXON_BYTES, NEURON_BYTES = 4, 2, 2, 2
 STEPS_BYTES = 2          # a RUN request's step count
 COUNT_BYTES = 1          # a RUN step's event count
 MAX_EVENTS_PER_STEP = (1 << 8 * COUNT_BYTES) - 1
+FILL_COUNT_BYTES = 2     # a FILL's count
+FILL_BYTES = ADDR_BYTES + FILL_COUNT_BYTES + WORD_BYTES     # a FILL's payload
+MAX_FILL = (1 << 8 * FILL_COUNT_BYTES) - 1
 
 #: The IDENTIFY reply's payload (after the status byte), field by field: the one layout that the
 #: host parses, the board model answers and the gateware's ROM holds (``identify_payload``).
@@ -78,6 +96,7 @@ class Opcode(hdl_enum.IntEnum, shape=8):
     RESET = 0x04
     RUN = 0x05
     ERRORS = 0x06
+    FILL = 0x07
     NACK = 0x7F          # sent as 0xFF: the frame was refused, nothing was executed
 
 
@@ -124,14 +143,22 @@ def parse_identify(body: bytes) -> dict:
     return fields
 
 
-def crc16(data: bytes, crc: int = 0xFFFF) -> int:
-    """CRC-16/CCITT-FALSE (check value of b"123456789": 0x29B1)."""
+def crc16(data: bytes) -> int:
+    """The link's CRC-16/GENIBUS (check value of b"123456789": 0xD64E). Its final XOR keeps a valid
+    frame's remainder from surviving bytes appended to it (a zero byte leaves a zero remainder
+    unchanged, the remainder of a CRC with no final XOR)."""
+    crc = 0xFFFF
     for byte in data:
         crc ^= byte << 8
         for _ in range(8):
             crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
             crc &= 0xFFFF
-    return crc
+    return crc ^ CRC_XOR_OUT
+
+
+def seal(content: bytes) -> bytes:
+    """``content`` with its CRC appended."""
+    return content + crc16(content).to_bytes(CRC_BYTES, "big")
 
 
 def encode_frame(content: bytes) -> bytes:
@@ -143,10 +170,71 @@ def encode_frame(content: bytes) -> bytes:
     return bytes(out)
 
 
+def request_content(opcode: int, payload: bytes = b"") -> bytes:
+    """A request's content before its CRC: opcode, payload length, payload."""
+    if len(payload) > MAX_PAYLOAD:
+        raise InvalidValue(f"a request carries at most {MAX_PAYLOAD} bytes of payload, not {len(payload)}")
+    return bytes([opcode]) + len(payload).to_bytes(LENGTH_BYTES, "big") + payload
+
+
 def request(opcode: int, payload: bytes = b"") -> bytes:
     """A complete request frame on the wire."""
-    content = bytes([opcode]) + payload
-    return encode_frame(content + struct.pack(">H", crc16(content)))
+    return encode_frame(seal(request_content(opcode, payload)))
+
+
+def write_payload(address: int, words) -> bytes:
+    """A WRITE request's payload: ``words`` for the addresses from ``address`` on."""
+    return struct.pack(f">I{len(words)}H", address, *words)
+
+
+def fill_payload(address: int, count: int, word: int) -> bytes:
+    """A FILL request's payload: ``word`` for the ``count`` addresses from ``address`` on."""
+    return struct.pack(">IHH", address, count, word)
+
+
+FILL_AT_LEAST = 8        # a run of equal words this long goes as a FILL (shorter ones cost less inside a WRITE)
+
+
+def write_requests(pairs, max_frame: int = MAX_FRAME, fills: bool = True):
+    """The WRITE and FILL requests that write (address, word) ``pairs``, as (opcode, payload, words
+    written): each run of consecutive addresses in as few requests as fit in ``max_frame``, runs of
+    ``FILL_AT_LEAST`` or more equal words as FILLs (unless ``fills`` is false)."""
+    per = (max_frame - PAYLOAD_AT - CRC_BYTES - ADDR_BYTES) // WORD_BYTES
+    fill_at_least = FILL_AT_LEAST if fills else MAX_FILL + 1
+    for base, words in _runs(pairs):
+        start = 0
+        while start < len(words):
+            end = start
+            while end < len(words) and end - start < MAX_FILL and words[end] == words[start]:
+                end += 1
+            if end - start >= fill_at_least:
+                yield Opcode.FILL, fill_payload((base + start) % (1 << 32), end - start, words[start]), end - start
+                start = end
+                continue
+            end = start                      # a WRITE up to the next long run of equal words, or a frame
+            while end < len(words) and end - start < per and not (fills and _equal_run(words, end)):
+                end += 1
+            end = max(end, start + 1)
+            yield Opcode.WRITE, write_payload((base + start) % (1 << 32), words[start:end]), end - start
+            start = end
+
+
+def _equal_run(words, i: int) -> bool:
+    return len(words) - i >= FILL_AT_LEAST and len(set(words[i:i + FILL_AT_LEAST])) == 1
+
+
+def _runs(pairs):
+    """(first address, words) for each run of consecutive addresses in ``pairs``."""
+    base, words = None, []
+    for addr, word in pairs:
+        if words and addr != base + len(words):
+            yield base, words
+            words = []
+        if not words:
+            base = addr
+        words.append(word)
+    if words:
+        yield base, words
 
 
 class FrameDecoder:
@@ -183,11 +271,17 @@ class FrameDecoder:
         self._buf, self._esc, self._bad = bytearray(), False, None
         if bad is not None:
             return b"", bad
-        if len(buf) < 3:
+        if len(buf) < 1 + CRC_BYTES:
             return b"", Status.BAD_LENGTH
-        if crc16(buf) != 0:                  # the CRC over content and CRC is zero
+        if crc16(buf[:-CRC_BYTES]) != int.from_bytes(buf[-CRC_BYTES:], "big"):
             return b"", Status.BAD_CRC
-        return buf[:-2], Status.OK
+        return buf[:-CRC_BYTES], Status.OK
+
+
+def _length_ok(content: bytes) -> bool:
+    """The request's length field is the number of payload bytes received."""
+    return (len(content) >= PAYLOAD_AT
+            and int.from_bytes(content[1:PAYLOAD_AT], "big") == len(content) - PAYLOAD_AT)
 
 
 def _payload_ok(opcode: int, payload: bytes) -> bool:
@@ -195,11 +289,13 @@ def _payload_ok(opcode: int, payload: bytes) -> bool:
     if opcode in (Opcode.IDENTIFY, Opcode.RESET):
         return n == 0
     if opcode == Opcode.WRITE:
-        return n % (ADDR_BYTES + WORD_BYTES) == 0
+        return n >= ADDR_BYTES and (n - ADDR_BYTES) % WORD_BYTES == 0
     if opcode == Opcode.READ:
         return n % ADDR_BYTES == 0
     if opcode == Opcode.ERRORS:
         return n == 1
+    if opcode == Opcode.FILL:
+        return n == FILL_BYTES
     if opcode == Opcode.RUN:
         if n < 2:
             return False
@@ -213,8 +309,7 @@ def _payload_ok(opcode: int, payload: bytes) -> bool:
 
 
 def _reply(opcode: int, status: Status, payload: bytes = b"") -> bytes:
-    content = bytes([opcode | REPLY, int(status)]) + payload
-    return encode_frame(content + struct.pack(">H", crc16(content)))
+    return encode_frame(seal(bytes([opcode | REPLY, int(status)]) + payload))
 
 
 class BoardModel:
@@ -234,19 +329,24 @@ class BoardModel:
     def _execute(self, content: bytes, status: Status) -> bytes:
         if status != Status.OK:
             return _reply(Opcode.NACK, status)
-        opcode, payload = content[0], content[1:]
+        opcode, payload = content[0], content[PAYLOAD_AT:]
         if opcode not in {int(o) for o in Opcode} or opcode == Opcode.NACK:
             return _reply(Opcode.NACK, Status.UNKNOWN_OPCODE)
-        if not _payload_ok(opcode, payload):
+        if not _length_ok(content) or not _payload_ok(opcode, payload):
             return _reply(Opcode.NACK, Status.BAD_LENGTH)
         c, core = self.core.config, self.core
         if opcode == Opcode.IDENTIFY:
             body = identify_payload(c)
         elif opcode == Opcode.WRITE:
-            k = len(payload) // 6
-            for addr, word in struct.iter_unpack(">IH", payload):
-                core.write(addr, word)
-            body = struct.pack(">H", k)
+            (base,), words = struct.unpack(">I", payload[:ADDR_BYTES]), payload[ADDR_BYTES:]
+            for i, (word,) in enumerate(struct.iter_unpack(">H", words)):
+                core.write((base + i) % (1 << 8 * ADDR_BYTES), word)    # the address wraps at 32 bits
+            body = struct.pack(">H", len(words) // WORD_BYTES)
+        elif opcode == Opcode.FILL:
+            base, count, word = struct.unpack(">IHH", payload)
+            for i in range(count):
+                core.write((base + i) % (1 << 8 * ADDR_BYTES), word)
+            body = struct.pack(">H", count)
         elif opcode == Opcode.READ:
             body = b"".join(struct.pack(">H", core.read(a)) for (a,) in struct.iter_unpack(">I", payload))
         elif opcode == Opcode.RESET:
@@ -278,7 +378,7 @@ def _run_sequences(payload: bytes) -> list[list[int]]:
 
 def run_payloads(sequences, max_frame: int = MAX_FRAME) -> list[bytes]:
     """RUN payloads for ``sequences`` (axon indices per step), split so that each frame fits."""
-    room = max_frame - 1 - 2 - 2          # opcode, steps, CRC
+    room = max_frame - PAYLOAD_AT - CRC_BYTES - STEPS_BYTES
     out, chunk, size = [], [], 0
     for t, seq in enumerate(sequences):
         if len(seq) > MAX_EVENTS_PER_STEP:
@@ -313,6 +413,9 @@ class ModelPort:
         data, self._out = bytes(self._out[:n]), self._out[n:]
         return data
 
+    def reset_input_buffer(self) -> None:
+        self._out.clear()
+
 
 class LinkError(UserError, RuntimeError):
     """The board refused a request or answered something unexpected."""
@@ -320,29 +423,50 @@ class LinkError(UserError, RuntimeError):
 
 class Link:
     """The host side of the link, over anything with ``write(bytes)`` and ``read(n)``: a pyserial
-    port (``serial.serial_for_url("/dev/ttyUSB1")`` or ``"socket://127.0.0.1:5555"``) or a model."""
+    port (``serial.serial_for_url("/dev/ttyUSB1")`` or ``"socket://127.0.0.1:5555"``) or a model.
+
+    Input left over from an earlier exchange (a late reply, line noise) is dropped before each
+    request, and every reply is checked for its opcode, status and the size its request implies."""
 
     def __init__(self, port, max_frame: int = MAX_FRAME):
         self.port = port
         self.max_frame = max_frame
         self._decoder = FrameDecoder()
-        self._pending: list[tuple[bytes, Status]] = []
+
+    def _drop_stale_input(self) -> None:
+        self._decoder = FrameDecoder()
+        if hasattr(self.port, "reset_input_buffer"):
+            self.port.reset_input_buffer()
 
     def _transact(self, opcode: Opcode, payload: bytes = b"") -> bytes:
-        self.port.write(request(opcode, payload))
-        while not self._pending:
-            data = self.port.read(1)
-            if not data:
-                raise LinkError(f"no reply to {opcode.name} (timeout)")
-            self._pending += list(self._decoder.feed(data))
-        content, status = self._pending.pop(0)
+        import serial
+
+        self._drop_stale_input()
+        try:
+            self.port.write(request(opcode, payload))
+            frames = []
+            while not frames:
+                data = self.port.read(1)
+                if not data:
+                    raise LinkError(f"no reply to {opcode.name} (timeout): is the board running this bitstream "
+                                    f"at this baud rate?")
+                frames = list(self._decoder.feed(data))
+        except serial.SerialException as e:
+            raise LinkError(f"the link to the board failed during {opcode.name}: {e}") from None
+        content, status = frames[0]
         if status != Status.OK:
             raise LinkError(f"corrupt reply to {opcode.name}: {status.name}")
         if content[0] == Opcode.NACK | REPLY:
             raise LinkError(f"the board refused {opcode.name}: {Status(content[1]).name}")
-        if content[0] != opcode | REPLY or content[1] != Status.OK:
+        if len(content) < 2 or content[0] != opcode | REPLY or content[1] != Status.OK:
             raise LinkError(f"unexpected reply to {opcode.name}: {content[:2].hex()}")
         return content[2:]
+
+    def _reply_of(self, opcode: Opcode, payload: bytes, size: int, what: str) -> bytes:
+        body = self._transact(opcode, payload)
+        if len(body) != size:
+            raise LinkError(f"the board answered {opcode.name} with {len(body)} bytes, not the {size} of {what}")
+        return body
 
     def identify(self) -> dict:
         return parse_identify(self._transact(Opcode.IDENTIFY))
@@ -350,44 +474,57 @@ class Link:
     def check(self, config: CoreConfig) -> dict:
         """Identify the board and refuse one that speaks another protocol version or whose core is
         not ``config``."""
-        ident = self.identify()
-        if ident["version"] != VERSION:
-            raise LinkError(f"the board speaks link protocol {'.'.join(map(str, ident['version']))}, this host "
+        ident = self._transact(Opcode.IDENTIFY)
+        if len(ident) >= 2 and tuple(ident[:2]) != VERSION:
+            raise LinkError(f"the board speaks link protocol {ident[0]}.{ident[1]}, this host "
                             f"{'.'.join(map(str, VERSION))}: rebuild the bitstream with this spiketwin")
+        ident = parse_identify(ident)
         if ident["config_hash"] != config.config_hash():
             raise LinkError(f"the board's core ({ident['n_axons']} axons, {ident['n_neurons']} neurons, hash "
                             f"{ident['config_hash']}) is not the expected one (hash {config.config_hash()})")
         return ident
 
     def write(self, pairs) -> None:
-        per = (self.max_frame - 3) // (ADDR_BYTES + WORD_BYTES)
-        pairs = list(pairs)
-        for i in range(0, len(pairs), per):
-            chunk = pairs[i:i + per]
-            body = self._transact(Opcode.WRITE, b"".join(struct.pack(">IH", a, w) for a, w in chunk))
-            if struct.unpack(">H", body)[0] != len(chunk):
-                raise LinkError(f"the board took {struct.unpack('>H', body)[0]} of {len(chunk)} writes")
+        """Write (address, word) pairs, in the fewest WRITE and FILL requests (``write_requests``)."""
+        for opcode, payload, n in write_requests(pairs, self.max_frame):
+            (took,) = struct.unpack(">H", self._reply_of(opcode, payload, WORD_BYTES, "a count"))
+            if took != n:
+                raise LinkError(f"the board took {took} of {n} writes")
 
     def read(self, addresses) -> list[int]:
-        per = (self.max_frame - 3) // ADDR_BYTES
+        per = (self.max_frame - PAYLOAD_AT - CRC_BYTES) // ADDR_BYTES
         addresses, words = list(addresses), []
         for i in range(0, len(addresses), per):
             chunk = addresses[i:i + per]
-            body = self._transact(Opcode.READ, b"".join(struct.pack(">I", a) for a in chunk))
+            body = self._reply_of(Opcode.READ, b"".join(struct.pack(">I", a) for a in chunk),
+                                  WORD_BYTES * len(chunk), f"{len(chunk)} words")
             words += [w for (w,) in struct.iter_unpack(">H", body)]
         return words
 
-    def load(self, net: Network) -> None:
-        self.write(network_writes(net))
+    def load(self, net: Network, progress: bool = False) -> None:
+        """Write every weight, parameter and table entry of ``net`` (with a progress bar)."""
+        from tqdm import tqdm
+
+        pairs = network_writes(net)
+        with tqdm(total=len(pairs), desc="loading", unit="word", disable=not progress) as bar:
+            for i in range(0, len(pairs), 4096):
+                self.write(pairs[i:i + 4096])
+                bar.update(len(pairs[i:i + 4096]))
 
     def reset(self) -> None:
-        self._transact(Opcode.RESET)
+        self._reply_of(Opcode.RESET, b"", 0, "nothing")
 
     def run(self, sequences, n_neurons: int) -> np.ndarray:
         """Run one step per entry of ``sequences`` (axon indices); spikes [steps, n_neurons]."""
         rows = []
         for payload in run_payloads(sequences, self.max_frame):
-            words = [w for (w,) in struct.iter_unpack(">H", self._transact(Opcode.RUN, payload))]
+            body = self._transact(Opcode.RUN, payload)
+            if len(body) % NEURON_BYTES:
+                raise LinkError(f"the board answered RUN with {len(body)} bytes, not whole neuron indices")
+            words = [w for (w,) in struct.iter_unpack(">H", body)]
+            steps = struct.unpack(">H", payload[:STEPS_BYTES])[0]
+            if words.count(STEP_END) != steps or (words and words[-1] != STEP_END):
+                raise LinkError(f"the board answered a RUN of {steps} steps with {words.count(STEP_END)}")
             row = []
             for w in words:
                 if w == STEP_END:
@@ -403,12 +540,36 @@ class Link:
         return spikes
 
     def errors(self, clear: bool = False) -> int:
-        return self._transact(Opcode.ERRORS, bytes([int(clear)]))[0]
+        return self._reply_of(Opcode.ERRORS, bytes([int(clear)]), 1, "the flags")[0]
 
     def read_state(self, config: CoreConfig):
         from .host import decode_state
 
         return decode_state(config, self.read(state_read_addresses(config)))
+
+
+def open_link(url: str, baud: int = DEFAULT_BAUD, timeout: float = 30.0, connect_timeout: float = 10.0,
+              log=None) -> Link:
+    """A :class:`Link` on a serial port (``/dev/ttyUSB1``) or a simulated board
+    (``socket://127.0.0.1:5555``), retrying the connection for ``connect_timeout`` seconds (a board
+    still starting, a cable just plugged in); ``log`` hears once that it waits."""
+    import time
+
+    import serial
+
+    deadline = time.monotonic() + connect_timeout
+    told = False
+    while True:
+        try:
+            return Link(serial.serial_for_url(url, baudrate=baud, timeout=timeout))
+        except (serial.SerialException, ValueError, OSError) as e:
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            if isinstance(e, ValueError) or time.monotonic() >= deadline:
+                raise LinkError(f"cannot open {url} (tried for {connect_timeout:g} s): {reason}") from None
+            if log is not None and not told:
+                log(f"waiting for a board at {url} ...")
+                told = True
+            time.sleep(0.25)
 
 
 def event_sequences(events: np.ndarray) -> list[list[int]]:
@@ -423,7 +584,8 @@ def run_on_board(link: Link, net, events: np.ndarray, labels: np.ndarray | None 
     with the twin, bit for bit. The board is identified and checked first, and loaded with ``net``
     unless ``load`` is false (a bitstream with it baked in). With ``labels``, the classification
     accuracy too, counting the outputs' spikes in the steps of ``window`` (start, stop; all by
-    default). Returns the report (``bit_exact``, ``mismatches`` naming sample, step and neuron)."""
+    default). Returns the report (``bit_exact``, ``mismatches`` naming sample, step and neuron); a
+    run stopped by Ctrl-C returns the samples done, with ``interrupted`` set."""
     from tqdm import tqdm
 
     from .fixedpoint import from_word
@@ -434,27 +596,36 @@ def run_on_board(link: Link, net, events: np.ndarray, labels: np.ndarray | None 
     outputs = np.array(net.meta["outputs"] if outputs is None else outputs)
     ident = link.check(config)
     if load:
-        link.load(net)
+        link.load(net, progress=progress)
     link.errors(clear=True)
     membrane = config.neuron_model.membrane
     v_addrs = [config.address(config.state_fields[membrane], int(j)) for j in outputs]
     twin = simulate(config, net, events)
     n = len(events)
-    correct, mismatches = 0, []
-    for i in tqdm(range(n), desc="samples", disable=not progress):
-        link.reset()
-        spikes = link.run(event_sequences(events[i]), config.n_neurons)
-        v_out = np.array([from_word(w, config.data_bits, True) for w in link.read(v_addrs)])
-        diff = np.argwhere(spikes != twin.spikes[i])
-        if diff.size or (v_out != getattr(twin.state, membrane)[i, outputs]).any():
-            step, neuron = (int(diff[0][0]), int(diff[0][1])) if diff.size else (-1, -1)
-            mismatches.append({"sample": i, "step": step, "neuron": neuron, "differences": int(len(diff))})
-            tqdm.write(f"sample {i}: board and twin differ (first at step {step}, neuron {neuron}; {len(diff)} in all)")
-        if labels is not None:
-            counted = spikes[slice(*window) if window else slice(None)]
-            correct += int(predict(counted[:, outputs].sum(0), v_out) == labels[i])
-    report = {"samples": n, "bit_exact": n - len(mismatches), "mismatches": mismatches,
-              "error_flags": link.errors(), "board": ident}
+    correct, mismatches, done = 0, [], 0
+    try:
+        for i in tqdm(range(n), desc="samples", disable=not progress):
+            link.reset()
+            spikes = link.run(event_sequences(events[i]), config.n_neurons)
+            v_out = np.array([from_word(w, config.data_bits, True) for w in link.read(v_addrs)])
+            diff = np.argwhere(spikes != twin.spikes[i])
+            if diff.size or (v_out != getattr(twin.state, membrane)[i, outputs]).any():
+                step, neuron = (int(diff[0][0]), int(diff[0][1])) if diff.size else (-1, -1)
+                mismatches.append({"sample": i, "step": step, "neuron": neuron, "differences": int(len(diff))})
+                tqdm.write(f"sample {i}: board and twin differ (first at step {step}, neuron {neuron}; "
+                           f"{len(diff)} in all)")
+            if labels is not None:
+                counted = spikes[slice(*window) if window else slice(None)]
+                correct += int(predict(counted[:, outputs].sum(0), v_out) == labels[i])
+            done += 1
+    except KeyboardInterrupt:                # the samples done so far are the report
+        interrupted = True
+    else:
+        interrupted = False
+    report = {"samples": done, "bit_exact": done - len(mismatches), "mismatches": mismatches,
+              "error_flags": None if interrupted else link.errors(), "board": ident}
+    if interrupted:
+        report["interrupted"] = True
     if labels is not None:
-        report["accuracy"] = correct / n
+        report["accuracy"] = correct / done if done else None
     return report

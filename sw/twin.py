@@ -22,7 +22,7 @@ from .models.lif import Network, State, step
 from .network import NetworkFileError, first_bad
 
 __all__ = ["Network", "State", "DPINetwork", "DPIState", "SimResult", "simulate", "step", "dpi_step",
-           "lut_index", "admit_events", "CoreModel", "NetworkFileError", "zero_state"]
+           "lut_index", "admit_events", "CoreModel", "NetworkFileError", "zero_state", "power_up_network"]
 
 def zero_state(config: CoreConfig, batch: tuple = ()):
     """The all-zero state of ``config``'s neuron model (what CLEAR_STATE leaves)."""
@@ -195,13 +195,24 @@ def _run_reference(config: CoreConfig, network, ev: np.ndarray, steps: int, stat
     return spikes, state, traces
 
 
+def power_up_network(config: CoreConfig):
+    """What a core configured without a network holds: every weight, parameter and table word 0
+    (the gateware's memories start at 0)."""
+    net = config.neuron_model.network.zeros(config)
+    for name in (*config.param_fields, *config.table_fields):
+        getattr(net, name)[...] = 0
+    assert not net.weight_words().any()
+    return net
+
+
 class CoreModel:
     """The core as its ports see it: the register-level twin of :class:`spiketwin.hw.core.Core`.
 
-    Configuration writes and reads word for word (an unmapped address raises ``BAD_ADDRESS``, and
-    a read of one answers 0; a word is cut to its field's width as the memories do), steps with
-    events in sending order (:func:`admit_events`: the same drops and flags) and the spikes they
-    produce, with state and pending spikes carried from step to step.
+    Without a network it starts as a core configured without one: every word 0
+    (:func:`power_up_network`). Configuration writes and reads word for word (an unmapped address
+    raises ``BAD_ADDRESS``, and a read of one answers 0; a word is cut to its field's width as the
+    memories do), steps with events in sending order (:func:`admit_events`: the same drops and
+    flags) and the spikes they produce, with state and pending spikes carried from step to step.
     """
 
     def __init__(self, config: CoreConfig, network: Network | None = None):
@@ -213,7 +224,7 @@ class CoreModel:
         if network is not None:
             self.network = copy.deepcopy(network)
         else:
-            self.network = config.neuron_model.network.zeros(config)
+            self.network = power_up_network(config)
         self.state = zero_state(config)
         self.errors = ErrorFlag(0)
 

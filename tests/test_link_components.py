@@ -11,7 +11,22 @@ from spiketwin.config import Region
 from spiketwin.hw.link import FrameReceiver, SlipEncoder
 from spiketwin.hw.link.checker import EXECUTED, REQUEST
 from spiketwin.hw.link.slip import crc_processor
-from spiketwin.link import END, ESC, MAX_FRAME, FrameDecoder, Opcode, Status, crc16, encode_frame, request
+from spiketwin.link import (
+    END,
+    ESC,
+    MAX_FRAME,
+    PAYLOAD_AT,
+    FrameDecoder,
+    Opcode,
+    Status,
+    crc16,
+    encode_frame,
+    fill_payload,
+    request,
+    request_content,
+    seal,
+    write_payload,
+)
 
 
 def simulate(dut, bench):
@@ -21,7 +36,7 @@ def simulate(dut, bench):
     sim.run()
 
 
-def test_the_host_crc_is_amaranths_crc16_ccitt_false():
+def test_the_host_crc_is_amaranths_crc16_genibus():
     rng = np.random.default_rng(0)
     messages = [b"123456789", b"", bytes(rng.integers(0, 256, 40).tolist())]
     dut = crc_processor()
@@ -116,7 +131,7 @@ def test_slip_encoder_frames_a_reply_as_the_board_model_does():
             await ctx.tick()
 
     simulate(dut, bench)
-    assert bytes(out) == b"".join(encode_frame(c + struct.pack(">H", crc16(c))) for c in contents)
+    assert bytes(out) == b"".join(encode_frame(seal(c)) for c in contents)
 
 
 class BufferCursor:
@@ -139,12 +154,12 @@ class BufferCursor:
 
 def expected_check(content: bytes, status: Status) -> dict:
     """What the checker must find in a received frame (content with its CRC): the board model's checks."""
-    from spiketwin.link import _payload_ok
+    from spiketwin.link import _length_ok, _payload_ok
 
-    opcode, payload = content[0], content[1:-2]
+    opcode, payload = content[0], content[PAYLOAD_AT:-2]
     if status == Status.OK and opcode not in {int(o) for o in Opcode if o != Opcode.NACK}:
         status = Status.UNKNOWN_OPCODE
-    elif status == Status.OK and not _payload_ok(opcode, payload):
+    elif status == Status.OK and not (_length_ok(content[:-2]) and _payload_ok(opcode, payload)):
         status = Status.BAD_LENGTH
     fields = {"opcode": opcode, "plen": len(payload), "end": len(content) - 2}
     if status == Status.OK and opcode == Opcode.RUN:
@@ -158,22 +173,29 @@ def check_cases(rng) -> list[tuple[bytes, Status]]:
     the payload, unknown opcodes, and statuses the receiver already refused."""
     from spiketwin.link import run_payloads
 
-    def crc(content: bytes) -> bytes:
-        return content + struct.pack(">H", crc16(content))
+    def frame(op, payload: bytes) -> bytes:
+        return seal(request_content(op, payload))
 
     cases = []
-    for op, n in [(Opcode.IDENTIFY, 0), (Opcode.RESET, 0), (Opcode.WRITE, 12), (Opcode.READ, 8), (Opcode.ERRORS, 1)]:
-        for k in {n, n + 1, max(0, n - 1), n + 6, 5}:
-            cases.append((crc(bytes([op]) + bytes(rng.integers(0, 256, k).tolist())), Status.OK))
+    for op, n in [(Opcode.IDENTIFY, 0), (Opcode.RESET, 0), (Opcode.WRITE, 12), (Opcode.READ, 8), (Opcode.ERRORS, 1),
+                  (Opcode.FILL, 8)]:
+        for k in {n, n + 1, max(0, n - 1), n + 6, 5, 4, 3}:
+            cases.append((frame(op, bytes(rng.integers(0, 256, k).tolist())), Status.OK))
     for _ in range(12):
         seqs = [rng.integers(0, 300, size=rng.integers(0, 5)).tolist() for _ in range(rng.integers(0, 5))]
-        run = bytes([Opcode.RUN]) + run_payloads(seqs)[0]
+        run = run_payloads(seqs)[0]
         for variant in (run, run[:-1], run[:-2], run + b"\x07"):     # exact, short, long
-            cases.append((crc(variant), Status.OK))
-    cases += [(crc(bytes([Opcode.RUN, 0, 2, 0])), Status.OK), (crc(bytes([Opcode.RUN, 0])), Status.OK),
-              (crc(bytes([Opcode.RUN, 0, 1, 3, 0, 1])), Status.OK)]
-    cases += [(crc(bytes([op])), Status.OK) for op in (0x00, 0x42, Opcode.NACK, 0xFF)]
-    cases += [(crc(bytes([Opcode.IDENTIFY])), status) for status in Status if status != Status.OK]
+            cases.append((frame(Opcode.RUN, variant), Status.OK))
+    cases += [(frame(Opcode.RUN, bytes([0, 2, 0])), Status.OK), (frame(Opcode.RUN, bytes([0])), Status.OK),
+              (frame(Opcode.RUN, bytes([0, 1, 3, 0, 1])), Status.OK)]
+    # length fields that disagree with the bytes received, and frames too short to hold one
+    for op, payload in [(Opcode.READ, bytes(4)), (Opcode.IDENTIFY, b""), (Opcode.RUN, bytes([0, 0]))]:
+        content = request_content(op, payload)
+        for length in (len(payload) + 1, max(0, len(payload) - 1), 0x100 + len(payload), 0xFFFF):
+            cases.append((seal(content[:1] + length.to_bytes(2, "big") + payload), Status.OK))
+        cases += [(seal(content[:1]), Status.OK), (seal(content[:2]), Status.OK)]
+    cases += [(seal(bytes([op])), Status.OK) for op in (0x00, 0x42, Opcode.NACK, 0xFF)]
+    cases += [(seal(bytes([Opcode.IDENTIFY])), status) for status in Status if status != Status.OK]
     return cases
 
 
@@ -247,13 +269,18 @@ def test_executor_answers_and_drives_the_core_as_the_board_model_does():
     reads = [a for a, _ in writes[::3]] + [config.address(Region.CONTROL), 1 << 31, config.address(Region.V, 99)]
     runs = [run_payloads([rng.integers(0, 12, size=rng.integers(0, 7)).tolist() for _ in range(4)])[0]
             for _ in range(3)]
-    write = bytes([Opcode.WRITE]) + b"".join(struct.pack(">IH", a, w) for a, w in writes)
-    read = bytes([Opcode.READ]) + b"".join(struct.pack(">I", a) for a in reads)
-    contents = ([bytes([Opcode.IDENTIFY]), write, read] + [bytes([Opcode.RUN]) + p for p in runs]
-                + [bytes([Opcode.ERRORS, x]) for x in (0, 1, 0)]
-                + [bytes([Opcode.RESET]), bytes([Opcode.READ]), bytes([Opcode.RUN, 0, 0]), bytes([Opcode.WRITE]),
-                   bytes([Opcode.WRITE, 1]), bytes([0x42])])
-    frames = [(c + struct.pack(">H", crc16(c)), Status.OK) for c in contents] + [(bytes([1, 0, 0]), Status.BAD_CRC)]
+    payloads = [(Opcode.IDENTIFY, b""), (Opcode.WRITE, write_payload(writes[0][0], [w for _, w in writes])),
+                (Opcode.WRITE, write_payload(config.address(Region.V, config.n_neurons - 2), [3, 4, 5])),
+                (Opcode.WRITE, write_payload((1 << 32) - 2, [6, 7, 8])), (Opcode.WRITE, write_payload(0, [])),
+                (Opcode.FILL, fill_payload(config.address(Region.LEAK, 1), 5, 0x0123)),
+                (Opcode.FILL, fill_payload(config.address(Region.V, config.n_neurons - 1), 3, 0xFF80)),
+                (Opcode.FILL, fill_payload((1 << 32) - 1, 2, 9)), (Opcode.FILL, fill_payload(0, 0, 1)),
+                (Opcode.READ, b"".join(struct.pack(">I", a) for a in reads))]
+    payloads += [(Opcode.RUN, p) for p in runs] + [(Opcode.ERRORS, bytes([x])) for x in (0, 1, 0)]
+    payloads += [(Opcode.RESET, b""), (Opcode.READ, b""), (Opcode.RUN, bytes(2)), (Opcode.WRITE, b""),
+                 (Opcode.WRITE, bytes(5)), (Opcode.FILL, bytes(7)), (0x42, b"")]
+    contents = [request_content(op, p) for op, p in payloads] + [bytes([Opcode.RESET, 0, 2])]
+    frames = [(seal(c), Status.OK) for c in contents] + [(bytes([1, 0, 0]), Status.BAD_CRC)]
     model = BoardModel(config, net)
     wire = [encode_frame(f) if s == Status.OK else f + bytes([END]) for f, s in frames]
     replies = [[c for c, _ in FrameDecoder().feed(model.receive(w))] for w in wire]
@@ -267,10 +294,10 @@ def test_executor_answers_and_drives_the_core_as_the_board_model_does():
             ctx.set(dut.ok, ok)
             ctx.set(dut.start, 1)
             cur = BufferCursor(dut.cursor, frame)
-            cur.place(ctx, 1)
+            cur.place(ctx, PAYLOAD_AT)            # where the checker leaves it (the executor jumps)
             await ctx.tick()
             ctx.set(dut.start, 0)
-            cur.place(ctx, 1)
+            cur.place(ctx, PAYLOAD_AT)
             got, axons, spikes, answer = bytearray(), [], [], []
             for _ in range(20000):
                 for port in (dut.reply, dut.cfg, dut.events):

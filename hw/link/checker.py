@@ -1,16 +1,28 @@
-"""The request checker (``docs/link.md``): a buffered frame's status, opcode and payload length,
-and a RUN request's step counts, checked before anything is executed."""
+"""The request checker (``docs/link.md``): a buffered frame's status, opcode, length field and
+payload length, and a RUN request's step counts, checked before anything is executed."""
 
 from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from spiketwin.link import ADDR_BYTES, AXON_BYTES, COUNT_BYTES, MAX_FRAME, STEPS_BYTES, WORD_BYTES, Opcode, Status
+from spiketwin.link import (
+    ADDR_BYTES,
+    AXON_BYTES,
+    COUNT_BYTES,
+    CRC_BYTES,
+    FILL_BYTES,
+    LENGTH_BYTES,
+    MAX_FRAME,
+    PAYLOAD_AT,
+    STEPS_BYTES,
+    Opcode,
+    Status,
+)
 
 __all__ = ["RequestChecker", "CursorSignature", "REQUEST", "EXECUTED"]
 
 #: The opcodes executed after the check, each decoded once into a flip-flop (``REQUEST.op``).
-EXECUTED = (Opcode.IDENTIFY, Opcode.RESET, Opcode.WRITE, Opcode.READ, Opcode.ERRORS, Opcode.RUN)
+EXECUTED = (Opcode.IDENTIFY, Opcode.RESET, Opcode.WRITE, Opcode.READ, Opcode.ERRORS, Opcode.RUN, Opcode.FILL)
 
 #: What the checker found in a request, held from its check until the next: the opcode (any byte,
 #: answered as UNKNOWN_OPCODE when it is none of :class:`Opcode`), one bit per executed opcode, the
@@ -37,7 +49,8 @@ class RequestChecker(wiring.Component):
     opcode) begins, ``done`` pulses with ``ok`` once the request may be executed or must be refused
     (``request.status`` says why), with ``request`` registered.
 
-    A RUN request's steps are walked from count to count, each count's step ending inside the
+    The length field must be the number of payload bytes received (a frame too short to hold one
+    is refused). A RUN request's steps are walked from count to count, each count's step ending inside the
     payload and the last one exactly at its end; every comparison of the walk is registered in the
     state before the one that decides on it.
 
@@ -63,8 +76,9 @@ class RequestChecker(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         req, cur = self.request, self.cursor
-        rem = Signal(range(MAX_FRAME + 1))
-        rec = Signal(8 * STEPS_BYTES)
+        rec = Signal(8 * max(STEPS_BYTES, LENGTH_BYTES))
+        nlen = Signal(range(LENGTH_BYTES + 1))
+        short, len_bad = Signal(), Signal()
         nrec = Signal(range(STEPS_BYTES + 1))
         k = Signal(8 * STEPS_BYTES)                                   # steps walked
         all_steps, at_end, past_end = Signal(), Signal(), Signal()   # the walk's registered comparisons
@@ -79,8 +93,10 @@ class RequestChecker(wiring.Component):
                 with m.If(self.start):
                     m.next = "CHECK"
             with m.State("CHECK"):                   # byte = opcode
-                m.d.sync += [req.opcode.eq(cur.byte), req.end.eq(self.frame_length - 2),
-                             req.plen.eq(self.frame_length - 3), req.status.eq(self.frame_status)]
+                m.d.sync += [req.opcode.eq(cur.byte), req.end.eq(self.frame_length - CRC_BYTES),
+                             req.plen.eq(self.frame_length - PAYLOAD_AT - CRC_BYTES),
+                             short.eq(self.frame_length < PAYLOAD_AT + CRC_BYTES),
+                             req.status.eq(self.frame_status), nlen.eq(LENGTH_BYTES)]
                 m.d.sync += [getattr(req.op, op.name.lower()).eq(cur.byte == op) for op in EXECUTED]
                 m.d.comb += cur.advance.eq(1)
                 m.next = "CHECK_OP"
@@ -88,31 +104,24 @@ class RequestChecker(wiring.Component):
                     finish(0)
             with m.State("CHECK_OP"):
                 m.d.sync += req.status.eq(Status.BAD_LENGTH)
-                with m.Switch(req.opcode):
-                    with m.Case(Opcode.IDENTIFY, Opcode.RESET):
-                        finish(req.plen == 0)
-                    with m.Case(Opcode.WRITE):
-                        m.d.sync += rem.eq(req.plen)
-                        m.next = "MOD6"
-                    with m.Case(Opcode.READ):
-                        finish(req.plen[:2] == 0)
-                    with m.Case(Opcode.ERRORS):
-                        finish(req.plen == 1)
-                    with m.Case(Opcode.RUN):
-                        with m.If(req.plen >= 2):
-                            m.d.sync += nrec.eq(STEPS_BYTES)
-                            m.next = "RUN_STEPS"
-                        with m.Else():
-                            finish(0)
-                    with m.Default():
-                        m.d.sync += req.status.eq(Status.UNKNOWN_OPCODE)
-                        finish(0)
-            with m.State("MOD6"):                    # WRITE: whole records of address and word
-                m.d.sync += rem.eq(rem - (ADDR_BYTES + WORD_BYTES))
-                with m.If(rem == 0):
-                    finish(1)
-                with m.Elif(rem < ADDR_BYTES + WORD_BYTES):
+                with m.If(req.op.as_value() == 0):
+                    m.d.sync += req.status.eq(Status.UNKNOWN_OPCODE)
                     finish(0)
+                with m.Else():
+                    m.next = "LENGTH"
+            with m.State("LENGTH"):                  # byte = the length field's, high byte first
+                m.d.comb += cur.advance.eq(1)
+                m.d.sync += [rec.eq(Cat(cur.byte, rec)), nlen.eq(nlen - 1)]
+                with m.If(nlen == 1):
+                    m.next = "LENGTH_CMP"
+            with m.State("LENGTH_CMP"):
+                m.d.sync += len_bad.eq(short | (rec[:8 * LENGTH_BYTES] != req.plen))
+                m.next = "CHECK_PAYLOAD"
+            with m.State("CHECK_PAYLOAD"):           # the cursor is at the payload
+                with m.If(len_bad):
+                    finish(0)
+                with m.Else():
+                    self._check_payload(m, req, finish, nrec)
             with m.State("RUN_STEPS"):
                 m.d.comb += cur.advance.eq(1)
                 m.d.sync += [rec.eq(Cat(cur.byte, rec)), nrec.eq(nrec - 1), k.eq(0)]
@@ -140,3 +149,23 @@ class RequestChecker(wiring.Component):
                 with m.If(past_end):                  # (where the pointer then points is not used)
                     finish(0)
         return m
+
+    @staticmethod
+    def _check_payload(m, req, finish, nrec):
+        """The payload's size for its opcode (for RUN, its step count is read next)."""
+        op = req.op
+        with m.If(op.identify | op.reset):
+            finish(req.plen == 0)
+        with m.Elif(op.write):                       # an address, then whole words
+            finish((req.plen >= ADDR_BYTES) & (req.plen[0] == 0))
+        with m.Elif(op.read):                        # whole addresses
+            finish(req.plen[:2] == 0)
+        with m.Elif(op.errors):
+            finish(req.plen == 1)
+        with m.Elif(op.fill):
+            finish(req.plen == FILL_BYTES)
+        with m.Elif(req.plen >= STEPS_BYTES):        # RUN
+            m.d.sync += nrec.eq(STEPS_BYTES)
+            m.next = "RUN_STEPS"
+        with m.Else():
+            finish(0)

@@ -1,5 +1,5 @@
 """The request executor (``docs/link.md``): a checked request's reply, and the core's ports driven
-from its payload (IDENTIFY, RESET, WRITE, READ, ERRORS, RUN), or the NACK of a refused one."""
+from its payload (IDENTIFY, RESET, WRITE, FILL, READ, ERRORS, RUN), or the NACK of a refused one."""
 
 from types import SimpleNamespace
 
@@ -12,7 +12,9 @@ from spiketwin.link import (
     ADDR_BYTES,
     AXON_BYTES,
     COUNT_BYTES,
+    FILL_COUNT_BYTES,
     NEURON_BYTES,
+    PAYLOAD_AT,
     REPLY,
     STEP_END,
     STEPS_BYTES,
@@ -37,7 +39,7 @@ class Executor(wiring.Component):
     """Executes a checked request: ``start`` (the checker's ``done``, with its ``ok`` and
     ``request``) begins, the reply's content leaves on ``reply`` and the core is driven through
     ``cfg``, ``events`` and ``spikes``; ``done`` pulses in the cycle after the reply's last byte is taken.
-    The payload is read through ``cursor``, from the byte after the opcode.
+    The payload is read through ``cursor``, from ``PAYLOAD_AT`` on.
 
     Members
     -------
@@ -95,12 +97,13 @@ class Executor(wiring.Component):
         s.k = Signal(16)                                 # records, steps or IDENTIFY bytes done
         s.last_k = Signal()                              # k is a RUN request's last step (registered,
                                                          # off the reply's path)
-        s.rec = Signal(8 * (ADDR_BYTES + WORD_BYTES))
-        s.nrec = Signal(range(ADDR_BYTES + WORD_BYTES + 1))
+        s.addr = Signal(8 * ADDR_BYTES)                  # the host's address (a WRITE's next)
+        s.wdata = Signal(8 * WORD_BYTES)                 # a WRITE's next word
+        s.nrec = Signal(range(ADDR_BYTES + 1))           # bytes of the address or word still to read
         s.word = Signal(c.data_bits)
         s.clear = Signal()
-        addr_hi_zero = s.rec[WORD_BYTES * 8 + c.addr_bits:] == 0 if c.addr_bits < 8 * ADDR_BYTES else Const(1)
-        host_addr = s.rec[WORD_BYTES * 8:WORD_BYTES * 8 + c.addr_bits]
+        addr_hi_zero = s.addr[c.addr_bits:] == 0 if c.addr_bits < 8 * ADDR_BYTES else Const(1)
+        host_addr = s.addr[:c.addr_bits]
         s.core_addr = Mux(addr_hi_zero, host_addr, UNMAPPED_REGION << c.index_bits)
         s.control = c.address(Region.CONTROL)
         # Requests to the core leave from registers, so no path runs from this FSM's decoding
@@ -186,7 +189,7 @@ class Executor(wiring.Component):
         """GO (a RESET's clear), HEADER and STATUS, then the opcode's own states."""
         op, req = s.req.op, s.req
         with m.State("GO"):                      # valid: header, then the work
-            self._jump(m, 1)                     # the payload
+            self._jump(m, PAYLOAD_AT)            # the payload
             with m.If(op.reset):
                 with m.If(self._cfg_access(m, s, 1, s.control, Control.CLEAR_STATE)):
                     m.next = "HEADER"
@@ -201,17 +204,14 @@ class Executor(wiring.Component):
             empty = op.reset | (op.run & s.steps_zero) | (op.read & s.plen_zero)
             self._emit(m, Status.OK, empty)      # the reply may end with its status byte
             with m.If(op.run):                   # to the first step's count (whether or not sent,
-                self._jump(m, 1 + STEPS_BYTES)   # so the read address waits on no reply)
+                self._jump(m, PAYLOAD_AT + STEPS_BYTES)   # so the read address waits on no reply)
             with m.If(s.sent):                   # (the opcode's bits are one-hot)
-                m.d.sync += [s.k.eq(0), s.nrec.eq(ADDR_BYTES + WORD_BYTES), s.last_k.eq(req.last_step == 0)]
+                m.d.sync += [s.k.eq(0), s.nrec.eq(ADDR_BYTES), s.last_k.eq(req.last_step == 0)]
                 with m.If(op.identify):
                     m.next = "IDENT"
-                with m.Elif(op.write):
-                    m.next = "W_REC"
-                    with m.If(s.plen_zero):
-                        m.next = "W_COUNT_HI"
+                with m.Elif(op.write | op.fill):     # (never empty: it has an address)
+                    m.next = "W_ADDR"
                 with m.Elif(op.read & ~s.plen_zero):
-                    m.d.sync += s.nrec.eq(ADDR_BYTES)
                     m.next = "R_REC"
                 with m.Elif(op.errors):
                     m.d.sync += s.clear.eq(s.byte[0])     # the payload's one byte: clear the flags too
@@ -232,22 +232,51 @@ class Executor(wiring.Component):
                     self._finish(m)
 
     def _write(self, m, s):
-        with m.State("W_REC"):
+        """WRITE and FILL. W_ADDR reads the first address; a WRITE reads each word (W_WORD) and writes
+        it (W_CFG) until the payload ends; a FILL reads its count (F_COUNT) and word, then writes the
+        word count times. Each write moves to the next address (wrapping at 32 bits, as the board
+        model's); the reply is the count of words written."""
+        fill, count = s.req.op.fill, Signal(8 * FILL_COUNT_BYTES)
+        with m.State("W_ADDR"):
             self._advance(m)
-            m.d.sync += [s.rec.eq(Cat(s.byte, s.rec)), s.nrec.eq(s.nrec - 1)]
+            m.d.sync += [s.addr.eq(Cat(s.byte, s.addr)), s.nrec.eq(s.nrec - 1)]
             with m.If(s.nrec == 1):
+                m.d.sync += s.nrec.eq(WORD_BYTES)
+                m.next = "W_NEXT"
+                with m.If(fill):
+                    m.next = "F_COUNT"
+        with m.State("F_COUNT"):
+            self._advance(m)
+            m.d.sync += [count.eq(Cat(s.byte, count)), s.nrec.eq(s.nrec - 1)]
+            with m.If(s.nrec == 1):
+                m.d.sync += s.nrec.eq(WORD_BYTES)
+                m.next = "W_WORD"
+        with m.State("W_NEXT"):                  # a WRITE's payload or a FILL's count is done: reply
+            m.d.sync += s.nrec.eq(WORD_BYTES)
+            with m.If(fill):
                 m.next = "W_CFG"
-        with m.State("W_CFG"):
-            with m.If(self._cfg_access(m, s, 1, s.core_addr, s.rec[:8 * WORD_BYTES])):
-                m.d.sync += [s.k.eq(s.k + 1), s.nrec.eq(ADDR_BYTES + WORD_BYTES)]
-                m.next = "W_REC"
+                with m.If(s.k == count):
+                    m.next = "W_COUNT_HI"
+            with m.Else():
+                m.next = "W_WORD"
                 with m.If(s.ptr == s.req.end):
                     m.next = "W_COUNT_HI"
+        with m.State("W_WORD"):
+            self._advance(m)
+            m.d.sync += [s.wdata.eq(Cat(s.byte, s.wdata)), s.nrec.eq(s.nrec - 1)]
+            with m.If(s.nrec == 1):
+                m.next = "W_CFG"
+                with m.If(fill):
+                    m.next = "W_NEXT"
+        with m.State("W_CFG"):
+            with m.If(self._cfg_access(m, s, 1, s.core_addr, s.wdata)):
+                m.d.sync += [s.k.eq(s.k + 1), s.addr.eq(s.addr + 1)]
+                m.next = "W_NEXT"
         self._emit_u16(m, s, "W_COUNT", s.k, 1, lambda: self._finish(m))
 
     def _read(self, m, s):
         with m.State("R_REC"):
-            m.d.sync += s.rec[WORD_BYTES * 8:].eq(Cat(s.byte, s.rec[WORD_BYTES * 8:]))
+            m.d.sync += s.addr.eq(Cat(s.byte, s.addr))
             self._advance(m)
             m.d.sync += s.nrec.eq(s.nrec - 1)
             with m.If(s.nrec == 1):

@@ -6,7 +6,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.crc import Processor, catalog
 from amaranth.lib.wiring import In, Out
 
-from spiketwin.link import END, ESC, ESC_END, ESC_ESC, MAX_FRAME, Status
+from spiketwin.link import CRC_BYTES, CRC_XOR_OUT, END, ESC, ESC_END, ESC_ESC, MAX_FRAME, Status
 
 __all__ = ["FrameReceiver", "SlipEncoder", "REPLY_BYTE", "crc_processor"]
 
@@ -15,8 +15,10 @@ REPLY_BYTE = data.StructLayout({"data": 8, "last": 1})
 
 
 def crc_processor() -> Processor:
-    """The link's CRC (CRC-16/CCITT-FALSE), a byte per cycle."""
-    return catalog.CRC16_CCITT_FALSE(data_width=8).create()
+    """The link's CRC (CRC-16/GENIBUS: the host's ``crc16``), a byte per cycle."""
+    algorithm = catalog.CRC16_GENIBUS
+    assert algorithm.xor_output == CRC_XOR_OUT and algorithm.crc_width == 8 * CRC_BYTES
+    return algorithm(data_width=8).create()
 
 
 class FrameReceiver(wiring.Component):
