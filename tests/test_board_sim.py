@@ -221,26 +221,87 @@ def group_members(pgid: int) -> list[int]:
     return pids
 
 
+def listening_port(board: subprocess.Popen, timeout: float = 300) -> int:
+    """The port ``sim-board`` announces on stdout once it listens."""
+    import re
+    import selectors
+
+    sel = selectors.DefaultSelector()
+    sel.register(board.stdout, selectors.EVENT_READ)
+    deadline, seen = time.time() + timeout, []
+    while time.time() < deadline:
+        if sel.select(timeout=1):
+            line = board.stdout.readline()
+            seen.append(line)
+            found = re.fullmatch(r"listening on socket://127\.0\.0\.1:(\d+) \(Ctrl-C stops it\)\n", line)
+            if found:
+                return int(found.group(1))
+            if not line and board.poll() is not None:
+                break
+    pytest.fail(f"sim-board did not announce a port: {''.join(seen)}")
+
+
 @pytest.mark.sim
-def test_stopping_sim_board_stops_its_simulator(tmp_path):
-    """SIGTERM to ``sim-board`` (as a service manager or a test sends it) ends the simulator too."""
-    model = Network.random(CoreConfig(4, 8), 0).save(tmp_path / "m.npz")
-    work = tmp_path / "board"
+def test_sim_board_announces_its_port_serves_one_host_and_dies_with_its_parent(tmp_path):
+    """``--port 0`` picks a port and says which once it listens; a second host is refused at once
+    while the first is served; SIGKILL to ``sim-board`` alone still ends its simulator."""
+    config = CoreConfig(4, 8)
+    model = Network.random(config, 0).save(tmp_path / "m.npz")
     board = subprocess.Popen([sys.executable, "-m", "spiketwin.cli", "sim-board", "--model", str(model),
-                              "--port", str(free_port()), "--work", str(work)],
+                              "--port", "0", "--work", str(tmp_path / "board")],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        deadline = time.time() + 300
-        while not (work / "run" / "listening").exists():
-            assert board.poll() is None, board.stdout.read()
-            assert time.time() < deadline, "the simulated board did not come up"
+        port = listening_port(board)
+        with serial.serial_for_url(f"socket://127.0.0.1:{port}", timeout=5) as first:
+            assert Link(first).check(config)["n_neurons"] == 8
+            t0 = time.time()
+            with serial.serial_for_url(f"socket://127.0.0.1:{port}", timeout=20) as second:
+                with pytest.raises(LinkError, match="^the link to the board failed during IDENTIFY"):
+                    Link(second).identify()
+            assert time.time() - t0 < 10, "the second host waited instead of being refused"
+            assert Link(first).check(config)["n_neurons"] == 8          # the first host is still served
+        os.kill(board.pid, signal.SIGKILL)                              # sim-board alone, not its group
+        board.wait(timeout=30)
+        deadline = time.time() + 30
+        while group_members(board.pid) and time.time() < deadline:
             time.sleep(0.5)
-        board.terminate()
-        board.wait(timeout=60)
-        time.sleep(1)
         assert group_members(board.pid) == [], "the simulator outlived sim-board"
     finally:
         stop_board(board)
+
+
+def test_sim_board_refuses_a_port_it_cannot_use_before_building(tmp_path, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        t0 = time.time()
+        assert main(["sim-board", "--port", str(port), "--axons", "4", "--neurons", "8", "--lanes", "1",
+                     "--work", str(tmp_path)]) == 2
+        assert time.time() - t0 < 5
+    err = capsys.readouterr().err
+    assert err == f"spiketwin: error: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    with pytest.raises(SystemExit):
+        main(["sim-board", "--port", "70000"])
+    assert "argument --port: a TCP port is 0 to 65535, not 70000" in capsys.readouterr().err
+
+
+def test_a_host_with_no_board_to_reach_gets_one_line_after_retrying(tmp_path, capsys):
+    model = Network.random(CoreConfig(4, 8), 0).save(tmp_path / "m.npz")
+    port = free_port()
+    t0 = time.time()
+    assert main(["characterize", "--port", f"socket://127.0.0.1:{port}", "--model", str(model),
+                 "--connect-timeout", "1"]) == 2
+    assert 1 <= time.time() - t0 < 5
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"waiting for a board at socket://127.0.0.1:{port} ..."
+    assert err[1].startswith(f"spiketwin: error: cannot open socket://127.0.0.1:{port} (tried for 1 s): ")
+    assert len(err) == 2
+    assert main(["characterize", "--port", str(tmp_path / "ttyUSB7"), "--model", str(model),
+                 "--connect-timeout", "0"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    tty = tmp_path / "ttyUSB7"
+    assert len(err) == 1 and err[0].startswith(f"spiketwin: error: cannot open {tty} (tried for 0 s): ")
 
 
 def test_a_board_that_stops_answering_mid_characterize_reports_why():
@@ -255,5 +316,5 @@ def test_a_board_that_stops_answering_mid_characterize_reports_why():
         replies["left"] -= 1
         return real_read(n) if replies["left"] > 0 else b""      # a timeout, as pyserial gives it
     port.read = read
-    with pytest.raises(LinkError, match=r"^no reply to .* \(timeout\)$"):
+    with pytest.raises(LinkError, match=r"^no reply to \w+ \(timeout\): is the board running"):
         characterize(Link(port), net, progress=False)
