@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import statistics
 import subprocess
@@ -10,6 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from spiketwin.errors import InvalidValue, ToolError
+from spiketwin.outputs import write_json
 from spiketwin.tools import use_project_tools
 
 from . import BOARDS as _BOARDS
@@ -93,7 +93,7 @@ def build_bitstream(top, board: str, out_dir: Path, name: str = "spiketwin", clo
               "core_clock": {"net": core[0], **core[1]} if core[0] else None,
               "bitstream": str(bitstream), "bitstream_bytes": bitstream.stat().st_size,
               "resources": summarise(parsed["utilisation"], board), **parsed}
-    (out_dir / f"{name}-report.json").write_text(json.dumps(report, indent=1))
+    write_json(out_dir / f"{name}-report.json", report)
     return report
 
 
@@ -202,7 +202,7 @@ def build_board(board: str, out: Path, network=None, axons: int | None = None, n
         # One weight per lane and clock while an event is accumulated (the core's busiest phase).
         rep["synaptic_ops_per_s"] = config.lanes * clock["mhz"] * 1e6
         rep["synaptic_ops_per_s_at_clock"] = config.lanes * min(clock["mhz"], rep["clock_mhz"]) * 1e6
-    (out / "spiketwin-report.json").write_text(json.dumps(rep, indent=1))
+    write_json(out / "spiketwin-report.json", rep)
     return rep
 
 
@@ -257,7 +257,7 @@ def build_seeds(board: str, out: Path, seeds: list[int], network=None, axons=Non
                           "best_seed": best["seed"], "fmax_min_mhz": min(fmax),
                           "fmax_median_mhz": statistics.median(fmax), "fmax_max_mhz": max(fmax),
                           "spread_mhz": max(fmax) - min(fmax)}
-    (out / "spiketwin-report.json").write_text(json.dumps(best, indent=1))
+    write_json(out / "spiketwin-report.json", best)
     return best
 
 

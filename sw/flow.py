@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .config import CoreConfig
 from .errors import InvalidValue
+from .outputs import write_json
 
 __all__ = ["run_flow"]
 
@@ -26,7 +27,7 @@ def _train_and_evaluate(out: Path, model: str, dataset: str, epochs: int | None,
     plots = out / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     net, evaluation = get_model(model).train_classifier(dataset, epochs, chips, plots, log)
-    (out / "evaluate.json").write_text(json.dumps(evaluation, indent=1))
+    write_json(out / "evaluate.json", evaluation)
     log(f"saved {net.save(out / 'model.npz')}")
     return net
 
@@ -50,7 +51,7 @@ def _given(out: Path, net, samples, chips: int, log) -> None:
     log(f"== evaluate on {chips} sampled chips ==")
     profile = FPGAMismatchModel(**TUTORIAL_MISMATCH, seed=0).profile
     result = evaluate_classifier(net, profile, chips, LEVELS, samples=samples if labelled else None)
-    (out / "evaluate.json").write_text(json.dumps(result, indent=1))
+    write_json(out / "evaluate.json", result)
     (out / "plots").mkdir(exist_ok=True)
     plot_accuracy(result, out / "plots" / "accuracy.png")
     log(f"Q8.8 without mismatch {result['q8_8_accuracy']:.4f}; over {chips} chips at each level:")
@@ -95,7 +96,7 @@ def _verify(out: Path, net, core: CoreConfig, samples: int, steps: int, seeds: i
                      plot_dir=out / "plots", events=events, tag="model")
     reports += verify(core, None, sims, list(range(seeds)), steps, 0.1, out / "verify", plot_dir=out / "plots")
     ok = all(r["match"] for r in reports)
-    (out / "verify.json").write_text(json.dumps(reports, indent=1))
+    write_json(out / "verify.json", reports)
     log(f"co-simulation: {sum(r['match'] for r in reports)}/{len(reports)} runs bit-exact -> "
         f"{'PASS' if ok else 'FAIL'}; reports in {out / 'verify.json'}")
     return ok
@@ -103,12 +104,10 @@ def _verify(out: Path, net, core: CoreConfig, samples: int, steps: int, seeds: i
 
 def _run(out: Path, net, board: str, port: str, log, data=None) -> bool:
     """Stage 5: flash the first board (a real port) and run the test digits (or ``data``'s samples) on it."""
-    import serial
-
     from spiketwin.boards.build import flash
 
     from .data import load_dataset
-    from .link import Link, run_on_board
+    from .link import open_link, run_on_board
     from .train import encoded_test_set
 
     report = json.loads((out / board / "spiketwin-report.json").read_text())
@@ -127,10 +126,10 @@ def _run(out: Path, net, board: str, port: str, log, data=None) -> bool:
     else:
         log("no samples to run (a classifier, or --data): the board run skipped")
         return True
-    link = Link(serial.serial_for_url(port, baudrate=report["core"]["baud"], timeout=30.0))
+    link = open_link(port, report["core"]["baud"], log=log)
     result = run_on_board(link, net, events, labels, load=not report["core"]["baked"], outputs=outputs,
                           window=window)
-    (out / "run.json").write_text(json.dumps(result, indent=1))
+    write_json(out / "run.json", result)
     log(f"{result['bit_exact']}/{n} samples bit-exact with the twin"
         + (f"; accuracy {result['accuracy']:.4f}" if labels is not None else ""))
     return not result["mismatches"]

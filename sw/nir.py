@@ -113,9 +113,9 @@ class MappingReport:
         return json.dumps(asdict(self), indent=1)
 
     def save(self, path) -> Path:
-        path = Path(path)
-        path.write_text(self.to_json())
-        return path
+        from .outputs import write_text
+
+        return write_text(path, self.to_json())
 
     def describe(self) -> list[str]:
         lines = [f"NIR graph on a {self.config['n_axons']} x {self.config['n_neurons']} LIF core, dt = {self.dt:g} s, "

@@ -16,9 +16,12 @@ def _save(fig, path) -> Path:
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
+    from .outputs import replacing
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    with replacing(path, "wb") as f:
+        fig.savefig(f, dpi=110, format=path.suffix.lstrip(".") or "png")
     plt.close(fig)
     return path
 

@@ -119,9 +119,9 @@ class MismatchProfile:
         return cls(cvs, float(d.get("clock_jitter_pct", 0.0)), d.get("source", ""))
 
     def save(self, path) -> Path:
-        path = Path(path)
-        path.write_text(self.to_json())
-        return path
+        from .outputs import write_text
+
+        return write_text(path, self.to_json())
 
     @classmethod
     def load(cls, path) -> MismatchProfile:

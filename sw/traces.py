@@ -25,6 +25,7 @@ import numpy as np
 
 from .dpi import SYNAPSES, DPIConstants, DPIParams, simulate
 from .errors import InvalidValue
+from .outputs import write_text
 from .profile import MismatchProfile, ParameterCV
 
 __all__ = ["Trace", "read_trace", "write_csv_trace", "write_tektronix_trace", "Protocol", "simulate_protocol",
@@ -140,7 +141,7 @@ def _read_tektronix(path, lines) -> Trace:
 def write_csv_trace(path, trace: Trace) -> Path:
     """A trace as a plain CSV: a header line, then time (s), voltage (V)."""
     path = Path(path)
-    path.write_text("time_s,voltage_v\n" + "".join(f"{t:.9g},{v:.9g}\n" for t, v in zip(trace.t, trace.v,
+    write_text(path, "time_s,voltage_v\n" + "".join(f"{t:.9g},{v:.9g}\n" for t, v in zip(trace.t, trace.v,
                                                                                           strict=True)))
     return path
 
@@ -160,7 +161,7 @@ def write_tektronix_trace(path, trace: Trace, trigger: int | None = None) -> Pat
         name, value = (names[i], values[i]) if i < TEKTRONIX_HEADER_LINES else ("", "")
         rows.append(f"{name},{value},,{rel[i]:.12f},{trace.v[i]:.5f},\n")
     path = Path(path)
-    path.write_text("".join(rows))
+    write_text(path, "".join(rows))
     return path
 
 

@@ -1,4 +1,6 @@
+import io
 import json
+import pickle
 
 import numpy as np
 import pytest
@@ -177,10 +179,56 @@ def _write(tmp_path, **overrides):
     ({"reset_mode": np.array([0, 2, 0, 0])}, r"reset_mode\[\(1,\)\] = 2 is outside \[0, 1\]"),
     ({"format_version": 9}, "format_version 9 is not supported"),
     ({"config": None}, "missing the array 'config'"),
+    ({"weights": np.full((8, 4), 2**64 - 1, np.uint64)},
+     r"weights: dtype uint64 is unsigned, but the field is signed \(\[-32768, 32767\]\)"),
+    ({"leak": np.array([0, 2**63, 0, 0], np.uint64)}, r"leak\[\(1,\)\] = 9223372036854775808 is outside \[0, 256\]"),
+    ({"reset_mode": np.array([True, False, True, True])}, "reset_mode: dtype bool is not an integer type"),
+    ({"threshold": np.array([1.0, np.inf, 3.0, 4.0])}, r"threshold\[\(1,\)\] = inf is not an integer raw value"),
+    ({"format_version": np.array([1, 1])}, r"format_version must be a single integer, not an array of int64 \(2,\)"),
+    ({"meta": json.dumps({"outputs": [0, 4]})}, "meta.outputs names neuron 4, but the core has 4 neurons"),
+    ({"meta": json.dumps({"outputs": [1, 1]})}, r"meta.outputs names a neuron twice: \[1, 1\]"),
+    ({"meta": json.dumps({"encoding": {"method": "morse"}})}, "meta.encoding must name a method of"),
+    ({"meta": json.dumps({"encoding": {"method": "poisson", "steps": 0}})},
+     "meta.encoding.steps must be a positive integer, not 0"),
 ])
 def test_bad_network_files_refused_naming_field_and_index(tmp_path, override, message):
     with pytest.raises(NetworkFileError, match=message):
         Network.load(_write(tmp_path, **override))
+
+
+def test_unsigned_arrays_load_only_where_the_field_is_unsigned_and_the_values_fit(tmp_path):
+    net = Network.load(_write(tmp_path, refractory=np.array([0, 3, 255, 1], np.uint8)))
+    assert net.refractory.dtype == np.int64 and net.refractory.tolist() == [0, 3, 255, 1]
+
+
+def test_a_changed_or_damaged_network_file_is_refused_in_one_line(tmp_path):
+    """Version 2 files carry a checksum: a byte overwritten inside a value's range is found, and a
+    truncated, emptied or foreign file is one line naming it (no numpy or zipfile traceback)."""
+    import zipfile
+
+    net = Network.random(CoreConfig(4, 4), 0)
+    path = net.save(tmp_path / "net.npz")
+    with zipfile.ZipFile(path) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    weights = np.load(path)["weights"].copy()
+    weights[0, 0] ^= 1                                      # still in range: only the checksum can tell
+    changed = tmp_path / "changed.npz"
+    with zipfile.ZipFile(changed, "w") as z:
+        for n, data in members.items():
+            if n == "weights.npy":
+                buf = io.BytesIO()
+                np.save(buf, weights)
+                data = buf.getvalue()
+            z.writestr(n, data)
+    with pytest.raises(NetworkFileError, match=r"changed.npz: the checksum does not match the contents"):
+        Network.load(changed)
+    raw = path.read_bytes()
+    for name, data in {"truncated": raw[:len(raw) // 2], "empty": b"", "noise": bytes(range(256)) * 4,
+                       "pickle": pickle.dumps({"weights": 1})}.items():
+        (tmp_path / f"{name}.npz").write_bytes(data)
+        with pytest.raises(NetworkFileError, match=rf"^{tmp_path / name}\.npz: not a readable network file") as e:
+            Network.load(tmp_path / f"{name}.npz")
+        assert "\n" not in str(e.value) and "allow_pickle" not in str(e.value)
 
 
 def test_weights_outside_the_format_refused():
