@@ -54,7 +54,7 @@ def config_tag(config: CoreConfig) -> str:
 def reproduce_command(rep: dict, steps: int, activity: float, network: str | None = None) -> str:
     """The ``spiketwin verify`` command that runs the job of report ``rep`` again, alone."""
     c = rep["config"]
-    core = (f"--network {network}" if network else
+    core = (f"--model {network}" if network else
             f"--axons {c['n_axons']} --neurons {c['n_neurons']} --lanes {c['lanes']} "
             f"--neuron-model {c['model']} --rounding {c['fmt']['rounding']}")
     return (f"spiketwin verify {core} --sim {rep['simulator']} --seed {rep['seed']} --steps {steps} "

@@ -25,7 +25,7 @@ def test_verilog_writes_lint_clean_core_and_sidecar(tmp_path, capsys):
 def test_verify_network_file_passes(tmp_path, capsys):
     config = CoreConfig(8, 16, lanes=2)
     path = Network.random(config, 4).save(tmp_path / "net.npz")
-    assert main(["verify", "--sim", "verilator", "--network", str(path), "--steps", "30",
+    assert main(["verify", "--sim", "verilator", "--model", str(path), "--steps", "30",
                  "--json", str(tmp_path / "r.json")]) == 0
     out = capsys.readouterr().out
     assert "bit-exact" in out and "1/1 runs bit-exact" in out
@@ -53,10 +53,10 @@ def test_flow_trains_evaluates_and_verifies_on_both_simulators(tmp_path, capsys)
 
 def test_verify_samples_need_a_trained_classifier(tmp_path, capsys):
     path = Network.random(CoreConfig(4, 4), 0).save(tmp_path / "n.npz")
-    assert main(["verify", "--network", str(path), "--samples", "2"]) == 2
+    assert main(["verify", "--model", str(path), "--samples", "2"]) == 2
     assert "--samples needs a trained classifier" in capsys.readouterr().err
     assert main(["verify", "--samples", "2"]) == 2
-    assert "--samples needs --network" in capsys.readouterr().err
+    assert "--samples needs --model" in capsys.readouterr().err
 
 
 def test_bad_network_file_is_a_clear_error(tmp_path, capsys):
@@ -65,8 +65,10 @@ def test_bad_network_file_is_a_clear_error(tmp_path, capsys):
     arrays = {n: getattr(net, n) for n in net.array_names}
     arrays["leak"] = np.array([0, 300, 0, 0])
     np.savez(tmp_path / "bad.npz", config=json.dumps(config.to_dict()), format_version=1, **arrays)
-    assert main(["verify", "--network", str(tmp_path / "bad.npz")]) == 2
-    assert "leak[(1,)] = 300 is outside [0, 256]" in capsys.readouterr().err
+    assert main(["verify", "--network", str(tmp_path / "bad.npz")]) == 2     # the deprecated spelling still works
+    err = capsys.readouterr().err
+    assert "leak[(1,)] = 300 is outside [0, 256]" in err
+    assert "spiketwin: --network is deprecated: use --model" in err
 
 
 def test_ungeneratable_core_is_a_clear_error(capsys):
@@ -129,3 +131,28 @@ def test_user_errors_are_one_line_and_bugs_keep_their_traceback(monkeypatch, cap
     monkeypatch.setattr(spiketwin.hw.core, "write_verilog", broken)
     with pytest.raises(TypeError, match="a bug"):
         main(["verilog", "--axons", "8", "--neurons", "8"])
+
+
+def test_every_option_of_every_command_has_help_and_shows_its_default(capsys):
+    import argparse
+
+    from spiketwin.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    missing = [f"{name} {a.option_strings[0] if a.option_strings else a.dest}" for name, cmd in sub.choices.items()
+               for a in cmd._actions if not a.help and not isinstance(a, argparse._HelpAction)]
+    assert not missing, missing
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--epochs EPOCHS epochs of float training (before fine-tuning) (default: 40)" in text
+    assert "(default: None)" not in text
+
+
+def test_version_prints_the_package_version(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"spiketwin {version('spiketwin')}"

@@ -345,7 +345,7 @@ def test_an_imported_graph_runs_on_the_simulated_board_bit_for_bit(tmp_path, cap
         assert board.wait(timeout=60) == 0
     finally:
         stop_board(board)
-    assert main(["verify", "--network", str(model), "--data", str(tmp_path / "data.npz"), "--sim", "icarus"]) == 0
+    assert main(["verify", "--model", str(model), "--data", str(tmp_path / "data.npz"), "--sim", "icarus"]) == 0
     assert "1/1 runs bit-exact" in capsys.readouterr().out
 
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from importlib.metadata import version
 
 from ..errors import UserError
 from . import board, core, dpi, flow, formal, interop, training
+from .common import HelpFormatter
 
 __all__ = ["main", "build_parser"]
 
@@ -22,9 +24,12 @@ _GROUPS = (core, training, board, dpi, interop, formal, flow)
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="spiketwin", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"%(prog)s {version('spiketwin')}")
     sub = p.add_subparsers(dest="command", required=True)
     for group in _GROUPS:
         group.add_parsers(sub)
+    for command in sub.choices.values():
+        command.formatter_class = HelpFormatter
     return p
 
 

@@ -3,7 +3,6 @@ board (real, or simulated on a TCP port) through its UART link."""
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
@@ -12,15 +11,18 @@ import numpy as np
 from ..config import MODELS
 from ..errors import InvalidValue
 from ..fixedpoint import ROUNDING_MODES
+from ..link import DEFAULT_BAUD
 from ..network import load_network
+from ..outputs import write_json
 from .common import (
     add_cluster_args,
     add_core_args,
     add_data_args,
+    add_model_arg,
     at_least,
     cluster_from_args,
-    config_and_network,
     encoding_from_args,
+    port_number,
 )
 
 
@@ -87,21 +89,49 @@ def cmd_sim_board(args) -> int:
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, stop)
-    config, net = config_and_network(args)
-    print(f"simulated {args.board}: {config.n_axons} axons x {config.n_neurons} neurons, {config.lanes} lane(s); "
-          f"building ... then serving socket://127.0.0.1:{args.port} (Ctrl-C stops it)", flush=True)
+    _check_port_free(args.port)
+    if args.network is not None:
+        net = load_network(args.network)
+        config = net.config
+    else:                                    # the core a build for the board makes
+        from spiketwin.boards.build import plan_core
+
+        net = None
+        config, _, _ = plan_core(args.board, None, args.axons, args.neurons, args.lanes, args.neuron_model,
+                                 args.rounding)
+    print(f"simulated {args.board}: {config.n_axons} axons x {config.n_neurons} neurons, {config.lanes} lane(s), "
+          f"{config.model}; building it in Verilator ...", flush=True)
+
+    def ready(port):
+        print(f"listening on socket://127.0.0.1:{port} (Ctrl-C stops it)", flush=True)
+
     with tempfile.TemporaryDirectory(prefix="spiketwin-board-") as tmp:
         serve_board(config, args.port, Path(args.work) if args.work else Path(tmp), net if args.baked else None,
-                    once=args.once)
+                    once=args.once, on_listening=ready)
     return 0
 
 
+def _check_port_free(port: int) -> None:
+    """Refuse a port that cannot be bound before the simulator is built (the board binds it again)."""
+    import os
+    import socket
+
+    from ..errors import ToolError
+
+    try:
+        with socket.create_server(("127.0.0.1", port)):
+            pass
+    except OSError as e:
+        raise ToolError(f"cannot listen on 127.0.0.1:{port}: {os.strerror(e.errno) if e.errno else e}") from None
+
+
 def _open_link(args):
-    import serial
+    import sys
 
-    from ..link import Link
+    from ..link import open_link
 
-    return Link(serial.serial_for_url(args.port, baudrate=args.baud, timeout=args.timeout))
+    return open_link(args.port, args.baud, args.timeout, args.connect_timeout,
+                     log=lambda line: print(line, file=sys.stderr, flush=True))
 
 
 def cmd_run(args) -> int:
@@ -127,10 +157,16 @@ def cmd_run(args) -> int:
     print(f"board: protocol {ident['version'][0]}.{ident['version'][1]}, core {ident['n_axons']} axons x "
           f"{ident['n_neurons']} neurons, {ident['lanes']} lane(s), hash {ident['config_hash']}")
     n = report["samples"]
-    print(f"{report['bit_exact']}/{n} samples bit-exact with the twin; accuracy {report['accuracy']:.4f}; "
-          f"error flags {report['error_flags']:#x}")
+    line = f"{report['bit_exact']}/{n} samples bit-exact with the twin"
+    if report.get("accuracy") is not None:
+        line += f"; accuracy {report['accuracy']:.4f}"
+    if report.get("error_flags") is not None:
+        line += f"; error flags {report['error_flags']:#x}"
+    print(("interrupted: " if report.get("interrupted") else "") + line)
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=1))
+        write_json(args.json, report)
+    if report.get("interrupted"):
+        raise KeyboardInterrupt
     return 0 if not report["mismatches"] else 1
 
 
@@ -153,19 +189,18 @@ def add_parsers(sub) -> None:
     from spiketwin.boards.build import BOARDS
 
     b = sub.add_parser("build", help="a bitstream of the core behind its UART link, with a JSON report")
-    b.add_argument("--board", choices=BOARDS, required=True)
-    b.add_argument("--model", dest="network", type=Path,
-                   help="a network file, baked into the bitstream where its weights fit block RAM (larger models on "
-                        "the icebreaker keep their weights in SPRAM, loaded over the link by `run`)")
+    b.add_argument("--board", choices=BOARDS, required=True, help="the board to build for")
+    add_model_arg(b, "a network file, baked into the bitstream where its weights fit block RAM (larger models on "
+                     "the icebreaker keep their weights in SPRAM, loaded over the link by `run`)")
     b.add_argument("--demo", action="store_true",
                    help="the icebreaker's self-running demo instead: a random 16 x 32 network fed by an on-chip LFSR")
     b.add_argument("--axons", type=int, help="axons of the core (default: the board's default core's)")
     b.add_argument("--neurons", type=int, help="neurons of the core (default: the board's default core's)")
     b.add_argument("--lanes", type=int, help="lanes of the core (default: the board's default core's)")
     b.add_argument("--neuron-model", choices=MODELS, default="lif", help="the neuron model of a core without --model")
-    b.add_argument("--rounding", choices=ROUNDING_MODES, default="trunc")
-    b.add_argument("--baud", type=int, default=115_200)
-    b.add_argument("--out", type=Path, default=Path("build"))
+    b.add_argument("--rounding", choices=ROUNDING_MODES, default="trunc", help="how products are rounded")
+    b.add_argument("--baud", type=int, default=DEFAULT_BAUD, help="the UART's rate")
+    b.add_argument("--out", type=Path, default=Path("build"), help="the folder; the build goes to OUT/BOARD")
     b.add_argument("--clock-mhz", default="auto",
                    help="core clock: 'auto' (the board's target clock through the PLL, or 5%% below the fmax "
                         "reached if the core misses it), 'board' (the oscillator) "
@@ -177,42 +212,50 @@ def add_parsers(sub) -> None:
     b.set_defaults(func=cmd_build)
 
     fs = sub.add_parser("flash", help="write a bitstream to a board (openFPGALoader)")
-    fs.add_argument("--board", choices=BOARDS, required=True)
-    fs.add_argument("bitstream", type=Path)
+    fs.add_argument("--board", choices=BOARDS, required=True, help="the board to program")
+    fs.add_argument("bitstream", type=Path, help="the bitstream (build's OUT/BOARD/spiketwin.bin or .bit)")
     fs.add_argument("--dry-run", action="store_true", help="print the command only")
     fs.set_defaults(func=cmd_flash)
 
     sb = sub.add_parser("sim-board", help="serve a simulated board (core + UART link in Verilator) on a TCP port")
-    sb.add_argument("--board", choices=BOARDS, default="icebreaker")
-    sb.add_argument("--port", type=int, default=5555)
-    add_core_args(sb)
-    sb.add_argument("--model", dest="network", type=Path, help="the network whose core to simulate")
+    sb.add_argument("--board", choices=BOARDS, default="icebreaker", help="the board whose default core to simulate")
+    sb.add_argument("--port", type=port_number, default=5555,
+                    help="the TCP port on 127.0.0.1; 0 picks a free one, printed when it listens")
+    add_core_args(sb, board=True)
     sb.add_argument("--baked", action="store_true", help="bake the model's weights in (else load them over the link)")
     sb.add_argument("--once", action="store_true", help="stop when the first client disconnects")
-    sb.add_argument("--work", type=Path, help="keep the build here")
+    sb.add_argument("--work", type=Path, help="keep the build here (default: a temporary folder)")
     sb.set_defaults(func=cmd_sim_board)
 
     r = sub.add_parser("run", help="run test samples on a board and compare its spikes with the twin")
-    r.add_argument("--port", required=True, help="a serial port (/dev/ttyUSB1) or socket://127.0.0.1:5555")
-    r.add_argument("--model", type=Path, required=True)
-    r.add_argument("--dataset", choices=["digits", "digits01"])
+    add_port_args(r)
+    r.add_argument("--model", type=Path, required=True, metavar="FILE.npz", help="the network file the board runs")
+    r.add_argument("--dataset", choices=["digits", "digits01"], help="the test set (default: the model's own)")
     add_data_args(r, "your own samples instead of the test set: events [samples, steps, inputs] or intensities, "
                      "optional labels")
     r.add_argument("--outputs", type=int, nargs="+", metavar="NEURON",
                    help="the neurons read as the classes (default: the network file's)")
-    r.add_argument("--n", type=int, default=100)
+    r.add_argument("--n", type=int, default=100, help="samples to run")
     r.add_argument("--baked", action="store_true", help="the bitstream has the model baked in: do not load it")
-    r.add_argument("--baud", type=int, default=115_200)
-    r.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a reply")
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--json", type=Path)
+    r.add_argument("--seed", type=int, default=0, help="the rate coder's seed")
+    r.add_argument("--json", type=Path, help="write the report (every mismatch named) as JSON")
     r.set_defaults(func=cmd_run)
 
     ch = sub.add_parser("characterize", help="measure a board's neurons through the link and fit a mismatch profile")
-    ch.add_argument("--port", required=True)
-    ch.add_argument("--model", type=Path, required=True, help="the nominal network the board was loaded from")
-    ch.add_argument("--out", type=Path, default=Path("profile.json"))
-    ch.add_argument("--jitter", type=float, default=0.0, help="clock jitter to record in the profile")
-    ch.add_argument("--baud", type=int, default=115_200)
-    ch.add_argument("--timeout", type=float, default=30.0)
+    add_port_args(ch)
+    ch.add_argument("--model", type=Path, required=True, metavar="FILE.npz",
+                    help="the nominal network the board was loaded from")
+    ch.add_argument("--out", type=Path, default=Path("measured-profile.json"),
+                    help="the profile; the measured values go beside it (.measured.npz)")
+    ch.add_argument("--jitter", type=float, default=0.0, help="clock jitter to record in the profile (%%)")
     ch.set_defaults(func=cmd_characterize)
+
+
+def add_port_args(p) -> None:
+    """Where the board is and how to talk to it."""
+    p.add_argument("--port", required=True, help="a serial port (/dev/ttyUSB1) or a simulated board "
+                                                 "(socket://127.0.0.1:5555)")
+    p.add_argument("--baud", type=int, default=DEFAULT_BAUD, help="the UART's rate: the bitstream's")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a reply")
+    p.add_argument("--connect-timeout", type=float, default=10.0,
+                   help="seconds to keep trying to open the port (a board still starting)")

@@ -14,15 +14,60 @@ from ..network import load_network
 DEFAULTS = {"axons": 64, "neurons": 128, "lanes": 4, "steps": 200}
 
 
-def add_core_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("core (ignored with --network)")
-    g.add_argument("--axons", type=int, default=DEFAULTS["axons"])
-    g.add_argument("--neurons", type=int, default=DEFAULTS["neurons"])
-    g.add_argument("--lanes", type=int, default=DEFAULTS["lanes"])
-    g.add_argument("--rounding", choices=ROUNDING_MODES, default="trunc")
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, where it has one worth showing (not None, not a
+    flag's False) and the help does not already say it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("%(default)" in text or "default:" in text or action.default in (None, False, argparse.SUPPRESS)
+                or not action.option_strings):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class DeprecatedAlias(argparse.Action):
+    """An option kept for old command lines: it works, and says which one to use instead."""
+
+    def __init__(self, option_strings, dest, instead: str, **kwargs):
+        self.instead = instead
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import sys
+
+        print(f"spiketwin: {option_string} is deprecated: use {self.instead}", file=sys.stderr)
+        setattr(namespace, self.dest, self.type(values) if self.type and isinstance(values, str) else values)
+
+
+def add_model_arg(p, help: str, required: bool = False) -> None:
+    """``--model FILE.npz``, a network file, with ``--network`` as its deprecated alias."""
+    p.add_argument("--model", dest="network", type=Path, metavar="FILE.npz", required=required, help=help)
+    p.add_argument("--network", dest="network", type=Path, action=DeprecatedAlias, instead="--model",
+                   help=argparse.SUPPRESS)
+
+
+def add_core_args(p: argparse.ArgumentParser, board: bool = False) -> None:
+    """The core's options; with ``board``, the sizes default to the named board's default core."""
+    g = p.add_argument_group("core (ignored with --model)")
+    shown = " (default: the board's default core's)" if board else ""
+    for name, what in (("axons", "input axons"), ("neurons", "neurons"), ("lanes", "neurons updated in parallel")):
+        g.add_argument(f"--{name}", type=int, default=None if board else DEFAULTS[name], help=what + shown)
+    g.add_argument("--rounding", choices=ROUNDING_MODES, default="trunc", help="how products are rounded")
     g.add_argument("--neuron-model", choices=MODELS, default="lif",
                    help="; ".join(f"{name}: the {summary}" for name, summary in _summaries().items()))
-    p.add_argument("--network", type=Path, help="a network .npz (its configuration is used)")
+    add_model_arg(p, "a network file: its core and weights are used")
+
+
+def port_number(text: str) -> int:
+    """A TCP port for argparse: 0 (any free port) to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a TCP port is 0 to 65535, not {port}")
+    return port
 
 
 def _summaries() -> dict:
@@ -43,8 +88,8 @@ def config_and_network(args) -> tuple[CoreConfig, object]:
 
 def add_mismatch_args(p) -> None:
     g = p.add_argument_group("mismatch (the tutorial's defaults)")
-    g.add_argument("--weight-cv", type=float, default=0.03)
-    g.add_argument("--threshold-cv", type=float, default=0.05)
+    g.add_argument("--weight-cv", type=float, default=0.03, help="weight mismatch (coefficient of variation)")
+    g.add_argument("--threshold-cv", type=float, default=0.05, help="threshold mismatch (coefficient of variation)")
     g.add_argument("--jitter", type=float, default=0.01, help="clock jitter as a fraction of the step period")
     g.add_argument("--profile", type=Path, help="a MismatchProfile JSON instead of the three values above")
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..config import CoreConfig
 from ..errors import InvalidValue
+from ..outputs import write_json
 from .common import (
     DEFAULTS,
     add_cluster_args,
@@ -75,7 +75,7 @@ def cmd_verify(args) -> int:
         raise InvalidValue("--activity must be between 0 and 100 events per axon and step")
     config, net = config_and_network(args)
     if args.configs and net is not None:
-        raise InvalidValue("--configs and --network exclude each other: a network file has its own core")
+        raise InvalidValue("--configs and --model exclude each other: a network file has its own core")
     configs = parse_configs(args.configs, args.rounding, args.neuron_model) if args.configs else [config]
     sims = ["icarus", "verilator"] if args.sim == "both" else [args.sim]
     seeds = list(range(args.seed, args.seed + args.seeds))
@@ -84,13 +84,13 @@ def cmd_verify(args) -> int:
         from spiketwin.data import own_samples
 
         if net is None:
-            raise InvalidValue("--data needs --network: the network the samples are for")
+            raise InvalidValue("--data needs --model: the network the samples are for")
         samples = own_samples(net, args.data, args.samples or None, outputs=list(range(net.config.n_neurons)),
                               encoding=encoding_from_args(args, net))
         events = samples.core_events(net).reshape(-1, config.n_axons)                # back to back
     elif args.samples:
         if net is None:
-            raise InvalidValue("--samples needs --network with a trained classifier")
+            raise InvalidValue("--samples needs --model with a trained classifier")
         if net.meta.get("kind") != "classifier":
             raise InvalidValue(f"--samples needs a trained classifier (a network file from spiketwin train or "
                                f"dpi-digits01), not {args.network}")
@@ -112,29 +112,30 @@ def cmd_verify(args) -> int:
             again += f" --samples {args.samples}" if args.samples else ""
             print(f"  {core} {r['simulator']} seed {r['seed']}: {describe_mismatch(r)}\n    reproduce: {again}")
     if args.json:
-        Path(args.json).write_text(json.dumps(reports, indent=1))
+        write_json(args.json, reports)
     return 0 if not failed else 1
 
 
 def add_parsers(sub) -> None:
     v = sub.add_parser("verilog", help="emit the core's Verilog and a JSON sidecar")
     add_core_args(v)
-    v.add_argument("--out", type=Path, default=Path("build"))
-    v.add_argument("--name", default="spiketwin_core")
+    v.add_argument("--out", type=Path, default=Path("build"), help="the folder for the Verilog")
+    v.add_argument("--name", default="spiketwin_core", help="the top module's name")
     v.add_argument("--lint", action="store_true", help="also run Verilator lint (-Wall)")
     v.set_defaults(func=cmd_verilog)
 
     f = sub.add_parser("verify", help="co-simulate the core against the twin, bit for bit")
     add_core_args(f)
-    f.add_argument("--sim", choices=["icarus", "verilator", "both"], default="verilator")
-    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--sim", choices=["icarus", "verilator", "both"], default="verilator",
+                   help="the simulator(s) to run the emitted Verilog in")
+    f.add_argument("--seed", type=int, default=0, help="the first seed of the random network and inputs")
     f.add_argument("--seeds", type=int, default=1, help="how many consecutive seeds to run")
-    f.add_argument("--steps", type=int, default=DEFAULTS["steps"])
+    f.add_argument("--steps", type=int, default=DEFAULTS["steps"], help="time steps per run")
     f.add_argument("--activity", type=float, default=0.1, help="mean events per axon and step")
     f.add_argument("--samples", type=int, default=0, metavar="N",
-                   help="with a trained --network: drive it with its first N encoded test samples instead "
+                   help="with a trained --model: drive it with its first N encoded test samples instead "
                         "(with --data: the file's first N)")
-    add_data_args(f, "with --network: drive it with the samples of your own data file, back to back")
+    add_data_args(f, "with --model: drive it with the samples of your own data file, back to back")
     f.add_argument("--work", type=Path, help="keep build and traces here")
     f.add_argument("--json", type=Path, help="write the reports as JSON")
     f.add_argument("--plot", type=Path, metavar="DIR", help="draw each run (raster, membrane traces) into DIR")

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InvalidValue
+from ..outputs import write_json, write_text
 from .common import at_least
 
 
@@ -35,7 +36,7 @@ def cmd_dpi_resonator(args) -> int:
     text = json.dumps(summary, indent=1)
     print(text)
     if args.json:
-        Path(args.json).write_text(text)
+        write_text(args.json, text)
     if args.plot:
         initial = sims["initial"]
         traces = {f"before: {initial.I_thr * 1e12:.0f} pA threshold, {initial.I_tau * 1e12:.2f} pA leak "
@@ -71,7 +72,7 @@ def cmd_dpi_digits01(args) -> int:
                                          mismatch, measured, _constants(args))
     print(json.dumps({k: v for k, v in summary.items() if k not in ("ampa", "gaba_a")}, indent=1))
     if args.json:
-        Path(args.json).write_text(json.dumps(summary, indent=1))
+        write_json(args.json, summary)
     if args.out:
         net = classifier_network(model, "digits01", _constants(args))
         net.meta.update(q88_core_accuracy_without_mismatch=summary["q88_core_accuracy_without_mismatch"],
@@ -105,9 +106,7 @@ def cmd_calibrate_dpi(args) -> int:
     chip = {"protocol": protocol.to_dict(), "dt": args.dt, "dark_floor": not args.no_dark_floor,
             "traces": [f.to_dict() for f in fits],
             "profile": json.loads(profile.to_json())}
-    tmp = Path(args.out).with_name(Path(args.out).name + ".partial")
-    tmp.write_text(json.dumps(chip, indent=1))
-    tmp.replace(args.out)
+    write_json(args.out, chip)
     print(f"saved {args.out}")
     if args.plot:
         from ..plots import plot_fitted_biases, plot_trace_fit
@@ -143,29 +142,30 @@ def add_parsers(sub) -> None:
     dr = sub.add_parser("dpi-resonator", help="tune a DPI neuron's biases to fire at a target rate (ARCANA 4.1)")
     dr.add_argument("--target", type=float, default=2.5, help="target rate (Hz)")
     dr.add_argument("--dc", type=float, default=10e-12, help="DC input current (A)")
-    dr.add_argument("--epochs", type=int, default=40)
+    dr.add_argument("--epochs", type=int, default=40, help="gradient steps on the bias currents")
     dr.add_argument("--dt", type=float, default=1e-4, help="Euler step of the check simulation (s)")
     dr.add_argument("--duration", type=float, default=4.0, help="seconds of the traces before and after")
-    dr.add_argument("--json", type=Path)
-    dr.add_argument("--plot", type=Path, default=Path("dpi_resonator.png"))
+    dr.add_argument("--json", type=Path, help="write the summary as JSON")
+    dr.add_argument("--plot", type=Path, metavar="FILE.png", help="draw the membrane before and after training")
     _add_floor_arg(dr)
     dr.set_defaults(func=cmd_dpi_resonator)
 
     dd = sub.add_parser("dpi-digits01", help="0-vs-1 digits, integer DPI synapse counts, mismatch (ARCANA 4.2)")
-    dd.add_argument("--epochs", type=int, default=300)
+    dd.add_argument("--epochs", type=int, default=300, help="training epochs")
     dd.add_argument("--chips", type=int, default=20, help="mismatch samples to evaluate on")
     dd.add_argument("--fan-in", type=int, default=64, help="most synapses per neuron")
     dd.add_argument("--max-rate", type=float, default=100.0, help="input rate (Hz) of a full-intensity pixel")
     dd.add_argument("--duration", type=float, default=0.1, help="presentation time per sample (s)")
-    dd.add_argument("--seed", type=int, default=0)
+    dd.add_argument("--seed", type=int, default=0, help="the seed of training and the sampled chips")
     dd.add_argument("--profile", type=Path, metavar="PROFILE.json",
                     help="train and sample the chips with this spread of the DPI biases (a calibrate-dpi result or "
                          "its profile) instead of the paper's")
     dd.add_argument("--chip", type=Path, metavar="CHIP.json",
                     help="also run on the measured chip of a calibrate-dpi result (its first recordings' neurons)")
-    dd.add_argument("--json", type=Path)
+    dd.add_argument("--json", type=Path, help="write the summary as JSON")
     dd.add_argument("--out", type=Path, help="save the nominal chip as a DPI core network file (a classifier that "
                                              "verify, build, sim-board and run take)")
-    dd.add_argument("--plot", type=Path, default=Path("dpi_digits01.png"))
+    dd.add_argument("--plot", type=Path, metavar="FILE.png",
+                    help="draw the trained synapse counts and each chip's accuracy")
     _add_floor_arg(dd)
     dd.set_defaults(func=cmd_dpi_digits01)

@@ -56,15 +56,15 @@ def add_parsers(sub) -> None:
     fl.add_argument("--dataset", choices=["digits", "digits01"],
                     help="default: digits (lif), digits01 (dpi)")
     fl.add_argument("--epochs", type=int, help="training epochs (default: 40 for lif, 300 for dpi)")
-    fl.add_argument("--chips", type=int, default=20)
+    fl.add_argument("--chips", type=int, default=20, help="mismatch samples (simulated chips) per level")
     fl.add_argument("--samples", type=int, default=10,
                     help="test samples (or --data's) driving the model's core in co-simulation")
-    fl.add_argument("--axons", type=int, default=DEFAULTS["axons"])
-    fl.add_argument("--neurons", type=int, default=DEFAULTS["neurons"])
-    fl.add_argument("--lanes", type=int, default=DEFAULTS["lanes"])
-    fl.add_argument("--steps", type=int, default=DEFAULTS["steps"])
-    fl.add_argument("--seeds", type=int, default=3)
-    fl.add_argument("--out", type=Path, default=Path("build"))
+    fl.add_argument("--axons", type=int, default=DEFAULTS["axons"], help="axons of the co-simulated random core")
+    fl.add_argument("--neurons", type=int, default=DEFAULTS["neurons"], help="neurons of the co-simulated random core")
+    fl.add_argument("--lanes", type=int, default=DEFAULTS["lanes"], help="lanes of the co-simulated random core")
+    fl.add_argument("--steps", type=int, default=DEFAULTS["steps"], help="time steps per co-simulation run")
+    fl.add_argument("--seeds", type=int, default=3, help="co-simulation runs per simulator")
+    fl.add_argument("--out", type=Path, default=Path("build"), help="the folder for every stage's output")
     fl.add_argument("--no-bitstream", action="store_true", help="skip the bitstream builds")
     fl.add_argument("--boards", nargs="+", choices=BOARDS, default=["ulx3s-85f", "icebreaker"],
                     help="boards to build for (the model baked in where it fits)")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InvalidValue
+from ..outputs import write_text
 from .common import (
     add_cluster_args,
     add_data_args,
@@ -62,7 +63,7 @@ def cmd_evaluate(args) -> int:
     else:
         print(text)
     if args.json:
-        Path(args.json).write_text(text)
+        write_text(args.json, text)
     if args.plot:
         print(f"plot: {plot_accuracy(result, args.plot)}", file=sys.stderr)
     return 0
@@ -82,29 +83,30 @@ def cmd_fit_profile(args) -> int:
 
 def add_parsers(sub) -> None:
     t = sub.add_parser("train", help="train a classifier through the digital twin and save a network file")
-    t.add_argument("--dataset", choices=["digits", "digits01"], default="digits")
-    t.add_argument("--out", type=Path, default=Path("model.npz"))
+    t.add_argument("--dataset", choices=["digits", "digits01"], default="digits",
+                   help="scikit-learn's digits (10 classes) or its 0s and 1s")
+    t.add_argument("--out", type=Path, default=Path("model.npz"), help="the network file to write")
     t.add_argument("--hidden", type=int, nargs="*", metavar="N",
                    help="hidden layer sizes (default: 96 for digits, none for digits01; --hidden alone: none)")
-    t.add_argument("--steps", type=int, default=20)
+    t.add_argument("--steps", type=int, default=20, help="time steps per sample")
     t.add_argument("--encoding", choices=["deterministic", "poisson"], default="deterministic",
                    help="rate coding of the pixels into axon events")
-    t.add_argument("--epochs", type=int, default=40)
+    t.add_argument("--epochs", type=int, default=40, help="epochs of float training (before fine-tuning)")
     t.add_argument("--finetune", type=int, default=8, help="epochs of fine-tuning through mismatch (0: none)")
     t.add_argument("--no-qat", action="store_true", help="fine-tune without quantisation-aware training")
-    t.add_argument("--fan-in", type=int, default=64)
-    t.add_argument("--lanes", type=int, default=1)
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--fan-in", type=int, default=64, help="most synapses per neuron")
+    t.add_argument("--lanes", type=int, default=1, help="lanes of the core the network is mapped onto")
+    t.add_argument("--seed", type=int, default=0, help="the seed of initialisation, batches and mismatch")
     add_mismatch_args(t)
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="hardware-exact accuracy of a trained model over sampled chips")
-    e.add_argument("model", type=Path)
-    e.add_argument("--chips", type=int, default=20)
+    e.add_argument("model", type=Path, help="the network file to evaluate")
+    e.add_argument("--chips", type=int, default=20, help="mismatch samples (simulated chips) per level")
     e.add_argument("--levels", type=float, nargs="+", default=[0.0, 0.5, 1.0, 2.0, 4.0],
                    help="mismatch levels to sweep, as multiples of the given CVs")
-    e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--json", type=Path)
+    e.add_argument("--seed", type=int, default=0, help="the seed of the sampled chips")
+    e.add_argument("--json", type=Path, help="write the results as JSON")
     e.add_argument("--plot", type=Path,
                    help="accuracy against mismatch level, and its distribution over the chips (PNG)")
     add_data_args(e, "your own labelled samples instead of the classifier's test split")
@@ -118,7 +120,7 @@ def add_parsers(sub) -> None:
 
     fp = sub.add_parser("fit-profile", help="fit a mismatch profile from per-neuron measurements (CSV)")
     fp.add_argument("measurements", type=Path, help="CSV with columns neuron, parameter, level, value")
-    fp.add_argument("--out", type=Path, default=Path("profile.json"))
+    fp.add_argument("--out", type=Path, default=Path("profile.json"), help="the profile to write")
     fp.add_argument("--jitter", type=float, default=0.0, help="measured clock jitter, a fraction of the step")
     fp.add_argument("--seed", type=int, default=0, help="seed of the bootstrap intervals")
     fp.set_defaults(func=cmd_fit_profile)
