@@ -38,12 +38,13 @@ def describe_mismatch(rep: dict) -> str:
 def plot_cosim(config: CoreConfig, net, run_dir: Path, path: Path, title: str) -> Path:
     """Draw one co-simulation run: the twin's and the RTL's spikes, and the twin's membrane."""
     from spiketwin.plots import plot_run
+    from spiketwin.twin import membrane_before_reset
 
     events = np.load(run_dir / "events.npy")
     ref = simulate(config, net, events, record=True)
     threshold = getattr(net, config.neuron_model.threshold)
-    return plot_run(config, ref.spikes, path, rtl_spikes=np.load(run_dir / "rtl_spikes.npy"), v=ref.v,
-                    threshold=threshold, title=title)
+    return plot_run(config, ref.spikes, path, rtl_spikes=np.load(run_dir / "rtl_spikes.npy"),
+                    v=membrane_before_reset(config, net, events, ref), threshold=threshold, title=title)
 
 
 def config_tag(config: CoreConfig) -> str:

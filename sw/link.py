@@ -584,8 +584,9 @@ def run_on_board(link: Link, net, events: np.ndarray, labels: np.ndarray | None 
     with the twin, bit for bit. The board is identified and checked first, and loaded with ``net``
     unless ``load`` is false (a bitstream with it baked in). With ``labels``, the classification
     accuracy too, counting the outputs' spikes in the steps of ``window`` (start, stop; all by
-    default). Returns the report (``bit_exact``, ``mismatches`` naming sample, step and neuron); a
-    run stopped by Ctrl-C returns the samples done, with ``interrupted`` set."""
+    default). Returns the report (``bit_exact``, ``mismatches`` naming sample, step and neuron,
+    ``spike_counts``: each sample's spikes on the board and in the twin); a run stopped by Ctrl-C
+    returns the samples done, with ``interrupted`` set."""
     from tqdm import tqdm
 
     from .fixedpoint import from_word
@@ -602,13 +603,14 @@ def run_on_board(link: Link, net, events: np.ndarray, labels: np.ndarray | None 
     v_addrs = [config.address(config.state_fields[membrane], int(j)) for j in outputs]
     twin = simulate(config, net, events)
     n = len(events)
-    correct, mismatches, done = 0, [], 0
+    correct, mismatches, done, counts = 0, [], 0, []
     try:
         for i in tqdm(range(n), desc="samples", disable=not progress):
             link.reset()
             spikes = link.run(event_sequences(events[i]), config.n_neurons)
             v_out = np.array([from_word(w, config.data_bits, True) for w in link.read(v_addrs)])
             diff = np.argwhere(spikes != twin.spikes[i])
+            counts.append([int(spikes.sum()), int(twin.spikes[i].sum())])
             if diff.size or (v_out != getattr(twin.state, membrane)[i, outputs]).any():
                 step, neuron = (int(diff[0][0]), int(diff[0][1])) if diff.size else (-1, -1)
                 mismatches.append({"sample": i, "step": step, "neuron": neuron, "differences": int(len(diff))})
@@ -623,7 +625,8 @@ def run_on_board(link: Link, net, events: np.ndarray, labels: np.ndarray | None 
     else:
         interrupted = False
     report = {"samples": done, "bit_exact": done - len(mismatches), "mismatches": mismatches,
-              "error_flags": None if interrupted else link.errors(), "board": ident}
+              "error_flags": None if interrupted else link.errors(), "board": ident,
+              "spike_counts": counts}
     if interrupted:
         report["interrupted"] = True
     if labels is not None:

@@ -19,6 +19,7 @@ __all__ = ["ParameterCV", "MismatchProfile", "PARAMETERS", "SCHEMA_VERSION"]
 
 PARAMETERS = ("weights", "threshold", "leak", "syn_decay", "bias")
 SCHEMA_VERSION = 1
+MAX_PROFILE_CV = 0.99    # the largest CV a profile holds (a mismatch model takes CVs below 1)
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class ParameterCV:
 
     def at(self, level) -> np.ndarray:
         level = np.maximum(np.abs(np.asarray(level, dtype=np.float64)), 1e-12)
-        return np.minimum(self.cv * (level / self.level_ref) ** -self.exponent, 0.99)
+        return np.minimum(self.cv * (level / self.level_ref) ** -self.exponent, MAX_PROFILE_CV)
 
 
 def _dpi_biases() -> set:
@@ -84,7 +85,7 @@ class MismatchProfile:
     # --- files -------------------------------------------------------------------------------
     def scaled(self, scale: float) -> MismatchProfile:
         """Every CV and the jitter times ``scale`` (capped below the limits a profile accepts)."""
-        cvs = {k: ParameterCV(min(v.cv * scale, 0.99), v.level_ref, v.exponent) for k, v in self.cvs.items()}
+        cvs = {k: ParameterCV(min(v.cv * scale, MAX_PROFILE_CV), v.level_ref, v.exponent) for k, v in self.cvs.items()}
         return MismatchProfile(cvs, min(self.clock_jitter_pct * scale, 0.49), f"{self.source} x{scale:g}")
 
     def describe(self) -> list[str]:
@@ -125,7 +126,13 @@ class MismatchProfile:
 
     @classmethod
     def load(cls, path) -> MismatchProfile:
-        return cls.from_json(Path(path).read_text())
+        """A profile file; errors name it."""
+        try:
+            return cls.from_json(Path(path).read_text())
+        except json.JSONDecodeError as e:
+            raise InvalidValue(f"{path}: not JSON ({e})") from None
+        except (InvalidValue, KeyError, TypeError) as e:
+            raise InvalidValue(f"{path}: {e}") from None
 
     # --- fitting -------------------------------------------------------------------------------
     @classmethod
@@ -169,7 +176,7 @@ class MismatchProfile:
             cv_ref = float(np.exp(np.mean([np.log(max(c, 1e-12)) + exponent * np.log(abs(lv) / ref)
                                            for lv, c in cv_at.items()])))
             ci = (float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5)))
-            cvs[name] = ParameterCV(min(cv_ref, 0.99), ref, exponent, ci)
+            cvs[name] = ParameterCV(min(cv_ref, MAX_PROFILE_CV), ref, exponent, ci)
         if not cvs:
             raise InvalidValue(f"No measurements of any parameter in {PARAMETERS}")
         return cls(cvs, clock_jitter_pct, source)

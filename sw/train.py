@@ -11,6 +11,7 @@ threshold mismatch while Adam updates the clean weights (the tutorial's techniqu
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field, replace
 
@@ -462,16 +463,21 @@ def chip_job(network: bytes, profile: str, samples, scale: float, chips: list[in
 CHIPS_PER_JOB = 10
 
 
-def evaluate_on_twin(net: Network, outputs: np.ndarray, events: np.ndarray, labels: np.ndarray,
-                     window: tuple | None = None) -> float:
-    """Accuracy of the integer twin on encoded samples [batch, steps, n_axons], the outputs' spikes
-    counted in the steps of ``window`` (start, stop; all by default)."""
+def predict_on_twin(net: Network, outputs: np.ndarray, events: np.ndarray, window: tuple | None = None) -> np.ndarray:
+    """The class the integer twin gives each encoded sample [batch, steps, n_axons], the outputs'
+    spikes counted in the steps of ``window`` (start, stop; all by default)."""
     from .twin import simulate
 
     r = simulate(net.config, net, events)
     counts = r.spikes[..., slice(*window) if window else slice(None), :][..., outputs].sum(-2)
     membrane = getattr(r.state, net.config.neuron_model.membrane)
-    return float((predict(counts, membrane[..., outputs]) == labels).mean())
+    return predict(counts, membrane[..., outputs])
+
+
+def evaluate_on_twin(net: Network, outputs: np.ndarray, events: np.ndarray, labels: np.ndarray,
+                     window: tuple | None = None) -> float:
+    """Accuracy of the integer twin on encoded samples [batch, steps, n_axons] (``predict_on_twin``)."""
+    return float((predict_on_twin(net, outputs, events, window) == labels).mean())
 
 
 def encoded_test_set(net, n: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -488,6 +494,42 @@ def encoded_test_set(net, n: int | None = None, seed: int = 0) -> tuple[np.ndarr
         raise InvalidValue(f"{net.meta['dataset']} has {len(ds.y_test)} test samples, not {n}")
     events = rate_encode(ds.x_test[:n], enc["steps"], enc["max_rate"], enc["method"], np.random.default_rng(seed))
     return events, ds.y_test[:n]
+
+
+def plan_training(dataset: str, hidden=None, steps: int = 20, fan_in: int = 64, lanes: int = 1,
+                  batch: int = TrainConfig.batch) -> tuple[CoreConfig, int]:
+    """What ``train_classifier`` will build and need, checked before any training: (the core the
+    network lands on, an estimate of the peak memory in bytes: the encoded training set and one
+    batch's stored activations). Refuses layer sizes below 1 and a core that cannot be made."""
+    from .data import load_dataset
+
+    ds = load_dataset(dataset)
+    hidden = DEFAULT_HIDDEN[ds.name] if hidden is None else tuple(hidden)
+    bad = [h for h in hidden if h < 1]
+    if bad:
+        raise InvalidValue(f"--hidden layer sizes must be at least 1, not {bad[0]}")
+    n_real = sum(hidden) + ds.n_classes
+    try:
+        config = CoreConfig(ds.n_features, -(-n_real // lanes) * lanes, lanes=lanes,
+                            max_axon_events=2 * ds.n_features)
+    except InvalidValue as e:
+        raise InvalidValue(f"the network ({ds.n_features} inputs, layers {[*hidden, ds.n_classes]}, --lanes {lanes}) "
+                           f"cannot be one core: {e}") from None
+    events = (len(ds.y_train) + len(ds.y_test)) * steps * ds.n_features * 8
+    activations = 8 * batch * steps * n_real * 8                # currents, membranes, spikes, gradients
+    weights = 4 * 8 * sum(a * b for a, b in zip((ds.n_features, *hidden), (*hidden, ds.n_classes), strict=True))
+    return config, events + activations + weights
+
+
+def available_memory() -> int | None:
+    """Bytes the kernel says can be allocated without swapping (None where it does not say)."""
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
 
 
 def train_classifier(dataset: str, hidden=None, steps: int = 20, encoding: str = "deterministic", epochs: int = 40,
@@ -509,13 +551,29 @@ def train_classifier(dataset: str, hidden=None, steps: int = 20, encoding: str =
         mismatch = mismatch if mismatch is not None else FPGAMismatchModel(seed=seed)
         log(f"2/4 fine-tuning through mismatch ({mismatch}){' with QAT' if qat else ''}")
         model, hist2 = fine_tune(model, ds, cfg, mismatch, finetune, qat=qat)
-        hist += hist2
+        hist += [dict(h, stage="finetune") for h in hist2]
     log("3/4 quantising onto one core")
     net, _ = to_network(model, cfg, lanes=lanes)
     acc = twin_accuracy(net, ds.x_test, ds.y_test, seed=seed)
     log(f"4/4 Q8.8 twin test accuracy {acc:.4f} (float model {float_acc:.4f})")
     net.meta.update(dataset=ds.name, float_test_accuracy=float_acc, twin_test_accuracy=acc, history=hist, seed=seed)
     return net
+
+
+def check_levels(profile: MismatchProfile, levels) -> None:
+    """Refuse a mismatch level that is negative, or that makes a CV of ``profile`` reach the largest
+    one a profile takes (a level is a multiple of every CV: capping one would report a level that
+    was not run)."""
+    from .profile import MAX_PROFILE_CV
+
+    largest = max((p.cv for p in profile.cvs.values()), default=0.0)
+    for level in levels:
+        if not np.isfinite(level) or level < 0:
+            raise InvalidValue(f"--levels must be 0 or more, not {level:g}")
+        if largest * level > MAX_PROFILE_CV:
+            raise InvalidValue(f"--levels {level:g} makes the largest CV {largest:g} x {level:g} = "
+                               f"{largest * level:.3g}, over the {MAX_PROFILE_CV} a mismatch model takes: with these "
+                               f"CVs, levels up to {MAX_PROFILE_CV / largest:.3g}")
 
 
 def evaluate_classifier(net: Network, profile: MismatchProfile, chips: int = 20, levels=(0.0, 0.5, 1.0, 2.0, 4.0),
@@ -542,6 +600,7 @@ def evaluate_classifier(net: Network, profile: MismatchProfile, chips: int = 20,
         raise InvalidValue(f"chips must be at least 1, not {chips}")
     if min_accuracy is not None and not 0 <= min_accuracy <= 1:
         raise InvalidValue(f"--min-accuracy must be in [0, 1], not {min_accuracy}")
+    check_levels(profile, levels)
     if samples is None:
         ds = load_dataset(net.meta["dataset"])
         result = {"dataset": ds.name, "float_accuracy": net.meta.get("float_test_accuracy"),
@@ -549,15 +608,17 @@ def evaluate_classifier(net: Network, profile: MismatchProfile, chips: int = 20,
     else:
         result = {"dataset": "data file", "samples": len(samples.labels), "float_accuracy": None,
                   "q8_8_accuracy": samples_accuracy(net, samples)}
-    result.update(mismatch=profile.to_json(), sweep=[])
+    result.update(mismatch=json.loads(profile.to_json()), sweep=[])
     groups = [list(range(c, min(c + CHIPS_PER_JOB, chips))) for c in range(0, chips, CHIPS_PER_JOB)]
     jobs = [(float(scale), group, seed) for scale in levels for group in groups]
     accs = run_jobs(chip_job, jobs, cluster, desc="chips", names=[f"{s:g}x chips {g[0]}-{g[-1]}" for s, g, _ in jobs],
                     progress=progress, shared=(net.to_bytes(), profile.to_json(), samples))
     for k, scale in enumerate(levels):
         level = [a for part in accs[k * len(groups):(k + 1) * len(groups)] for a in part]
-        entry = {"scale": scale, "mean": float(np.mean(level)), "min": float(np.min(level)),
-                 "max": float(np.max(level)), "chips": level}
+        scaled = profile.scaled(scale)
+        entry = {"scale": scale, "cvs": {name: p.cv for name, p in scaled.cvs.items()},
+                 "clock_jitter_pct": scaled.clock_jitter_pct, "mean": float(np.mean(level)),
+                 "min": float(np.min(level)), "max": float(np.max(level)), "chips": level}
         if min_accuracy is not None:
             entry["yield"] = float(np.mean(np.asarray(level) >= min_accuracy))
         result["sweep"].append(entry)

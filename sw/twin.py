@@ -22,7 +22,8 @@ from .models.lif import Network, State, step
 from .network import NetworkFileError, first_bad
 
 __all__ = ["Network", "State", "DPINetwork", "DPIState", "SimResult", "simulate", "step", "dpi_step",
-           "lut_index", "admit_events", "CoreModel", "NetworkFileError", "zero_state", "power_up_network"]
+           "lut_index", "admit_events", "CoreModel", "NetworkFileError", "zero_state", "power_up_network",
+           "membrane_before_reset"]
 
 def zero_state(config: CoreConfig, batch: tuple = ()):
     """The all-zero state of ``config``'s neuron model (what CLEAR_STATE leaves)."""
@@ -193,6 +194,35 @@ def _run_reference(config: CoreConfig, network, ev: np.ndarray, steps: int, stat
             for name in names:
                 traces[name][:, t] = getattr(state, name)
     return spikes, state, traces
+
+
+def membrane_before_reset(config: CoreConfig, network, events: np.ndarray, result: SimResult) -> np.ndarray:
+    """The membrane of each neuron after each step's update but before a spike resets it
+    [steps, n_neurons], for one sample's ``events`` [steps, n_axons] and its recorded ``result``:
+    each step replayed from the recorded state before it with the neuron unable to fire (its
+    threshold at the field's maximum; where even that is reached, the maximum)."""
+    import copy
+
+    model = config.neuron_model
+    if result.traces is None or np.asarray(events).ndim != 2:
+        raise InvalidValue("membrane_before_reset takes one sample's events and a recorded result")
+    silent = copy.deepcopy(network)
+    top = network.value_range(model.threshold)[1]
+    getattr(silent, model.threshold)[...] = top
+    kinds = model.weight_planes(network)
+    from_axons = [_Accumulator(config, w[:config.n_axons]) for w in kinds]
+    from_neurons = [_Accumulator(config, w[config.n_axons:]) for w in kinds]
+    state = zero_state(config)
+    names = [f.name for f in fields(state) if f.name != "spikes"]
+    out = np.zeros(result.spikes.shape, np.int64)
+    for t in range(result.spikes.shape[0]):
+        acc = _accumulate(from_axons, np.asarray(events[t], np.int64))
+        if state.spikes.any():
+            acc = acc + _accumulate(from_neurons, state.spikes)
+        fired, replay = model.step(config, silent, state, acc)
+        out[t] = np.where(fired, top, getattr(replay, model.membrane))
+        state = type(state)(**{name: result.traces[name][t] for name in names}, spikes=result.spikes[t])
+    return out
 
 
 def power_up_network(config: CoreConfig):

@@ -156,3 +156,52 @@ def test_version_prints_the_package_version(capsys):
     with pytest.raises(SystemExit) as stop:
         main(["--version"])
     assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"spiketwin {version('spiketwin')}"
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--hidden", "0"], "--hidden layer sizes must be at least 1, not 0"),
+    (["--lanes", "3"], "the network (64 inputs, layers [2], --lanes 3) cannot be one core: Lane count must be a "
+                       "power of two, not 3"),
+    (["--hidden", "100000"], "the network (64 inputs, layers [100000, 2], --lanes 1) cannot be one core: At most "
+                             "65536 sources (axons + neurons) fit, not 100066"),
+    (["--weight-cv", "1.5"], "--weight-cv must be in [0, 1), not 1.5"),
+    (["--threshold-cv", "-0.1"], "--threshold-cv must be in [0, 1), not -0.1"),
+    (["--out", "/nonexistent/m.npz"], "--out /nonexistent/m.npz: the folder /nonexistent does not exist"),
+])
+def test_train_refuses_bad_options_in_one_line_before_any_training(options, message, capsys):
+    assert main(["train", "--dataset", "digits01", *options]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"spiketwin: error: {message}\n" and "training on" not in captured.out
+
+
+def test_train_refuses_a_run_that_cannot_fit_in_memory(capsys, monkeypatch):
+    from spiketwin import train
+
+    monkeypatch.setattr(train, "available_memory", lambda: 4 * 2**30)
+    assert main(["train", "--dataset", "digits", "--steps", "100000"]) == 2
+    assert capsys.readouterr().err == ("spiketwin: error: training needs about 126.1 GiB and this machine has 4.0 GiB "
+                                       "free: use fewer --steps or smaller --hidden layers\n")
+
+
+def test_a_profile_that_is_not_a_profile_is_named(tmp_path, capsys):
+    (tmp_path / "p.json").write_text("[1, 2]")
+    assert main(["train", "--dataset", "digits01", "--profile", str(tmp_path / "p.json")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"spiketwin: error: {tmp_path / 'p.json'}: a mismatch profile is a JSON object, not list\n"
+    (tmp_path / "p.json").write_text('{"schema_version": 7}')
+    assert main(["train", "--dataset", "digits01", "--profile", str(tmp_path / "p.json")]) == 2
+    assert "p.json: Mismatch profile schema version 7 is not supported" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("levels, message", [
+    (["1000"], "--levels 1000 makes the largest CV 0.05 x 1000 = 50, over the 0.99 a mismatch model takes: with these "
+               "CVs, levels up to 19.8"),
+    (["-1"], "--levels must be 0 or more, not -1"),
+])
+def test_evaluate_refuses_levels_it_cannot_run(tmp_path, levels, message, capsys):
+    from spiketwin.train import train_classifier
+
+    model = train_classifier("digits01", epochs=1, finetune=0, log=lambda line: None).save(tmp_path / "m.npz")
+    capsys.readouterr()
+    assert main(["evaluate", str(model), "--levels", *levels, "--chips", "1"]) == 2
+    assert capsys.readouterr().err == f"spiketwin: error: {message}\n"

@@ -3,6 +3,7 @@ board (real, or simulated on a TCP port) through its UART link."""
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from ..errors import InvalidValue
 from ..fixedpoint import ROUNDING_MODES
 from ..link import DEFAULT_BAUD
 from ..network import load_network
-from ..outputs import write_json
+from ..outputs import check_writable, replacing, write_json
 from .common import (
     add_cluster_args,
     add_core_args,
@@ -65,6 +66,10 @@ def cmd_build(args) -> int:
           f"-> {rep.get('synaptic_ops_per_s', 0):.3g} synaptic ops/s\n"
           f"  core clock {rep['clock_mhz']:.3f} MHz ({source}), {verdict}\n"
           f"  report: {out / 'spiketwin-report.json'}")
+    if args.plot:
+        from ..plots import plot_build
+
+        print(f"plot: {plot_build(rep, args.plot)}", file=sys.stderr)
     return 0
 
 
@@ -140,6 +145,8 @@ def cmd_run(args) -> int:
     from ..train import encoded_test_set
 
     at_least("n", args.n, 1)
+    check_writable(args.json, "--json")
+    check_writable(args.plot, "--plot")
     net = load_network(args.model)
     outputs, window = None, None
     if args.data is not None:
@@ -165,6 +172,10 @@ def cmd_run(args) -> int:
     print(("interrupted: " if report.get("interrupted") else "") + line)
     if args.json:
         write_json(args.json, report)
+    if args.plot:
+        from ..plots import plot_agreement
+
+        print(f"plot: {plot_agreement(report, args.plot, f'{args.model.name} on {args.port}')}", file=sys.stderr)
     if report.get("interrupted"):
         raise KeyboardInterrupt
     return 0 if not report["mismatches"] else 1
@@ -176,12 +187,21 @@ def cmd_characterize(args) -> int:
     from ..profile import MismatchProfile
 
     nominal = load_network(args.model)
+    check_writable(args.out, "--out")
+    check_writable(args.plot, "--plot")
     measured, rows = characterize(_open_link(args), nominal)
     profile = MismatchProfile.fit(rows, clock_jitter_pct=args.jitter, seed=0, source=f"characterize {args.port}")
     path = profile.save(args.out)
-    np.savez(Path(args.out).with_suffix(".measured.npz"), **measured)
+    values = Path(args.out).with_suffix(".measured.npz")
+    with replacing(values, "wb") as f:
+        np.savez(f, **measured)
     print("\n".join(profile.describe()))
-    print(f"saved {path} and the measured values in {Path(args.out).with_suffix('.measured.npz')}")
+    print(f"saved {path} and the measured values in {values}")
+    if args.plot:
+        from ..plots import plot_characterization
+
+        title = f"{args.model.name} measured through {args.port}"
+        print(f"plot: {plot_characterization(measured, nominal, args.plot, title)}", file=sys.stderr)
     return 0
 
 
@@ -208,6 +228,7 @@ def add_parsers(sub) -> None:
     b.add_argument("--seed", type=int, help="nextpnr's placement seed (default: the board's; with --seeds, the first)")
     b.add_argument("--seeds", type=int, metavar="K",
                    help="build with K placement seeds (from --seed, else 1) and keep the best that meets timing")
+    b.add_argument("--plot", type=Path, metavar="FILE.png", help="draw the resources used and the clock reached")
     add_cluster_args(b)
     b.set_defaults(func=cmd_build)
 
@@ -239,6 +260,7 @@ def add_parsers(sub) -> None:
     r.add_argument("--baked", action="store_true", help="the bitstream has the model baked in: do not load it")
     r.add_argument("--seed", type=int, default=0, help="the rate coder's seed")
     r.add_argument("--json", type=Path, help="write the report (every mismatch named) as JSON")
+    r.add_argument("--plot", type=Path, metavar="FILE.png", help="draw the board's spikes against the twin's")
     r.set_defaults(func=cmd_run)
 
     ch = sub.add_parser("characterize", help="measure a board's neurons through the link and fit a mismatch profile")
@@ -248,6 +270,8 @@ def add_parsers(sub) -> None:
     ch.add_argument("--out", type=Path, default=Path("measured-profile.json"),
                     help="the profile; the measured values go beside it (.measured.npz)")
     ch.add_argument("--jitter", type=float, default=0.0, help="clock jitter to record in the profile (%%)")
+    ch.add_argument("--plot", type=Path, metavar="FILE.png",
+                    help="draw what was measured of each parameter against the nominal values")
     ch.set_defaults(func=cmd_characterize)
 
 

@@ -96,11 +96,15 @@ def add_mismatch_args(p) -> None:
 
 def mismatch_from_args(args, seed: int):
     """The FPGAMismatchModel the mismatch options describe."""
-    from ..digital_twin import FPGAMismatchModel
+    from ..digital_twin import MAX_CV, MAX_JITTER, FPGAMismatchModel
     from ..profile import MismatchProfile
 
     if getattr(args, "profile", None):
         return FPGAMismatchModel.from_profile(MismatchProfile.load(args.profile), seed=seed)
+    for option, value, limit in (("--weight-cv", args.weight_cv, MAX_CV), ("--threshold-cv", args.threshold_cv, MAX_CV),
+                                 ("--jitter", args.jitter, MAX_JITTER)):
+        if not 0 <= value < limit:
+            raise InvalidValue(f"{option} must be in [0, {limit:g}), not {value:g}")
     return FPGAMismatchModel(args.weight_cv, args.threshold_cv, args.jitter, seed=seed)
 
 

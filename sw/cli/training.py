@@ -22,16 +22,33 @@ from .common import (
 
 def cmd_train(args) -> int:
     """Train normally, fine-tune through mismatch (with QAT), quantise, check on the twin, save."""
-    from ..train import train_classifier
+    from ..outputs import check_writable
+    from ..train import available_memory, plan_training, train_classifier
 
     for name in ("steps", "epochs", "fan_in", "lanes"):
         at_least(name.replace("_", "-"), getattr(args, name), 1)
     at_least("finetune", args.finetune, 0)
+    check_writable(args.out, "--out")
+    if args.plot is not None and args.plot.exists() and not args.plot.is_dir():
+        raise InvalidValue(f"--plot {args.plot} is a file, not a folder")
+    mismatch = mismatch_from_args(args, args.seed)
+    _, need = plan_training(args.dataset, args.hidden, args.steps, args.fan_in, args.lanes)
+    free = available_memory()
+    if free is not None and need > free:
+        raise InvalidValue(f"training needs about {need / 2**30:.1f} GiB and this machine has {free / 2**30:.1f} GiB "
+                           f"free: use fewer --steps or smaller --hidden layers")
+    if free is not None and need > free / 2:
+        print(f"spiketwin: warning: training needs about {need / 2**30:.1f} GiB of the {free / 2**30:.1f} GiB free",
+              file=sys.stderr)
     net = train_classifier(args.dataset, args.hidden, args.steps, args.encoding, args.epochs, args.finetune,
                            qat=not args.no_qat, fan_in=args.fan_in, lanes=args.lanes, seed=args.seed,
-                           mismatch=mismatch_from_args(args, args.seed), log=lambda line: print(line, flush=True))
+                           mismatch=mismatch, log=lambda line: print(line, flush=True))
     path = net.save(args.out)
     print(f"saved {path} ({net.config.n_axons} axons, {net.config.n_neurons} neurons, {net.config.lanes} lane(s))")
+    if args.plot:
+        from ..plots import plot_classifier
+
+        print(f"plots: {', '.join(str(p) for p in plot_classifier(net, args.plot, args.seed))}", file=sys.stderr)
     return 0
 
 
@@ -97,6 +114,8 @@ def add_parsers(sub) -> None:
     t.add_argument("--fan-in", type=int, default=64, help="most synapses per neuron")
     t.add_argument("--lanes", type=int, default=1, help="lanes of the core the network is mapped onto")
     t.add_argument("--seed", type=int, default=0, help="the seed of initialisation, batches and mismatch")
+    t.add_argument("--plot", type=Path, metavar="DIR",
+                   help="draw the training curve, the confusion matrix and a sample's input raster into DIR")
     add_mismatch_args(t)
     t.set_defaults(func=cmd_train)
 

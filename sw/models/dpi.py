@@ -376,10 +376,11 @@ def profile_rows(nominal: DPINetwork, measured: dict) -> list[tuple]:
 def train_classifier(dataset: str, epochs: int | None, chips: int, plots, log) -> tuple:
     """The flow's classifier: the ARCANA 0-vs-1 synapse-count classifier trained on the float DPI
     reference (``spiketwin dpi-digits01``) and evaluated on ``chips`` sampled chips there and on
-    the core's Q8.8 DPI mode (its plot ``synapse_counts.png`` in ``plots``). Returns (network, evaluation)."""
+    the core's Q8.8 DPI mode (its plots ``synapse_counts.png``, ``confusion.png`` and ``input.png`` in
+    ``plots``). Returns (network, evaluation)."""
     from ..dpi import classifier_network, digits01_experiment
     from ..errors import InvalidValue
-    from ..plots import plot_synapse_counts
+    from ..plots import plot_classifier, plot_synapse_counts
 
     if dataset != "digits01":
         raise InvalidValue(f"the DPI classifier is the 0-vs-1 synapse-count classifier: --dataset digits01, "
@@ -389,7 +390,9 @@ def train_classifier(dataset: str, epochs: int | None, chips: int, plots, log) -
     plot_synapse_counts(clf.ampa, clf.gaba_a, summary["per_chip"], plots / "synapse_counts.png")
     log(f"Q8.8 DPI core without mismatch {summary['q88_core_accuracy_without_mismatch']:.4f}; over {chips} "
         f"chips: mean {summary['q88_core_mismatch_mean']:.4f}, worst {summary['q88_core_mismatch_min']:.4f}")
-    return classifier_network(clf, dataset), summary
+    net = classifier_network(clf, dataset)
+    plot_classifier(net, plots)
+    return net, summary
 
 
 DPI = NeuronModel(

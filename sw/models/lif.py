@@ -262,9 +262,10 @@ LEVELS = (0.0, 0.5, 1.0, 2.0, 4.0)
 def train_classifier(dataset: str, epochs: int | None, chips: int, plots, log) -> tuple:
     """The flow's classifier: trained through the twin with mismatch and QAT (``spiketwin train``),
     then evaluated on ``chips`` sampled FPGA chips at each of LEVELS (``spiketwin evaluate``, its
-    plot ``accuracy.png`` in ``plots``). Returns (network, evaluation)."""
+    plot ``accuracy.png`` in ``plots``, with ``training.png``, ``confusion.png`` and ``input.png``).
+    Returns (network, evaluation)."""
     from ..digital_twin import FPGAMismatchModel
-    from ..plots import plot_accuracy
+    from ..plots import plot_accuracy, plot_classifier
     from ..train import evaluate_classifier
     from ..train import train_classifier as train
 
@@ -274,6 +275,7 @@ def train_classifier(dataset: str, epochs: int | None, chips: int, plots, log) -
     log(f"== evaluate on {chips} sampled chips ==")
     result = evaluate_classifier(net, mismatch.profile, chips, LEVELS)
     plot_accuracy(result, plots / "accuracy.png")
+    plot_classifier(net, plots)
     log(f"Q8.8 without mismatch {result['q8_8_accuracy']:.4f}; over {chips} chips at each level:")
     for r in result["sweep"]:
         log(f"  {r['scale']:4g}x mismatch: mean {r['mean']:.4f}, worst {r['min']:.4f}, best {r['max']:.4f}")
