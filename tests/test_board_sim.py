@@ -114,6 +114,13 @@ def test_flash_dry_run_prints_the_command(tmp_path, capsys):
     assert main(["flash", "--board", "icebreaker", str(bit), "--dry-run"]) == 2
     assert "icebreaker bitstreams are .bin files, not spiketwin.bit" in capsys.readouterr().err
     assert main(["flash", "--board", "icebreaker", str(tmp_path / "none.bin"), "--dry-run"]) == 2
+    capsys.readouterr()
+    # an 85F bitstream (its VERIFY_ID command names the LFE5U-85F's IDCODE) for a 12F board
+    bit.write_bytes(b"\xff" * 16 + bytes([0xE2, 0, 0, 0]) + (0x41113043).to_bytes(4, "big") + b"\x00" * 32)
+    assert main(["flash", "--board", "ulx3s-85f", str(bit), "--dry-run"]) == 0
+    assert main(["flash", "--board", "ulx3s-12f", str(bit), "--dry-run"]) == 2
+    assert capsys.readouterr().err.endswith(f"error: {bit} was built for an LFE5U-85F, but the ulx3s-12f has an "
+                                            f"LFE5U-12F\n")
 
 
 def assert_measured_exactly(net, measured):

@@ -205,3 +205,38 @@ def test_evaluate_refuses_levels_it_cannot_run(tmp_path, levels, message, capsys
     capsys.readouterr()
     assert main(["evaluate", str(model), "--levels", *levels, "--chips", "1"]) == 2
     assert capsys.readouterr().err == f"spiketwin: error: {message}\n"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["dpi-resonator", "--target", "1000"], "--target 1000 Hz is out of reach: the refractory period of 2 ms caps "
+                                            "the rate below 500 Hz"),
+    (["dpi-resonator", "--duration", "0"], "--duration must be positive, not 0"),
+    (["dpi-digits01", "--duration", "0"], "--duration must be positive, not 0"),
+    (["dpi-digits01", "--max-rate", "-5"], "--max-rate must be positive, not -5"),
+])
+def test_dpi_experiments_refuse_what_they_cannot_run(argv, message, capsys):
+    assert main(argv) == 2
+    assert capsys.readouterr().err == f"spiketwin: error: {message}\n"
+
+
+def test_an_interrupted_board_run_keeps_the_samples_done():
+    from spiketwin.link import BoardModel, Link, ModelPort, Opcode, run_on_board
+    from spiketwin.train import encoded_test_set, train_classifier
+
+    net = train_classifier("digits01", epochs=2, finetune=0, log=lambda line: None)
+    events, labels = encoded_test_set(net, 10)
+    port = ModelPort(BoardModel(net.config))
+    runs = {"n": 0}
+    write = port.write
+
+    def write_until_ctrl_c(data):
+        if data.startswith(bytes([Opcode.RUN])):                  # a RUN request (its opcode is never escaped)
+            runs["n"] += 1
+            if runs["n"] == 4:
+                raise KeyboardInterrupt
+        return write(data)
+
+    port.write = write_until_ctrl_c
+    report = run_on_board(Link(port), net, events, labels, progress=False)
+    assert report["interrupted"] and report["samples"] == 3 and report["bit_exact"] == 3
+    assert len(report["spike_counts"]) == 3 and report["error_flags"] is None and 0 <= report["accuracy"] <= 1

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from spiketwin import CoreConfig, Network
+from spiketwin.cli import main
 from spiketwin.digital_twin import FPGAMismatchModel
 from spiketwin.fixedpoint import to_float
 from spiketwin.profile import MismatchProfile, ParameterCV
@@ -53,7 +54,6 @@ def test_profile_json_roundtrip_and_schema_check(tmp_path):
 
 
 def test_fit_profile_command_writes_a_profile_evaluate_can_use(tmp_path, capsys):
-    from spiketwin.cli import main
 
     path = tmp_path / "m.csv"
     path.write_text("neuron,parameter,level,value\n" + "\n".join(",".join(map(str, r)) for r in measure_chips(TRUE)))
@@ -97,3 +97,37 @@ def test_absurd_cvs_refused(kwargs, message):
 def test_level_dependent_spread_shrinks_with_the_level():
     p = TRUE.cvs["bias"]
     assert p.at(2.0) < p.at(0.5) < p.at(0.125)
+
+
+def test_a_constant_cv_gets_no_level_exponent_and_a_real_one_is_kept_with_its_interval():
+    rng = np.random.default_rng(0)
+    levels = (0.25, 0.5, 1.0, 2.0)
+    constant = [(j, "threshold", lv, lv * (1 + 0.05 * rng.standard_normal())) for lv in levels for j in range(60)]
+    fitted = MismatchProfile.fit(constant, bootstrap=300).cvs["threshold"]
+    assert fitted.exponent == 0.0 and fitted.exponent_ci[0] == 0.0 and abs(fitted.cv - 0.05) < 0.01
+    shrinking = [(j, "threshold", lv, lv * (1 + 0.05 * lv ** -0.5 * rng.standard_normal()))
+                 for lv in levels for j in range(60)]
+    fitted = MismatchProfile.fit(shrinking, bootstrap=300).cvs["threshold"]
+    assert 0.3 < fitted.exponent < 0.7 and fitted.exponent_ci[0] > 0
+    assert "level exponent 95% CI" in "\n".join(MismatchProfile({"threshold": fitted}).describe())
+
+
+@pytest.mark.parametrize("text, message", [
+    ("neuron,parameter,level,value\n0,leak,1.0,1.0\n1,leak,1.0,-0.98\n",
+     "m.csv line 3: the value -0.98 has the opposite sign of its level 1 (the nominal value): a sign flipped?"),
+    ("neuron,parameter,level,value\n0,leak,1.0,1.0\n1,leak,1.0,0.9,7\n",
+     "m.csv line 3: 5 fields, the header has 4"),
+    ("neuron,parameter,level,value,note\n0,leak,1.0,1.0,x\n",
+     "m.csv line 1: unknown column(s) ['note']; the columns are ['neuron', 'parameter', 'level', 'value']"),
+    ("neuron,parameter,level,value\n\n0,leak,one,1.0\n", "m.csv line 3: ('0', 'leak', 'one', '1.0') is not"),
+])
+def test_measurement_files_are_refused_naming_the_file_line(tmp_path, capsys, text, message):
+    (tmp_path / "m.csv").write_text(text)
+    assert main(["fit-profile", str(tmp_path / "m.csv")]) == 2
+    assert capsys.readouterr().err.startswith(f"spiketwin: error: {tmp_path / message}")
+
+
+def test_a_profile_file_error_names_the_file_and_the_parameter(tmp_path):
+    (tmp_path / "p.json").write_text('{"schema_version": 1, "cvs": {"leak": {"cv": -0.1}}}')
+    with pytest.raises(ValueError, match=r"p.json: cvs.leak: cv must be in \[0, 1\), not -0.1$"):
+        MismatchProfile.load(tmp_path / "p.json")

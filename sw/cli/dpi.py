@@ -32,6 +32,9 @@ def cmd_dpi_resonator(args) -> int:
     from ..plots import plot_resonator
 
     at_least("epochs", args.epochs, 1)
+    for option, value in (("--duration", args.duration), ("--dt", args.dt), ("--dc", args.dc)):
+        if not value > 0:
+            raise InvalidValue(f"{option} must be positive, not {value:g}")
     summary, sims = resonator_experiment(args.target, args.dc, args.epochs, args.duration, args.dt, _constants(args))
     text = json.dumps(summary, indent=1)
     print(text)
@@ -45,7 +48,11 @@ def cmd_dpi_resonator(args) -> int:
                   sims["after"].I_mem[:, 0]}
         plot_resonator(summary["history"], args.target, traces, args.dt, args.plot)
         print(f"plot: {args.plot}", file=sys.stderr)
-    return 0 if summary["converged"] else 1
+    if not summary["converged"]:
+        print(f"spiketwin: the rate did not converge to {args.target:g} Hz in {summary['epochs']} epochs (tuned "
+              f"{summary['rate_hz_tuned']:.3g} Hz): try more --epochs", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_dpi_digits01(args) -> int:
@@ -55,6 +62,9 @@ def cmd_dpi_digits01(args) -> int:
 
     for name in ("epochs", "chips", "fan_in"):
         at_least(name.replace("_", "-"), getattr(args, name), 1)
+    for option, value in (("--duration", args.duration), ("--max-rate", args.max_rate)):
+        if not value > 0:
+            raise InvalidValue(f"{option} must be positive, not {value:g}")
     from ..dpi import DEFAULT_MISMATCH
 
     mismatch, measured = DEFAULT_MISMATCH, None
