@@ -143,11 +143,12 @@ def fuzzed(rng, fault: str) -> tuple[bytes, bytes | None]:
     return wire[:-1] + bytes([0x00]) * int(rng.integers(1, 9)) + bytes([END]), content
 
 
-def readback(board_model: BoardModel) -> bytes:
-    """The request that reads every state word, weight and parameter of the core."""
+def readback(board_model: BoardModel) -> list[bytes]:
+    """The requests that read every state word, weight and parameter of the core (one at a time:
+    a board drops what arrives while it executes)."""
     addrs = [a for a, _ in network_writes(board_model.core.network)] + state_read_addresses(CONFIG)
-    return b"".join(request(Opcode.READ, b"".join(struct.pack(">I", a) for a in addrs[i:i + 100]))
-                    for i in range(0, len(addrs), 100))
+    return [request(Opcode.READ, b"".join(struct.pack(">I", a) for a in addrs[i:i + 100]))
+            for i in range(0, len(addrs), 100)]
 
 
 class Tally(dict):
@@ -185,8 +186,7 @@ def fuzz_model(frames: int, seed: int) -> dict:
             t["recoveries"] += bool(board.receive(bytes([END]) + ident))
         if i % 50 == 49:
             t["readbacks"] += 1
-            read = readback(board)
-            t["readback_mismatches"] += board.receive(read) != shadow.receive(read)
+            t["readback_mismatches"] += any(board.receive(r) != shadow.receive(r) for r in readback(board))
     return t
 
 
@@ -244,10 +244,14 @@ def fuzz_board(frames: int, seed: int, tmp: Path) -> dict:
                 fault = FAULTS[i % len(FAULTS)]
                 wire, sent = fuzzed(rng, fault)
                 twin.executed.clear()
-                want, got, ok = exchange(wire)
+                # a piece up to each END at a time, as a host waits for each reply (the board drops
+                # what arrives while it executes, which the board model does not model)
+                pieces = [p + bytes([END]) for p in wire.split(bytes([END]))[:-1]]
+                answers = [exchange(p) for p in pieces]
+                want = b"".join(w for w, _, _ in answers)
                 t["tried"] += 1
                 t["by_fault"][fault] += 1
-                t["reply_differences"] += got != want
+                t["reply_differences"] += any(g != w for w, g, _ in answers)
                 replies = [c for c, _ in FrameDecoder().feed(want)]
                 t["no_reply"] += not replies
                 t["refused"] += sum(c[0] == 0xFF for c in replies)
@@ -260,8 +264,8 @@ def fuzz_board(frames: int, seed: int, tmp: Path) -> dict:
                     t["recoveries"] += ok and got == want
                 if i % 100 == 99:
                     t["readbacks"] += 1
-                    want, got, ok = exchange(readback(twin), timeout=20)
-                    t["readback_mismatches"] += not ok or got != want
+                    answers = [exchange(r) for r in readback(twin)]
+                    t["readback_mismatches"] += any(not ok or got != want for want, got, ok in answers)
     finally:
         stop(board)
     return t
@@ -277,7 +281,7 @@ def kill_during_run(tmp: Path, timeout: float = 5.0) -> dict:
         spiketwin(["train", "--dataset", "digits01", "--epochs", "3", "--finetune", "1", "--out", str(model)])
     board, port = serve(model, tmp / "killed-board")
     host = subprocess.Popen([sys.executable, "-m", "spiketwin.cli", "run", "--port", f"socket://127.0.0.1:{port}",
-                             "--model", str(model), "--n", "200", "--timeout", str(timeout)],
+                             "--model", str(model), "--n", "90", "--timeout", str(timeout)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(3.0)                                   # mid-run
     stop(board)

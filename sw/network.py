@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import struct
 import zipfile
 import zlib
 from dataclasses import fields
@@ -185,7 +186,8 @@ def checksum(arrays: dict) -> str:
 
 
 #: what a damaged ``.npz`` raises from numpy, zipfile or zlib as it is read
-_DAMAGED = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, UnicodeDecodeError)
+_DAMAGED = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, UnicodeDecodeError,
+            NotImplementedError, struct.error)
 
 
 def _read_arrays(path_arg, path) -> dict:
@@ -201,7 +203,9 @@ def _read_arrays(path_arg, path) -> dict:
         with np.load(io.BytesIO(raw), allow_pickle=False) as data:
             if not isinstance(data, np.lib.npyio.NpzFile):
                 raise NetworkFileError(f"{path}: not a network file (an .npz archive of arrays)")
-            return {key: data[key] for key in data.files}
+            arrays = {key: data[key] for key in data.files}
+        _check_local_headers(raw, path)
+        return arrays
     except NetworkFileError:
         raise
     except FileNotFoundError:
@@ -210,6 +214,31 @@ def _read_arrays(path_arg, path) -> dict:
         reason = "it holds pickled objects" if "pickle" in str(e) else (str(e).splitlines()[0] if str(e) else
                                                                          type(e).__name__)
         raise NetworkFileError(f"{path}: not a readable network file (damaged or not an .npz: {reason})") from None
+
+
+_LOCAL_HEADER = struct.Struct("<4s5H3L2H")       # signature, version, flags, method, time, date, CRC, sizes, lengths
+
+
+def _check_local_headers(raw: bytes, path) -> None:
+    """Each member's local header must repeat what the archive's directory says of it (a zip reader
+    trusts the directory alone, so a damaged local header would pass unseen)."""
+    with zipfile.ZipFile(io.BytesIO(raw)) as z:
+        for info in z.infolist():
+            head = raw[info.header_offset:info.header_offset + _LOCAL_HEADER.size]
+            if len(head) < _LOCAL_HEADER.size:
+                raise NetworkFileError(f"{path}: not a readable network file ({info.filename}'s header is cut off)")
+            sig, _, flags, method, time, date, crc, csize, usize, nlen, elen = _LOCAL_HEADER.unpack(head)
+            if (csize, usize) == (0xFFFFFFFF, 0xFFFFFFFF):           # ZIP64 (numpy's): the sizes are in
+                extra = raw[info.header_offset + _LOCAL_HEADER.size + nlen:][:elen]   # the extra field
+                usize, csize = struct.unpack("<QQ", extra[4:20]) if extra[:2] == b"\x01\x00" else (None, None)
+            y, mo, d, h, mi, s = info.date_time
+            expected = (b"PK\x03\x04", method == info.compress_type, time == (h << 11 | mi << 5 | s // 2),
+                        date == ((y - 1980) << 9 | mo << 5 | d),
+                        flags & 8 or (crc, csize, usize) == (info.CRC, info.compress_size, info.file_size),
+                        raw[info.header_offset + _LOCAL_HEADER.size:][:nlen] == info.filename.encode())
+            if sig != expected[0] or not all(expected[1:]):
+                raise NetworkFileError(f"{path}: not a readable network file ({info.filename}'s local header "
+                                       f"disagrees with the archive's directory)")
 
 
 def _scalar(arrays: dict, key: str, kind: str, path):

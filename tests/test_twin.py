@@ -223,8 +223,11 @@ def test_a_changed_or_damaged_network_file_is_refused_in_one_line(tmp_path):
     with pytest.raises(NetworkFileError, match=r"changed.npz: the checksum does not match the contents"):
         Network.load(changed)
     raw = path.read_bytes()
+    with zipfile.ZipFile(path) as z:
+        crc_at = z.getinfo("weights.npy").header_offset + 14               # the local header's CRC-32
+    local = raw[:crc_at] + bytes(4) + raw[crc_at + 4:]                    # which a zip reader ignores
     for name, data in {"truncated": raw[:len(raw) // 2], "empty": b"", "noise": bytes(range(256)) * 4,
-                       "pickle": pickle.dumps({"weights": 1})}.items():
+                       "pickle": pickle.dumps({"weights": 1}), "local": local, "appended": raw + b"\x00"}.items():
         (tmp_path / f"{name}.npz").write_bytes(data)
         with pytest.raises(NetworkFileError, match=rf"^{tmp_path / name}\.npz: not a readable network file") as e:
             Network.load(tmp_path / f"{name}.npz")
