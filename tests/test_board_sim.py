@@ -275,6 +275,19 @@ def test_sim_board_announces_its_port_serves_one_host_and_dies_with_its_parent(t
         assert group_members(board.pid) == [], "the simulator outlived sim-board"
     finally:
         stop_board(board)
+    # Ctrl-C: one line, status 130, and the simulator gone too
+    board = subprocess.Popen([sys.executable, "-m", "spiketwin.cli", "sim-board", "--model", str(model),
+                              "--port", "0", "--work", str(tmp_path / "board")],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        listening_port(board)
+        board.send_signal(signal.SIGINT)
+        assert board.wait(timeout=60) == 130
+        assert board.stderr.read().strip().splitlines()[-1:] == ["spiketwin: interrupted"]
+        time.sleep(1)
+        assert group_members(board.pid) == [], "the simulator outlived sim-board"
+    finally:
+        stop_board(board)
 
 
 def test_sim_board_refuses_a_port_it_cannot_use_before_building(tmp_path, capsys):

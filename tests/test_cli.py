@@ -240,3 +240,23 @@ def test_an_interrupted_board_run_keeps_the_samples_done():
     report = run_on_board(Link(port), net, events, labels, progress=False)
     assert report["interrupted"] and report["samples"] == 3 and report["bit_exact"] == 3
     assert len(report["spike_counts"]) == 3 and report["error_flags"] is None and 0 <= report["accuracy"] <= 1
+
+
+def test_ctrl_c_in_train_is_one_line_and_writes_nothing(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "m.npz"
+    proc = subprocess.Popen([sys.executable, "-m", "spiketwin.cli", "train", "--dataset", "digits", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while "1/4 training" not in (line := proc.stdout.readline()) and time.time() < deadline:
+        assert line, "train ended early"
+    time.sleep(1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    lines = [line for line in err.replace("\r", "\n").splitlines() if line.strip() and not line.startswith("train:")]
+    assert proc.returncode == 130 and lines == ["spiketwin: interrupted"]
+    assert list(tmp_path.iterdir()) == []                  # no model, no half-written temporary file

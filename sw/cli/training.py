@@ -3,12 +3,11 @@ sampled chips, and mismatch profiles fitted from measurements."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 from ..errors import InvalidValue
-from ..outputs import write_text
+from ..outputs import write_json
 from .common import (
     add_cluster_args,
     add_data_args,
@@ -71,16 +70,14 @@ def cmd_evaluate(args) -> int:
     evaluation = evaluate_classifier(net, profile, args.chips, args.levels, args.seed, min_accuracy=args.min_accuracy,
                                      cluster=cluster_from_args(args), samples=samples)
     result = {"model": str(args.model), **({"data": str(args.data)} if args.data else {}), **evaluation}
-    text = json.dumps(result, indent=1)
-    if getattr(args, "quiet", False):
-        print(f"Q8.8 without mismatch {result['q8_8_accuracy']:.4f}; over {args.chips} chips at each level:")
-        for r in result["sweep"]:
-            print(f"  {r['scale']:4g}x mismatch: mean {r['mean']:.4f}, worst {r['min']:.4f}, best {r['max']:.4f}"
-                  + (f", yield {r['yield']:.1%} at >= {args.min_accuracy:g}" if "yield" in r else ""))
-    else:
-        print(text)
+    print(f"Q8.8 without mismatch {result['q8_8_accuracy']:.4f}; over {args.chips} chips at each level:")
+    for r in result["sweep"]:
+        cvs = ", ".join(f"{name} {cv:.3g}" for name, cv in r["cvs"].items())
+        print(f"  {r['scale']:4g}x mismatch (CV {cvs}; jitter {r['clock_jitter_pct']:.3g}): mean {r['mean']:.4f}, "
+              f"worst {r['min']:.4f}, best {r['max']:.4f}"
+              + (f", yield {r['yield']:.1%} at >= {args.min_accuracy:g}" if "yield" in r else ""))
     if args.json:
-        write_text(args.json, text)
+        write_json(args.json, result)
     if args.plot:
         print(f"plot: {plot_accuracy(result, args.plot)}", file=sys.stderr)
     return 0
