@@ -140,7 +140,7 @@ class Result:
 
 
 #: The modules of proofs, each with its ``COMPONENTS`` and ``jobs()``.
-_MODULES = ("arith", "slip", "update", "core")
+_MODULES = ("arith", "slip", "link", "update", "core")
 
 
 def _modules():

@@ -6,6 +6,7 @@ from test_mutations import round_positive_products_as_negative, saturate_one_bel
 from spiketwin import formal
 from spiketwin.cli import main
 from spiketwin.hw import arith
+from spiketwin.hw.link import RequestChecker
 
 
 @pytest.mark.parametrize("job", [pytest.param(j, marks=pytest.mark.deep) if j.deep else j for j in formal.jobs()],
@@ -52,6 +53,31 @@ def test_an_update_that_misses_the_threshold_fails_its_proof_with_a_counterexamp
     result = formal.run(job, tmp_path)
     assert result.status == "FAIL" and result.failed.startswith("lane ")
     assert "the write-back stores the step's" in result.failed or "fired bit" in result.failed
+    assert result.trace.is_file() and result.trace.suffix == ".vcd"
+
+
+def fill_of_any_length(m, req, finish, nrec):
+    """RequestChecker._check_payload accepting a FILL longer than its layout (trailing bytes)."""
+    from spiketwin.link import FILL_BYTES
+
+    with m.If(req.op.fill):
+        finish(req.plen >= FILL_BYTES)
+    with m.Else():
+        CHECK_PAYLOAD(m, req, finish, nrec)
+
+
+CHECK_PAYLOAD = RequestChecker._check_payload
+
+
+@pytest.mark.parametrize("name, mutant", [
+    ("_length_disagrees", staticmethod(lambda short, field, plen: short)),        # the length field ignored
+    ("_check_payload", staticmethod(fill_of_any_length)),
+])
+def test_a_checker_that_misses_a_bad_frame_fails_its_proof(tmp_path, monkeypatch, name, mutant):
+    monkeypatch.setattr(RequestChecker, name, mutant)
+    result = formal.run(formal.jobs("request-checker")[0], tmp_path)
+    assert result.status == "FAIL", result.line()
+    assert result.failed == "accepted exactly when the protocol executes the frame"
     assert result.trace.is_file() and result.trace.suffix == ".vcd"
 
 

@@ -115,7 +115,7 @@ class RequestChecker(wiring.Component):
                 with m.If(nlen == 1):
                     m.next = "LENGTH_CMP"
             with m.State("LENGTH_CMP"):
-                m.d.sync += len_bad.eq(short | (rec[:8 * LENGTH_BYTES] != req.plen))
+                m.d.sync += len_bad.eq(self._length_disagrees(short, rec[:8 * LENGTH_BYTES], req.plen))
                 m.next = "CHECK_PAYLOAD"
             with m.State("CHECK_PAYLOAD"):           # the cursor is at the payload
                 with m.If(len_bad):
@@ -149,6 +149,11 @@ class RequestChecker(wiring.Component):
                 with m.If(past_end):                  # (where the pointer then points is not used)
                     finish(0)
         return m
+
+    @staticmethod
+    def _length_disagrees(short, field, plen):
+        """The frame is too short to hold a length field, or the field is not the payload's size."""
+        return short | (field != plen)
 
     @staticmethod
     def _check_payload(m, req, finish, nrec):

@@ -1,0 +1,123 @@
+"""The link's request checker (:class:`spiketwin.hw.link.RequestChecker`, ``docs/link.md``), bounded
+to frames of ``FRAME_BYTES`` bytes: for every buffered frame (every byte, length and receiver
+status), the checker gives exactly one verdict, and it accepts a frame exactly when the protocol
+says it may be executed: the receiver found it whole, its opcode is one the board executes, its
+length field is the number of payload bytes received, and its payload has the opcode's layout (a
+RUN request's step counts walked to the payload's end). A refused frame's status is the protocol's
+first failed check; an accepted one's opcode, payload length, end and step count are the frame's.
+
+The specification is written here from ``docs/link.md``; the buffer is the harness's: a free byte
+at every address (those past the frame too, as stale bytes are), read through the cursor as
+``HostLink`` moves it. With the receiver's proof (``frame-receiver-crc``: a frame is reported OK
+only with the CRC's residue), this is "a frame whose integrity or length check fails is never
+executed".
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Mux, Signal
+
+from spiketwin.hw.link import RequestChecker
+from spiketwin.hw.link.checker import EXECUTED
+from spiketwin.link import (
+    ADDR_BYTES,
+    CRC_BYTES,
+    FILL_BYTES,
+    MAX_FRAME,
+    PAYLOAD_AT,
+    STEPS_BYTES,
+    Opcode,
+    Status,
+)
+
+from . import Checks, Job
+
+COMPONENTS = {"request-checker": "exactly one verdict per frame, accepting exactly the frames the protocol "
+                                 "executes (length field, opcode, layout), refusing with the first failed check"}
+
+FRAME_BYTES = 14          # the longest frame proved (a FILL, a RUN of 7 empty steps, a WRITE of 2 words)
+DEPTH = 44                # cycles: the checker's longest walk over such a frame, and its verdict
+
+
+def spec(c: Checks, buf, length, status):
+    """(accepted, the status of a refusal, the step count) of a frame by ``docs/link.md``."""
+    plen = Signal(range(MAX_FRAME + 1), name="spec_plen")
+    c.m.d.comb += plen.eq(length - PAYLOAD_AT - CRC_BYTES)
+    opcode = buf[0]
+    known = Const(0, 1)
+    for op in EXECUTED:
+        known = known | (opcode == op)
+    whole = length >= PAYLOAD_AT + CRC_BYTES
+    length_ok = whole & (Cat(buf[2], buf[1]) == plen)
+    steps = Cat(buf[PAYLOAD_AT + 1], buf[PAYLOAD_AT])
+    # a RUN's walk: each step's count byte must lie inside the payload, the last step end at its end
+    end = length - CRC_BYTES
+    pos, inside, walked = Const(PAYLOAD_AT + STEPS_BYTES, 12), Const(1, 1), Const(0, 1)
+    most = FRAME_BYTES - PAYLOAD_AT - CRC_BYTES - STEPS_BYTES      # each step takes a byte at least
+    for k in range(most + 1):
+        walked = walked | ((steps == k) & inside & (pos == end))
+        if k < most:
+            count = Mux(pos < len(buf), Array(buf)[pos[:4]], 0)
+            inside = inside & (pos < end)
+            pos = pos + 1 + 2 * count
+    layout = Mux(opcode == Opcode.IDENTIFY, plen == 0,
+             Mux(opcode == Opcode.RESET, plen == 0,
+             Mux(opcode == Opcode.WRITE, (plen >= ADDR_BYTES) & (plen[0] == 0),
+             Mux(opcode == Opcode.READ, plen[:2] == 0,
+             Mux(opcode == Opcode.ERRORS, plen == 1,
+             Mux(opcode == Opcode.FILL, plen == FILL_BYTES,
+                 (plen >= STEPS_BYTES) & walked))))))
+    accepted = (status == Status.OK) & known & length_ok & layout
+    refusal = Mux(status != Status.OK, status, Mux(known, Status.BAD_LENGTH, Status.UNKNOWN_OPCODE))
+    return accepted, refusal, steps
+
+
+def checker_harness() -> Checks:
+    c = Checks()
+    m = c.m
+    m.submodules.dut = chk = RequestChecker()
+    buf = [c.constant(8, f"byte{i}") for i in range(FRAME_BYTES + 2)]      # the frame and stale bytes
+    length = c.constant(range(FRAME_BYTES + 1), "frame_length")
+    status = c.constant(3, "frame_status")
+    c.assume(length <= FRAME_BYTES, "the frame fits the proof's buffer")
+    c.assume(status <= max(Status), "the receiver reports a status")
+    c.assume(~((status == Status.OK) & (length < 1 + CRC_BYTES)), "the receiver reports OK only for 3 bytes or more")
+    # the cursor as HostLink keeps it: at the opcode when the checker starts, then moved as it asks
+    ptr = Signal(range(MAX_FRAME + 1), name="ptr")
+    with m.If(chk.cursor.jump):
+        m.d.sync += ptr.eq(chk.cursor.target)
+    with m.Elif(chk.cursor.advance):
+        m.d.sync += ptr.eq(ptr + 1)
+    byte = Mux(ptr < len(buf), Array(buf)[ptr[:4]], buf[-1])
+    started = c.started()
+    m.d.comb += [chk.start.eq(~started), chk.frame_length.eq(length), chk.frame_status.eq(status),
+                 chk.cursor.byte.eq(byte), chk.cursor.ptr.eq(ptr)]
+
+    accepted, refusal, steps = spec(c, buf, length, status)
+    verdicts, cycle = Signal(2, name="verdicts"), Signal(range(DEPTH + 1), name="cycle")
+    m.d.sync += cycle.eq(cycle + 1)
+    with m.If(chk.done):
+        m.d.sync += verdicts.eq(verdicts + 1)
+    c.require(~chk.done | (verdicts == 0), "one verdict per frame")
+    c.require((cycle < DEPTH - 1) | (verdicts == 1) | chk.done, "a verdict within the checker's longest walk")
+    c.require(~chk.done | (chk.ok == accepted), "accepted exactly when the protocol executes the frame")
+    req = chk.request
+    after = c.past(chk.done, "after_verdict")
+    c.require(~after | chk.ok | (req.status == refusal), "a refusal names the first failed check")
+    fields = (req.opcode == buf[0]) & (req.plen == length - PAYLOAD_AT - CRC_BYTES) & (req.end == length - CRC_BYTES)
+    c.require(~after | ~c.past(chk.ok, "was_ok") | fields, "an accepted frame's opcode, payload length and end "
+                                                          "are the frame's")
+    c.require(~after | ~c.past(chk.ok, "was_ok_run") | ~req.op.run | (req.steps == steps),
+              "an accepted RUN's step count is the frame's")
+    c.cover(chk.done & chk.ok & (buf[0] == Opcode.RUN) & (steps == 2), "a RUN of two steps accepted")
+    c.cover(chk.done & chk.ok & (buf[0] == Opcode.READ), "a READ accepted")
+    c.cover(chk.done & ~chk.ok & (status == Status.OK) & (buf[0] == Opcode.READ) & (length == 9)
+            & (Cat(buf[2], buf[1]) != 4), "a whole READ whose length field disagrees refused")
+    c.cover(chk.done & ~chk.ok & (status == Status.OK) & (buf[0] == Opcode.RUN) & (length == FRAME_BYTES),
+            "a RUN whose walk fails refused")
+    return c
+
+
+def jobs() -> list[Job]:
+    return [Job("request-checker", "request-checker", "bmc", DEPTH, checker_harness,
+                f"frames of up to {FRAME_BYTES} bytes: one verdict, accepted exactly as the protocol says")]
