@@ -245,6 +245,7 @@ class FrameDecoder:
         self._buf = bytearray()
         self._esc = False
         self._bad: Status | None = None
+        self.last_refused = b""           # the last frame refused for its CRC (content and CRC)
 
     def feed(self, data: bytes):
         for b in data:
@@ -274,8 +275,15 @@ class FrameDecoder:
         if len(buf) < 1 + CRC_BYTES:
             return b"", Status.BAD_LENGTH
         if crc16(buf[:-CRC_BYTES]) != int.from_bytes(buf[-CRC_BYTES:], "big"):
+            self.last_refused = buf
             return b"", Status.BAD_CRC
         return buf[:-CRC_BYTES], Status.OK
+
+
+def sealed_by_protocol_1(frame: bytes) -> bool:
+    """``frame`` (content and CRC) carries protocol 1.0's CRC-16/CCITT-FALSE (no final XOR): the
+    register over it all is 0, which is this CRC's value 0xFFFF."""
+    return len(frame) > CRC_BYTES and crc16(frame) == CRC_XOR_OUT
 
 
 def _length_ok(content: bytes) -> bool:
@@ -454,6 +462,9 @@ class Link:
         except serial.SerialException as e:
             raise LinkError(f"the link to the board failed during {opcode.name}: {e}") from None
         content, status = frames[0]
+        if status == Status.BAD_CRC and sealed_by_protocol_1(self._decoder.last_refused):
+            raise LinkError(f"the board speaks link protocol 1 (its replies carry CRC-16/CCITT-FALSE), this host "
+                            f"{'.'.join(map(str, VERSION))}: rebuild its bitstream with this spiketwin")
         if status != Status.OK:
             raise LinkError(f"corrupt reply to {opcode.name}: {status.name}")
         if content[0] == Opcode.NACK | REPLY:

@@ -92,6 +92,12 @@ def test_train_then_evaluate_on_sampled_chips(tmp_path, capsys):
                  "--plot", str(tmp_path / "acc.png")]) == 0
     report = json.loads((tmp_path / "e.json").read_text())
     assert report["q8_8_accuracy"] > 0.9 and len(report["sweep"][1]["chips"]) == 3
+    assert report["mismatch"]["cvs"]["weights"]["cv"] == 0.03                # plain JSON, not a string in it
+    assert report["sweep"][1]["cvs"] == {"weights": 0.03, "threshold": 0.05}  # what 1x means
+    assert main(["run", "--port", "socket://127.0.0.1:1", "--model", str(model), "--n", "-3"]) == 2
+    assert capsys.readouterr().err.endswith("error: --n must be at least 1, not -3\n")
+    assert main(["run", "--port", "socket://127.0.0.1:1", "--model", str(model), "--n", "1000"]) == 2
+    assert capsys.readouterr().err.endswith("error: digits01 has 90 test samples, not 1000\n")
     assert report["sweep"][0]["mean"] == report["q8_8_accuracy"]       # level 0 is the exact Q8.8 model
     assert (tmp_path / "acc.png").stat().st_size > 5000
 

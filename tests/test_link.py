@@ -273,3 +273,49 @@ def test_fuzzed_frames_are_refused_or_executed_as_sent_and_damaged_files_refused
     assert tally["refused"] > 3000 and tally["executed_as_sent"] > 300
     files = faults.mutate_files(120, seed=3, tmp=tmp_path)
     assert files["refused"] == files["changed"] == 120 and files["refused_multiline"] == 0
+
+
+def test_link_drops_stale_input_and_checks_each_reply_against_its_request():
+    config = CoreConfig(4, 8)
+    port = ModelPort(BoardModel(config, Network.random(config, 0)))
+    link = Link(port)
+    # a late reply left in the input (a stalled board that resumed) is not read as the next answer
+    port._out += request(Opcode.RUN, b"\x00\x00")[:-1] + bytes([END])
+    assert link.identify()["n_neurons"] == 8
+    # a board answering a READ of 3 addresses with 2 words is caught
+    real = port.board.receive
+
+    def short_reads(data):
+        out = real(data)
+        frames = [c for c, _ in FrameDecoder().feed(out)]
+        if frames and frames[0][0] == Opcode.READ | 0x80:
+            return encode_frame(seal(frames[0][:-2]))
+        return out
+
+    port.board.receive = short_reads
+    with pytest.raises(LinkError, match="^the board answered READ with 4 bytes, not the 6 of 3 words$"):
+        link.read([0, 1, 2])
+
+
+def test_a_board_of_protocol_1_is_refused_by_name():
+    """A protocol 1.0 bitstream checks requests with CRC-16/CCITT-FALSE (no final XOR), so it
+    refuses ours as BAD_CRC, and seals that NACK with its own CRC: the host says which it is."""
+    def ccitt_false(data: bytes) -> int:
+        return crc16(data) ^ 0xFFFF
+
+    class OldBoard:
+        def __init__(self):
+            self.out = bytearray()
+
+        def write(self, data):
+            nack = bytes([0xFF, Status.BAD_CRC])
+            self.out += encode_frame(nack + ccitt_false(nack).to_bytes(2, "big"))
+            return len(data)
+
+        def read(self, n=1):
+            data, self.out[:] = bytes(self.out[:n]), self.out[n:]
+            return data
+
+    with pytest.raises(LinkError, match=r"^the board speaks link protocol 1 \(its replies carry CRC-16/CCITT-FALSE\), "
+                                        r"this host 2.0: rebuild its bitstream with this spiketwin$"):
+        Link(OldBoard()).check(CoreConfig(4, 8))
