@@ -266,3 +266,37 @@ def test_ctrl_c_in_train_is_one_line_and_writes_nothing(tmp_path):
     lines = [line for line in err.replace("\r", "\n").splitlines() if line.strip() and not line.startswith("train:")]
     assert proc.returncode == 130 and lines == ["spiketwin: interrupted"]
     assert list(tmp_path.iterdir()) == []                  # no model, no half-written temporary file
+
+
+@pytest.mark.parametrize("argv", [
+    ["evaluate", "{path}"], ["verify", "--model", "{path}"], ["verilog", "--model", "{path}"],
+    ["run", "--port", "socket://127.0.0.1:1", "--model", "{path}"],
+    ["build", "--board", "icebreaker", "--model", "{path}"], ["sim-board", "--port", "0", "--model", "{path}"],
+    ["characterize", "--port", "socket://127.0.0.1:1", "--model", "{path}"],
+])
+def test_every_command_refuses_a_truncated_or_empty_network_file_in_one_line(tmp_path, capsys, argv):
+    good = Network.random(CoreConfig(4, 4), 0).save(tmp_path / "good.npz").read_bytes()
+    for name, data in (("truncated", good[:len(good) // 3]), ("empty", b"")):
+        path = tmp_path / f"{name}.npz"
+        path.write_bytes(data)
+        assert main([a.format(path=path) for a in argv]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"spiketwin: error: {path}: not a readable network file (") and err.count("\n") == 1
+
+
+def test_outputs_are_checked_before_work_and_defaults_do_not_collide(tmp_path, capsys):
+    from spiketwin.cli import build_parser
+
+    parser = build_parser()
+    assert (parser.parse_args(["characterize", "--port", "p", "--model", "m"]).out
+            != parser.parse_args(["fit-profile", "m.csv"]).out)
+    model = Network.random(CoreConfig(4, 4), 0).save(tmp_path / "m.npz")
+    assert main(["evaluate", str(model), "--json", str(tmp_path / "no" / "e.json")]) == 2
+    assert capsys.readouterr().err.endswith(f"--json {tmp_path / 'no' / 'e.json'}: the folder {tmp_path / 'no'} "
+                                            f"does not exist\n")
+
+
+def test_the_dpi_experiments_write_no_picture_unasked(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    main(["dpi-resonator", "--epochs", "1", "--duration", "0.05"])
+    assert list(tmp_path.iterdir()) == []

@@ -79,3 +79,16 @@ def test_board_agreement_characterization_and_build_plots(tmp_path):
                                                 "ram": {"used": 26, "available": 30}},
            "fmax_mhz": 38.2, "clock_mhz": 36.0, "core": {"config": config.to_dict()}}
     opened(plot_build(rep, tmp_path / "build.png"), (10, 3.4))
+
+
+def test_the_accuracy_plot_says_what_one_x_mismatch_is(tmp_path):
+    import json
+
+    from spiketwin.plots import plot_accuracy
+    from spiketwin.profile import MismatchProfile, ParameterCV
+
+    profile = MismatchProfile({"weights": ParameterCV(0.03), "threshold": ParameterCV(0.05)}, 0.01)
+    sweep = [{"scale": s, "mean": 0.95 - s / 20, "min": 0.9 - s / 20, "max": 0.97, "chips": [0.9, 0.95, 0.97]}
+             for s in (0.0, 1.0, 2.0)]
+    result = {"dataset": "digits", "q8_8_accuracy": 0.95, "sweep": sweep, "mismatch": json.loads(profile.to_json())}
+    opened(plot_accuracy(result, tmp_path / "accuracy.png"), (11, 4.3))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..config import CoreConfig
 from ..errors import InvalidValue
-from ..outputs import write_json
+from ..outputs import check_writable, write_json
 from .common import (
     DEFAULTS,
     add_cluster_args,
@@ -70,6 +70,7 @@ def cmd_verify(args) -> int:
 
     for name in ("steps", "seeds"):
         at_least(name, getattr(args, name), 1)
+    check_writable(args.json, "--json")
     at_least("samples", args.samples, 0)
     if not 0 <= args.activity <= 100:
         raise InvalidValue("--activity must be between 0 and 100 events per axon and step")

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InvalidValue
-from ..outputs import write_json
+from ..outputs import check_writable, write_json
 from .common import (
     add_cluster_args,
     add_data_args,
@@ -21,7 +21,6 @@ from .common import (
 
 def cmd_train(args) -> int:
     """Train normally, fine-tune through mismatch (with QAT), quantise, check on the twin, save."""
-    from ..outputs import check_writable
     from ..train import available_memory, plan_training, train_classifier
 
     for name in ("steps", "epochs", "fan_in", "lanes"):
@@ -58,6 +57,8 @@ def cmd_evaluate(args) -> int:
     from ..train import evaluate_classifier
 
     at_least("chips", args.chips, 1)
+    check_writable(args.json, "--json")
+    check_writable(args.plot, "--plot")
     net = load_network(args.model)
     samples = None
     if args.data is not None:
