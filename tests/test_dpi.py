@@ -5,6 +5,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from test_plots import opened
 
 from spiketwin import dpi
 from spiketwin.profile import ParameterCV
@@ -169,7 +170,7 @@ def test_resonator_command_deploys_bias_codes(tmp_path, capsys):
     gen = dpi.BiasGenerator.paper()
     for name, b in res["biases"].items():
         assert gen.current(name, b["coarse"], b["fine"]) == pytest.approx(b["current_A"])
-    assert plot.stat().st_size > 10_000
+    opened(plot, (9, 2.6 * 3))
     # the floor's 2 I0 of shunt leaks on top of I_tau: without it, the same target takes a larger leak bias
     ideal = tmp_path / "ideal.json"
     assert main(["dpi-resonator", "--duration", "2.5", "--json", str(ideal), "--plot", str(tmp_path / "ideal.png"),

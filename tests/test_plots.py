@@ -92,3 +92,13 @@ def test_the_accuracy_plot_says_what_one_x_mismatch_is(tmp_path):
              for s in (0.0, 1.0, 2.0)]
     result = {"dataset": "digits", "q8_8_accuracy": 0.95, "sweep": sweep, "mismatch": json.loads(profile.to_json())}
     opened(plot_accuracy(result, tmp_path / "accuracy.png"), (11, 4.3))
+
+
+def test_the_dpi_and_formal_figures_have_their_size(tmp_path):
+    from spiketwin.plots import plot_counterexample, plot_synapse_counts
+
+    rng = np.random.default_rng(0)
+    opened(plot_synapse_counts(rng.integers(0, 5, (64, 2)), rng.integers(0, 5, (64, 2)), [0.98, 0.99, 1.0],
+                               tmp_path / "counts.png"), (15, 3.2))
+    values = {"clk": (1, [(0, 0)]), "a": (1, [(0, 0), (10, 1), (30, 0)]), "word": (8, [(0, 3), (20, 200)])}
+    opened(plot_counterexample(values, "a property", tmp_path / "trace.png"), (9, 0.55 * 2 + 1.2))

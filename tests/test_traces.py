@@ -7,6 +7,7 @@ from dataclasses import fields, replace
 
 import numpy as np
 import pytest
+from test_plots import opened
 
 from spiketwin.dpi import DPIParams, sample_mismatch
 from spiketwin.profile import MismatchProfile, ParameterCV
@@ -162,8 +163,10 @@ def test_calibrate_dpi_command(tmp_path, capsys):
     assert MismatchProfile.from_json(json.dumps(result["profile"])).cvs["I_tau"].cv > 0
     instance = chip_params(out)
     np.testing.assert_allclose(instance.I_tau, chip.I_tau, rtol=0.1)
-    for name in ("n0.png", "n1.png", "n2.png", "fitted_biases.png"):
-        assert (tmp_path / "plots" / name).stat().st_size > 10_000, name
+    for name in ("n0.png", "n1.png", "n2.png"):
+        opened(tmp_path / "plots" / name, (9, 5.5))
+    fitted = [k for k in result["traces"][0]["values"] if k != "v_offset" and not k.startswith("I_dc_")]
+    opened(tmp_path / "plots" / "fitted_biases.png", (3.2 * len(fitted), 2.8))
     # the measured chip and its spread, deployed: the ARCANA classifier trained and sampled with the
     # fitted spread, and run on the fitted neurons themselves (float reference and the core's DPI mode)
     assert main(["dpi-digits01", "--epochs", "20", "--chips", "2", "--profile", str(out), "--chip", str(out),
