@@ -109,6 +109,24 @@ def _build_failure(timing_log: Path, board: str) -> str:
     return f"{board}: the Yosys/nextpnr flow failed; its log is in {timing_log.parent}"
 
 
+def _fallback_pll(spec, f_in: float, target: float, baud: int):
+    """The PLL at or below ``target`` MHz (by quarter MHz) whose clock divides into ``baud`` within
+    ``MAX_BAUD_ERROR``, or None (the oscillator) when none above the oscillator does."""
+    from spiketwin.link import MAX_BAUD_ERROR
+
+    while target > f_in:
+        try:
+            pll = spec.pll(target, f_in)
+        except ValueError:                   # below the PLL's range: the oscillator it is
+            return None
+        hz = pll.f_out_mhz * 1e6
+        cpb = round(hz / baud)
+        if cpb >= 4 and abs(hz / cpb - baud) / baud <= MAX_BAUD_ERROR:
+            return pll
+        target -= 0.25
+    return None
+
+
 def build_linked(config, net, board: str, out: Path, baud: int, clock_mhz="auto", allow_timing_fail=False,
                  seed: int | None = None) -> dict:
     """Build the linked core for ``board`` with its core clock: ``"board"`` (the oscillator), a
@@ -140,11 +158,7 @@ def build_linked(config, net, board: str, out: Path, baud: int, clock_mhz="auto"
     if clock is not None and clock["pass"]:
         return first
     fmax = clock["mhz"] if clock else 0.0
-    target = int(fmax * 0.95 * 4) / 4
-    try:
-        pll = spec.pll(target, f_in) if target > f_in else None
-    except ValueError:                       # below the PLL's range: the oscillator it is
-        pll = None
+    pll = _fallback_pll(spec, f_in, int(fmax * 0.95 * 4) / 4, baud)
     print(f"post-route fmax {fmax:.1f} MHz misses the {spec.target_mhz:g} MHz target: rebuilding with "
           + (f"a {pll.f_out_mhz:.3f} MHz PLL" if pll else f"the {f_in:g} MHz oscillator"), flush=True)
     return build(pll, allow_timing_fail)

@@ -54,8 +54,9 @@ class LinkTop(Elaboratable):
             raise InvalidValue(f"a {clk_hz / 1e6:g} MHz clock cannot run a UART at {self.baud} baud")
         error = abs(clk_hz / cpb - self.baud) / self.baud
         if error > MAX_BAUD_ERROR:
-            raise InvalidValue(f"a {clk_hz / 1e6:g} MHz clock makes {self.baud} baud only {100 * error:.1f}% off "
-                               f"(at most {100 * MAX_BAUD_ERROR:g}%): choose a --baud that divides it more closely")
+            raise InvalidValue(f"a {clk_hz / 1e6:g} MHz clock comes no closer than {100 * error:.1f}% to {self.baud} "
+                               f"baud (at most {100 * MAX_BAUD_ERROR:g}%): choose a --baud or --clock-mhz that divide "
+                               f"evenly")
         return cpb
 
     def elaborate(self, platform):

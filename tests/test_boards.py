@@ -63,6 +63,15 @@ def test_link_top_checks_its_uart_rate():
     config = CoreConfig(4, 4)
     with pytest.raises(ValueError, match="cannot run a UART at 5000000 baud"):
         LinkTop(config, baud=5_000_000).clocks_per_bit(12e6)
+    with pytest.raises(ValueError, match=r"^a 22.5 MHz clock comes no closer than 2.3% to 1000000 baud \(at most 2%\)"):
+        LinkTop(config).clocks_per_bit(22.5e6)
+    assert LinkTop(config).clocks_per_bit(36e6) == 36 and LinkTop(config).clocks_per_bit(90e6) == 90
+    # build --clock-mhz auto's second try picks a PLL clock the UART can use
+    from spiketwin.boards import get_board
+    from spiketwin.boards.build import _fallback_pll
+
+    pll = _fallback_pll(get_board("icebreaker"), 12.0, 22.5, 1_000_000)
+    assert pll.f_out_mhz <= 22.5 and LinkTop(config, pll=pll).clocks_per_bit(pll.f_out_mhz * 1e6) >= 4
     with pytest.raises(ValueError, match="another core configuration"):
         LinkTop(config, Network.random(CoreConfig(4, 8), 0))
 
