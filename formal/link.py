@@ -17,14 +17,16 @@ from __future__ import annotations
 
 from amaranth.hdl import Array, Cat, Const, Mux, Signal
 
-from spiketwin.hw.link import RequestChecker
-from spiketwin.hw.link.checker import EXECUTED
+from spiketwin.boards import get_board
+from spiketwin.hw.link import Executor, RequestChecker
+from spiketwin.hw.link.checker import EXECUTED, REQUEST
 from spiketwin.link import (
     ADDR_BYTES,
     CRC_BYTES,
     FILL_BYTES,
     MAX_FRAME,
     PAYLOAD_AT,
+    REPLY,
     STEPS_BYTES,
     Opcode,
     Status,
@@ -33,7 +35,9 @@ from spiketwin.link import (
 from . import Checks, Job
 
 COMPONENTS = {"request-checker": "exactly one verdict per frame, accepting exactly the frames the protocol "
-                                 "executes (length field, opcode, layout), refusing with the first failed check"}
+                                 "executes (length field, opcode, layout), refusing with the first failed check",
+              "executor": "a refused request drives nothing into the core and is answered NACK and its status; "
+                          "nothing leaves an executor between requests"}
 
 FRAME_BYTES = 14          # the longest frame proved (a FILL, a RUN of 7 empty steps, a WRITE of 2 words)
 DEPTH = 44                # cycles: the checker's longest walk over such a frame, and its verdict
@@ -118,6 +122,41 @@ def checker_harness() -> Checks:
     return c
 
 
+def executor_refusal_harness(board: str = "icebreaker") -> Checks:
+    """The executor of ``board``'s default core, started once with a refused request (any request
+    fields, any status) under any back-pressure and any core behaviour: it never drives the core,
+    its reply is NACK and the request's status (the last), ``done`` follows it once, and nothing
+    leaves afterwards."""
+    c = Checks()
+    m = c.m
+    m.submodules.dut = exe = Executor(get_board(board).default_core)
+    request = c.constant(REQUEST.as_shape().width, "request")
+    byte = c.free(8, "cursor_byte")
+    m.d.comb += [exe.start.eq(~c.started()), exe.ok.eq(0), exe.request.as_value().eq(request),
+                 exe.cursor.byte.eq(byte)]
+    for name in ("reply", "cfg", "events"):
+        m.d.comb += getattr(exe, name).ready.eq(c.free(1, f"{name}_ready"))
+    m.d.comb += [exe.cfg.rvalid.eq(c.free(1, "cfg_rvalid")), exe.spikes.valid.eq(c.free(1, "spikes_valid"))]
+    c.require(~exe.cfg.valid & ~exe.events.valid, "a refused request drives nothing into the core")
+    sent, dones = Signal(3, name="sent"), Signal(2, name="dones")
+    taken = exe.reply.valid & exe.reply.ready
+    with m.If(taken):
+        m.d.sync += sent.eq(sent + 1)
+    with m.If(exe.done):
+        m.d.sync += dones.eq(dones + 1)
+    status = exe.request.status
+    c.require(~taken | (sent != 0) | ((exe.reply.payload.data == Opcode.NACK | REPLY) & ~exe.reply.payload.last),
+              "the reply opens with NACK")
+    c.require(~taken | (sent != 1) | ((exe.reply.payload.data == status) & exe.reply.payload.last),
+              "then the request's status, the reply's last byte")
+    c.require(~taken | (sent < 2), "nothing more is sent")
+    c.require(~exe.done | ((sent == 2) & (dones == 0)), "done once, after the reply")
+    c.cover(exe.done, "a refusal answered")
+    return c
+
+
 def jobs() -> list[Job]:
     return [Job("request-checker", "request-checker", "bmc", DEPTH, checker_harness,
-                f"frames of up to {FRAME_BYTES} bytes: one verdict, accepted exactly as the protocol says")]
+                f"frames of up to {FRAME_BYTES} bytes: one verdict, accepted exactly as the protocol says"),
+            Job("executor-refusal", "executor", "bmc", 12, executor_refusal_harness,
+                "a refused request: nothing into the core, NACK and its status, done once")]
