@@ -180,3 +180,27 @@ def test_a_decoder_that_maps_one_word_too_many_fails_the_config_proof(tmp_path, 
     result = formal.run(job, tmp_path)
     assert result.status == "FAIL", result.line()
     assert result.failed == "an unmapped request raises BAD_ADDRESS two cycles after it is taken"
+
+
+def nack_touching_the_core(self, m, s):
+    """Executor._nack that also clears the core's state before answering (a refusal with an effect)."""
+    from spiketwin.config import Control
+    from spiketwin.link import REPLY, Opcode
+
+    with m.State("NACK"):
+        self._emit(m, Opcode.NACK | REPLY)
+        with m.If(self._cfg_access(m, s, 1, s.control, Control.CLEAR_STATE) & s.sent):
+            m.next = "NACK_STATUS"
+    with m.State("NACK_STATUS"):
+        self._emit(m, s.req.status, 1)
+        with m.If(s.sent):
+            self._finish(m)
+
+
+def test_a_refusal_that_touches_the_core_fails_the_executor_proof(tmp_path, monkeypatch):
+    from spiketwin.hw.link import Executor
+
+    monkeypatch.setattr(Executor, "_nack", nack_touching_the_core)
+    result = formal.run(formal.jobs("executor")[0], tmp_path)
+    assert result.status == "FAIL" and result.failed == "a refused request drives nothing into the core", result.line()
+    assert result.trace.is_file() and result.trace.suffix == ".vcd"
