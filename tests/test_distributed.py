@@ -154,7 +154,7 @@ def test_ctrl_c_cancels_and_leaves_no_worker_behind(classifier, tmp_path):
     import psutil
 
     _, path = classifier
-    proc = subprocess.Popen([sys.executable, "-m", "spiketwin.cli", "evaluate", str(path), "--chips", "400",
+    proc = subprocess.Popen([sys.executable, "-m", "spiketwin.cli", "evaluate", str(path), "--chips", "4000",
                              "--workers", "2", "--json", str(tmp_path / "e.json")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     parent = psutil.Process(proc.pid)
