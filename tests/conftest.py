@@ -1,4 +1,5 @@
 import os
+import signal
 import tempfile
 
 import pytest
@@ -12,6 +13,11 @@ os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="spiketwin-numba-")
 from spiketwin.tools import use_project_tools
 
 use_project_tools()
+# The Ctrl-C tests send SIGINT to the commands they start, as a terminal would. A suite started as
+# a background job of a non-interactive shell inherits SIGINT ignored, and so would every command
+# it starts (Python keeps an ignored SIGINT ignored): handle it here, so children start with the
+# default, as from a terminal.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 # Simulators share the two cores with the property tests; wall-clock deadlines would only add flakes.
 settings.register_profile("spiketwin", deadline=None, print_blob=True)
 settings.load_profile("spiketwin")
