@@ -322,6 +322,8 @@ def test_a_host_with_no_board_to_reach_gets_one_line_after_retrying(tmp_path, ca
     err = capsys.readouterr().err.splitlines()
     tty = tmp_path / "ttyUSB7"
     assert len(err) == 1 and err[0].startswith(f"spiketwin: error: cannot open {tty} (tried for 0 s): ")
+    assert main(["characterize", "--port", "/dev/null", "--model", str(model), "--timeout", "0"]) == 2
+    assert capsys.readouterr().err == "spiketwin: error: --timeout must be a positive number of seconds, not 0\n"
 
 
 def test_a_board_that_stops_answering_mid_characterize_reports_why():

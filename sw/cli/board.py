@@ -131,10 +131,13 @@ def _check_port_free(port: int) -> None:
 
 
 def _open_link(args):
-    import sys
-
     from ..link import open_link
 
+    if not args.timeout > 0:
+        raise InvalidValue(f"--timeout must be a positive number of seconds, not {args.timeout:g}")
+    if not args.connect_timeout >= 0:
+        raise InvalidValue(f"--connect-timeout must be 0 or more seconds, not {args.connect_timeout:g}")
+    at_least("baud", args.baud, 1)
     return open_link(args.port, args.baud, args.timeout, args.connect_timeout,
                      log=lambda line: print(line, file=sys.stderr, flush=True))
 
