@@ -42,6 +42,7 @@ import enum
 import struct
 
 import numpy as np
+import serial
 from amaranth.lib import enum as hdl_enum
 
 from .characterize import characterize
@@ -447,8 +448,6 @@ class Link:
             self.port.reset_input_buffer()
 
     def _transact(self, opcode: Opcode, payload: bytes = b"") -> bytes:
-        import serial
-
         self._drop_stale_input()
         try:
             self.port.write(request(opcode, payload))
@@ -495,12 +494,15 @@ class Link:
                             f"{ident['config_hash']}) is not the expected one (hash {config.config_hash()})")
         return ident
 
-    def write(self, pairs) -> None:
-        """Write (address, word) pairs, in the fewest WRITE and FILL requests (``write_requests``)."""
+    def write(self, pairs, bar=None) -> None:
+        """Write (address, word) pairs, in the fewest WRITE and FILL requests (``write_requests``);
+        ``bar`` (a tqdm bar) advances by the words of each."""
         for opcode, payload, n in write_requests(pairs, self.max_frame):
             (took,) = struct.unpack(">H", self._reply_of(opcode, payload, WORD_BYTES, "a count"))
             if took != n:
                 raise LinkError(f"the board took {took} of {n} writes")
+            if bar is not None:
+                bar.update(n)
 
     def read(self, addresses) -> list[int]:
         per = (self.max_frame - PAYLOAD_AT - CRC_BYTES) // ADDR_BYTES
@@ -518,9 +520,7 @@ class Link:
 
         pairs = network_writes(net)
         with tqdm(total=len(pairs), desc="loading", unit="word", disable=not progress) as bar:
-            for i in range(0, len(pairs), 4096):
-                self.write(pairs[i:i + 4096])
-                bar.update(len(pairs[i:i + 4096]))
+            self.write(pairs, bar)
 
     def reset(self) -> None:
         self._reply_of(Opcode.RESET, b"", 0, "nothing")
@@ -565,8 +565,6 @@ def open_link(url: str, baud: int = DEFAULT_BAUD, timeout: float = 30.0, connect
     (``socket://127.0.0.1:5555``), retrying the connection for ``connect_timeout`` seconds (a board
     still starting, a cable just plugged in); ``log`` hears once that it waits."""
     import time
-
-    import serial
 
     deadline = time.monotonic() + connect_timeout
     told = False
