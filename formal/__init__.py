@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from amaranth.asserts import AnyConst
 from amaranth.back import rtlil
 from amaranth.hdl import Assert, Assume, ClockDomain, Cover, Module, Signal
 
@@ -44,12 +45,14 @@ class Checks:
         self.m = Module()
         self.m.domains.sync = self.sync = ClockDomain("sync")
         self.ports = [self.sync.clk, self.sync.rst]
+        self.reported: list[Signal] = []     # the free inputs and constants a counterexample shows
         self.names: list[str] = []
         self.m.d.comb += Assume(~self.sync.rst)
 
     def free(self, shape, name: str) -> Signal:
         s = Signal(shape, name=name)
         self.ports.append(s)
+        self.reported.append(s)
         return s
 
     def _add(self, kind, test, name: str) -> None:
@@ -68,9 +71,13 @@ class Checks:
         self._add(Cover, test, name)
 
     def constant(self, shape, name: str) -> Signal:
-        """A free input the solver chooses once: the same in every cycle."""
-        s = self.free(shape, name)
-        self.assume(~self.started() | (s == self.past(s, f"{name}_was")), f"{name} is constant")
+        """A free value the solver chooses once: the same in every cycle. It is an ``AnyConst``, one
+        variable for the whole trace, rather than an input assumed equal to its past value: the
+        solver then sees logic fed by it as the same in every cycle, and proofs whose properties
+        meet it in many cycles (the update's) take seconds instead of minutes."""
+        s = Signal(shape, name=name)
+        self.m.d.comb += s.eq(AnyConst(shape))
+        self.reported.append(s)
         return s
 
     def past(self, value, name: str) -> Signal:
@@ -271,9 +278,9 @@ def run(job: Job, folder: Path, timeout: float = 600.0) -> Result:
         trace = re.search(r"summary: counterexample trace[^:]*: (\S+\.vcd)", out)
         result.trace = folder / trace.group(1) if trace else None
         if result.trace is not None:
-            result.signed = {p.name for p in checks.ports if p.shape().signed}
+            result.signed = {p.name for p in checks.reported if p.shape().signed}
             values = read_vcd(result.trace, result.signed)
-            result.inputs = {p.name: values[p.name][1][-1][1] for p in checks.ports[2:]
+            result.inputs = {p.name: values[p.name][1][-1][1] for p in checks.reported
                              if values.get(p.name, (0, []))[1]}
         return result
     if result.status in ("ERROR", "TIMEOUT"):

@@ -76,14 +76,17 @@ class _Ports:
         c.assume(~(c.started() & waiting) | held, f"the {name} producer holds a request until it is taken")
 
     def mapped(self, addr):
-        """Whether the memory map (``CoreConfig.memory_map``) has ``addr``: its own statement of it."""
-        c = self.config
-        regions = c.memory_map()["regions"].values()
-        region, index = addr[c.index_bits:], addr[:c.index_bits]
-        hit = 0
-        for r in regions:
-            hit = hit | ((region == r["region"]) & (index < r["size"]))
-        return hit
+        return mapped(self.config, addr)
+
+
+def mapped(config: CoreConfig, addr):
+    """Whether the memory map (``CoreConfig.memory_map``) has ``addr``: its own statement of it."""
+    regions = config.memory_map()["regions"].values()
+    region, index = addr[config.index_bits:], addr[:config.index_bits]
+    hit = 0
+    for r in regions:
+        hit = hit | ((region == r["region"]) & (index < r["size"]))
+    return hit
 
 
 def _spikes_held(c: Checks, p: _Ports):

@@ -20,6 +20,7 @@ from amaranth.hdl import Array, Cat, Const, Mux, Signal
 from spiketwin.boards import get_board
 from spiketwin.hw.link import Executor, RequestChecker
 from spiketwin.hw.link.checker import EXECUTED, REQUEST
+from spiketwin.config import Control, Region
 from spiketwin.link import (
     ADDR_BYTES,
     CRC_BYTES,
@@ -108,9 +109,10 @@ def checker_harness() -> Checks:
     req = chk.request
     after = c.past(chk.done, "after_verdict")
     c.require(~after | chk.ok | (req.status == refusal), "a refusal names the first failed check")
-    fields = (req.opcode == buf[0]) & (req.plen == length - PAYLOAD_AT - CRC_BYTES) & (req.end == length - CRC_BYTES)
-    c.require(~after | ~c.past(chk.ok, "was_ok") | fields, "an accepted frame's opcode, payload length and end "
-                                                          "are the frame's")
+    fields = ((req.opcode == buf[0]) & (req.op.as_value() == Cat(*(buf[0] == op for op in EXECUTED)))
+              & (req.plen == length - PAYLOAD_AT - CRC_BYTES) & (req.end == length - CRC_BYTES))
+    c.require(~after | ~c.past(chk.ok, "was_ok") | fields, "an accepted frame's opcode (and its decoding), payload "
+                                                          "length and end are the frame's")
     c.require(~after | ~c.past(chk.ok, "was_ok_run") | ~req.op.run | (req.steps == steps),
               "an accepted RUN's step count is the frame's")
     c.cover(chk.done & chk.ok & (buf[0] == Opcode.RUN) & (steps == 2), "a RUN of two steps accepted")
@@ -155,8 +157,103 @@ def executor_refusal_harness(board: str = "icebreaker") -> Checks:
     return c
 
 
+#: A frame buffer that holds every WRITE and FILL the executor can finish within ``EXECUTE_DEPTH``.
+EXECUTE_BUFFER = 16
+EXECUTE_DEPTH = 24        # cycles: a WRITE or FILL of 2 words done, without back-pressure
+
+
+def executor_accept_harness(board: str = "icebreaker") -> Checks:
+    """The executor of ``board``'s default core, started once with an accepted WRITE, FILL or RESET
+    (a request as the checker leaves it: any address, words, count, payload length of the
+    opcode's layout) under any back-pressure: it writes the request's words to its addresses
+    (``docs/link.md``: from the address on, wrapping at 2^32; an address beyond the core's goes to
+    one the memory map does not have), each exactly once and in order, and nothing else; a RESET
+    writes CLEAR_STATE to CONTROL once; a request to the core is held until taken; the reply is the
+    opcode, OK and, for WRITE and FILL, the count written; ``done`` follows it once."""
+    from .core import mapped
+
+    c = Checks()
+    m = c.m
+    config = get_board(board).default_core
+    m.submodules.dut = exe = Executor(config)
+    buf = [c.constant(8, f"byte{i}") for i in range(EXECUTE_BUFFER)]
+    opcode, plen = buf[0], Cat(buf[2], buf[1])
+    write, fill, reset = (opcode == Opcode.WRITE), (opcode == Opcode.FILL), (opcode == Opcode.RESET)
+    c.assume(write | fill | reset, "a WRITE, FILL or RESET")
+    c.assume(~write | ((plen >= ADDR_BYTES) & (plen[0] == 0) & (plen <= EXECUTE_BUFFER - PAYLOAD_AT - CRC_BYTES)),
+             "a WRITE's payload: an address and whole words, in the buffer")
+    c.assume(~fill | (plen == FILL_BYTES), "a FILL's payload: address, count, word")
+    c.assume(~reset | (plen == 0), "a RESET has no payload")
+    req = exe.request
+    m.d.comb += [req.opcode.eq(opcode), req.status.eq(Status.OK), req.plen.eq(plen), req.end.eq(PAYLOAD_AT + plen),
+                 req.steps.eq(c.free(8 * STEPS_BYTES, "steps")), req.last_step.eq(c.free(8 * STEPS_BYTES, "last"))]
+    for op in EXECUTED:
+        m.d.comb += getattr(req.op, op.name.lower()).eq(opcode == op)
+    # the cursor as HostLink keeps it
+    ptr = Signal(range(MAX_FRAME + 1), name="ptr")
+    with m.If(exe.cursor.jump):
+        m.d.sync += ptr.eq(exe.cursor.target)
+    with m.Elif(exe.cursor.advance):
+        m.d.sync += ptr.eq(ptr + 1)
+    m.d.comb += [exe.start.eq(~c.started()), exe.ok.eq(1), exe.cursor.ptr.eq(ptr),
+                 exe.cursor.byte.eq(Mux(ptr < len(buf), Array(buf)[ptr[:5]], c.free(8, "stale_byte")))]
+    for name in ("reply", "cfg", "events"):
+        m.d.comb += getattr(exe, name).ready.eq(c.free(1, f"{name}_ready"))
+    m.d.comb += [exe.cfg.rvalid.eq(c.free(1, "cfg_rvalid")), exe.spikes.valid.eq(c.free(1, "spikes_valid"))]
+
+    # the request, by docs/link.md
+    at = PAYLOAD_AT
+    address = Cat(*reversed(buf[at:at + ADDR_BYTES]))
+    words = [Cat(buf[i + 1], buf[i]) for i in range(at + ADDR_BYTES, EXECUTE_BUFFER - CRC_BYTES - 1, 2)]
+    count = Cat(buf[at + ADDR_BYTES + 1], buf[at + ADDR_BYTES])
+    fill_word = Cat(buf[at + ADDR_BYTES + 3], buf[at + ADDR_BYTES + 2])
+    n_words = Mux(write, (plen - ADDR_BYTES) >> 1, Mux(fill, count, 1))
+
+    cfg = exe.cfg
+    taken = cfg.valid & cfg.ready
+    done_writes = Signal(16, name="done_writes")
+    with m.If(taken):
+        m.d.sync += done_writes.eq(done_writes + 1)
+    host = Signal(32, name="host_address")
+    m.d.comb += host.eq(address + done_writes)
+    fits = (host >> config.addr_bits) == 0
+    word = Mux(write, Array(words)[done_writes[:4]], fill_word)
+    to_address = Mux(fits, cfg.addr == host[:config.addr_bits], ~mapped(config, cfg.addr))
+    c.require(~taken | cfg.write, "only writes")
+    c.require(~taken | (done_writes < n_words), "no more writes than the request's words")
+    c.require(~taken | reset | (to_address & (cfg.wdata == word)),
+              "each write is the request's next word to its next address")
+    c.require(~taken | ~reset | ((cfg.addr == config.address(Region.CONTROL)) & (cfg.wdata == Control.CLEAR_STATE)),
+              "a RESET writes CLEAR_STATE to CONTROL")
+    waiting = c.past(cfg.valid & ~cfg.ready, "cfg_waiting")
+    was = [c.past(x, f"cfg_was_{n}") for n, x in (("write", cfg.write), ("addr", cfg.addr), ("wdata", cfg.wdata))]
+    c.require(~waiting | (cfg.valid & (cfg.write == was[0]) & (cfg.addr == was[1]) & (cfg.wdata == was[2])),
+              "a request to the core is held until taken")
+    c.require(~exe.events.valid, "no events")
+
+    sent, dones = Signal(3, name="sent"), Signal(2, name="dones")
+    byte_taken = exe.reply.valid & exe.reply.ready
+    with m.If(byte_taken):
+        m.d.sync += sent.eq(sent + 1)
+    with m.If(exe.done):
+        m.d.sync += dones.eq(dones + 1)
+    reply = Array([opcode | REPLY, Status.OK, n_words[8:16], n_words[:8]])
+    n_reply = Mux(reset, 2, 4)
+    data, last = exe.reply.payload.data, exe.reply.payload.last
+    c.require(~byte_taken | ((sent < n_reply) & (data == reply[sent[:2]]) & (last == (sent == n_reply - 1))),
+              "the reply is the opcode, OK and the count written")
+    c.require(~exe.done | ((sent == n_reply) & (dones == 0) & (done_writes == n_words)),
+              "done once, after the reply, with every word written")
+    c.cover(exe.done & write & (n_words == 2), "a WRITE of two words done")
+    c.cover(exe.done & fill & (n_words == 2) & ~fits, "a FILL of two words past the core's addresses done")
+    c.cover(exe.done & reset, "a RESET done")
+    return c
+
+
 def jobs() -> list[Job]:
     return [Job("request-checker", "request-checker", "bmc", DEPTH, checker_harness,
                 f"frames of up to {FRAME_BYTES} bytes: one verdict, accepted exactly as the protocol says"),
             Job("executor-refusal", "executor", "bmc", 12, executor_refusal_harness,
-                "a refused request: nothing into the core, NACK and its status, done once")]
+                "a refused request: nothing into the core, NACK and its status, done once"),
+            Job("executor-writes", "executor", "bmc", EXECUTE_DEPTH, executor_accept_harness,
+                "an accepted WRITE, FILL or RESET: each word written once, in order; its reply; done once")]

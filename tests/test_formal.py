@@ -56,6 +56,20 @@ def test_an_update_that_misses_the_threshold_fails_its_proof_with_a_counterexamp
     assert result.trace.is_file() and result.trace.suffix == ".vcd"
 
 
+def test_a_dpi_update_that_lets_a_current_below_its_floor_fails_its_proof(tmp_path, monkeypatch):
+    from amaranth.hdl import Mux
+
+    from spiketwin.hw.models import dpi
+
+    monkeypatch.setattr(dpi, "_at_least", lambda value, floor: Mux(value < floor, value, floor))   # min, not max
+    job = next(j for j in formal.jobs("update-dpi") if j.name == "update-dpi-icebreaker")
+    result = formal.run(job, tmp_path)
+    assert result.status == "FAIL", result.line()
+    assert result.failed == "lane 0: in DPI_INPUT, ampa is the step's"
+    assert result.trace.is_file() and result.trace.suffix == ".vcd"
+    assert {"param5_0", "acc_ampa_0", "step_product0_0"} <= set(result.inputs)      # the constants are shown
+
+
 def fill_of_any_length(m, req, finish, nrec):
     """RequestChecker._check_payload accepting a FILL longer than its layout (trailing bytes)."""
     from spiketwin.link import FILL_BYTES
@@ -79,6 +93,24 @@ def test_a_checker_that_misses_a_bad_frame_fails_its_proof(tmp_path, monkeypatch
     assert result.status == "FAIL", result.line()
     assert result.failed == "accepted exactly when the protocol executes the frame"
     assert result.trace.is_file() and result.trace.suffix == ".vcd"
+
+
+def test_an_executor_that_sends_a_write_twice_fails_its_proof(tmp_path, monkeypatch):
+    from spiketwin.hw.link import Executor
+
+    def held_after_taken(self, m, s, write, addr, wdata=0):
+        """Executor._cfg_access that leaves the request valid after it is taken: the core takes it again."""
+        with m.If(~s.cfg_v):
+            m.d.sync += [s.cfg_v.eq(1), s.cfg_w.eq(write), s.cfg_a.eq(addr), s.cfg_d.eq(wdata)]
+        return s.cfg_v & self.cfg.ready
+
+    monkeypatch.setattr(Executor, "_cfg_access", held_after_taken)
+    job = next(j for j in formal.jobs("executor") if j.name == "executor-writes")
+    result = formal.run(job, tmp_path)
+    assert result.status == "FAIL", result.line()
+    assert result.failed in ("each write is the request's next word to its next address",
+                             "no more writes than the request's words", "a RESET writes CLEAR_STATE to CONTROL")
+    assert result.trace.is_file()
 
 
 def test_prove_command_reports_each_job_and_refuses_an_unknown_component(tmp_path, capsys, monkeypatch):

@@ -70,9 +70,15 @@ class UpdatePipeline:
 
     stages: list[str]
     reads: dict[str, str]
+    #: In a stage, the names (docs/models.md's, or a partial sum's) of the step's intermediate
+    #: values that the pipeline's registers hold then; ``elaborate`` sets ``values[lane][name]`` to
+    #: those registers. The update proof (``formal/update.py``) checks each one there, which splits
+    #: it into small ones.
+    checkpoints: dict[str, tuple[str, ...]] = {}
 
     def __init__(self, config):
         self.config = config
+        self.values: list[dict] = []
 
     def accumulate(self, weight):
         """Per accumulator (``config.neuron_model.accumulators``), what an event's weight word

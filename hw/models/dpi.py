@@ -32,6 +32,8 @@ class DPIUpdate(UpdatePipeline):
              "DPI_DRIFT": "k_mem", "DPI_PROD_K": "refractory", "DPI_WAIT_K": "refractory", "DPI_U": "refractory"}
     #: parameters held in a register from their read until the write-back
     held = ("j_floor", "u_thr", "ahp_jump", "refractory")
+    checkpoints = {"DPI_INPUT": ("ampa", "nmda", "gaba_a"), "DPI_GATE": ("gaba_b", "sh", "j_part", "ahp_decay"),
+                   "DPI_PROD_A": ("j",), "DPI_PROD_K": ("d", "ahp_quiet", "ahp_fired"), "DPI_C": ("u_int",)}
 
     def accumulate(self, weight):
         """A weight word carries its synapse type above its magnitude: the magnitude goes to that
@@ -56,6 +58,9 @@ class DPIUpdate(UpdatePipeline):
                              "d", "u_int")}
         j_part = [Signal(wide, name=f"j_part_{l}") for l in lanes]
         held = {name: [Signal(ctx.param(l, name).shape(), name=f"{name}_r_{l}") for l in lanes] for name in self.held}
+        self.values = [{**{t: regs[f"new_{t}"][l] for t in SYNAPSE_TYPES}, "j_part": j_part[l],
+                        **{name: regs[name][l] for name in ("sh", "ahp_decay", "j", "d", "ahp_quiet", "ahp_fired",
+                                                             "u_int")}} for l in lanes]
 
         with m.State("UPDATE_READ"):
             ctx.stage("DPI_DECAY_0")

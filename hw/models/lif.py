@@ -25,6 +25,7 @@ class LIFUpdate(UpdatePipeline):
              "UPDATE_V": "refractory", "UPDATE_MODE": "refractory"}
     #: parameters held in a register from their read until the stage that uses them
     held = ("threshold", "bias", "v_reset", "reset_mode", "refractory")
+    checkpoints = {"UPDATE_V": ("i_syn", "v_bias"), "UPDATE_MODE": ("v_int",)}
 
     def accumulate(self, weight):
         return [(weight, 1)]
@@ -45,6 +46,7 @@ class LIFUpdate(UpdatePipeline):
         in_refractory = [Signal(name=f"in_refractory_{l}") for l in lanes]
         held = {name: [Signal(ctx.param(l, name).shape(), name=f"{name}_r_{l}") for l in lanes] for name in self.held}
         mems, param, rounded = ctx.mems, ctx.param, ctx.rounded
+        self.values = [{"i_syn": isyn_new[l], "v_bias": v_bias[l], "v_int": v_int[l]} for l in lanes]
 
         with m.State("UPDATE_READ"):
             ctx.stage("UPDATE_PROD_V")
