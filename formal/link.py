@@ -1,16 +1,24 @@
-"""The link's request checker (:class:`spiketwin.hw.link.RequestChecker`, ``docs/link.md``), bounded
-to frames of ``FRAME_BYTES`` bytes: for every buffered frame (every byte, length and receiver
-status), the checker gives exactly one verdict, and it accepts a frame exactly when the protocol
-says it may be executed: the receiver found it whole, its opcode is one the board executes, its
-length field is the number of payload bytes received, and its payload has the opcode's layout (a
-RUN request's step counts walked to the payload's end). A refused frame's status is the protocol's
-first failed check; an accepted one's opcode, payload length, end and step count are the frame's.
+"""The link's request checker and executor (:class:`spiketwin.hw.link.RequestChecker`,
+:class:`~spiketwin.hw.link.Executor`, ``docs/link.md``).
+
+The checker, bounded to frames of ``FRAME_BYTES`` (and ``LONG_FRAME_BYTES``) bytes: for every
+buffered frame (every byte, length and receiver status), the checker gives exactly one verdict, and
+it accepts a frame exactly when the protocol says it may be executed: the receiver found it whole,
+its opcode is one the board executes, its length field is the number of payload bytes received,
+and its payload has the opcode's layout (a RUN request's step counts walked to the payload's end).
+A refused frame's status is the protocol's first failed check; an accepted one's opcode (and its
+decoding), payload length, end and step count are the frame's.
 
 The specification is written here from ``docs/link.md``; the buffer is the harness's: a free byte
 at every address (those past the frame too, as stale bytes are), read through the cursor as
 ``HostLink`` moves it. With the receiver's proof (``frame-receiver-crc``: a frame is reported OK
 only with the CRC's residue), this is "a frame whose integrity or length check fails is never
 executed".
+
+The executor: a refused request changes nothing and is answered NACK; an accepted WRITE, FILL or
+RESET (the request as the checker leaves it) writes each of its words once, in order, to its
+addresses, and is answered with the count: with the checker's proof, "a good frame is executed
+exactly once".
 """
 
 from __future__ import annotations
@@ -41,10 +49,16 @@ COMPONENTS = {"request-checker": "exactly one verdict per frame, accepting exact
                           "nothing leaves an executor between requests"}
 
 FRAME_BYTES = 14          # the longest frame proved (a FILL, a RUN of 7 empty steps, a WRITE of 2 words)
-DEPTH = 44                # cycles: the checker's longest walk over such a frame, and its verdict
+LONG_FRAME_BYTES = 20     # and a second job (a RUN of 13 empty steps, a WRITE of 5 words; 32 bytes: minutes)
 
 
-def spec(c: Checks, buf, length, status):
+def walk_depth(frame_bytes: int) -> int:
+    """Cycles for the checker's longest walk over a frame of ``frame_bytes``, and its verdict: a RUN
+    of empty steps, five cycles each."""
+    return 9 + 5 * (frame_bytes - PAYLOAD_AT - CRC_BYTES - STEPS_BYTES)
+
+
+def spec(c: Checks, buf, length, status, frame_bytes: int):
     """(accepted, the status of a refusal, the step count) of a frame by ``docs/link.md``."""
     plen = Signal(range(MAX_FRAME + 1), name="spec_plen")
     c.m.d.comb += plen.eq(length - PAYLOAD_AT - CRC_BYTES)
@@ -58,13 +72,16 @@ def spec(c: Checks, buf, length, status):
     # a RUN's walk: each step's count byte must lie inside the payload, the last step end at its end
     end = length - CRC_BYTES
     pos, inside, walked = Const(PAYLOAD_AT + STEPS_BYTES, 12), Const(1, 1), Const(0, 1)
-    most = FRAME_BYTES - PAYLOAD_AT - CRC_BYTES - STEPS_BYTES      # each step takes a byte at least
+    most = frame_bytes - PAYLOAD_AT - CRC_BYTES - STEPS_BYTES      # each step takes a byte at least
+    bits = (len(buf) - 1).bit_length()
     for k in range(most + 1):
         walked = walked | ((steps == k) & inside & (pos == end))
         if k < most:
-            count = Mux(pos < len(buf), Array(buf)[pos[:4]], 0)
+            count = Mux(pos < len(buf), Array(buf)[pos[:bits]], 0)
             inside = inside & (pos < end)
-            pos = pos + 1 + 2 * count
+            nxt = Signal(12, name=f"spec_pos{k + 1}")        # a signal: each step's position is shared
+            c.m.d.comb += nxt.eq(pos + 1 + 2 * count)
+            pos = nxt
     layout = Mux(opcode == Opcode.IDENTIFY, plen == 0,
              Mux(opcode == Opcode.RESET, plen == 0,
              Mux(opcode == Opcode.WRITE, (plen >= ADDR_BYTES) & (plen[0] == 0),
@@ -77,14 +94,14 @@ def spec(c: Checks, buf, length, status):
     return accepted, refusal, steps
 
 
-def checker_harness() -> Checks:
+def checker_harness(frame_bytes: int = FRAME_BYTES) -> Checks:
     c = Checks()
     m = c.m
     m.submodules.dut = chk = RequestChecker()
-    buf = [c.constant(8, f"byte{i}") for i in range(FRAME_BYTES + 2)]      # the frame and stale bytes
-    length = c.constant(range(FRAME_BYTES + 1), "frame_length")
+    buf = [c.constant(8, f"byte{i}") for i in range(frame_bytes + 2)]      # the frame and stale bytes
+    length = c.constant(range(frame_bytes + 1), "frame_length")
     status = c.constant(3, "frame_status")
-    c.assume(length <= FRAME_BYTES, "the frame fits the proof's buffer")
+    c.assume(length <= frame_bytes, "the frame fits the proof's buffer")
     c.assume(status <= max(Status), "the receiver reports a status")
     c.assume(~((status == Status.OK) & (length < 1 + CRC_BYTES)), "the receiver reports OK only for 3 bytes or more")
     # the cursor as HostLink keeps it: at the opcode when the checker starts, then moved as it asks
@@ -93,18 +110,19 @@ def checker_harness() -> Checks:
         m.d.sync += ptr.eq(chk.cursor.target)
     with m.Elif(chk.cursor.advance):
         m.d.sync += ptr.eq(ptr + 1)
-    byte = Mux(ptr < len(buf), Array(buf)[ptr[:4]], buf[-1])
+    byte = Mux(ptr < len(buf), Array(buf)[ptr[:(len(buf) - 1).bit_length()]], buf[-1])
     started = c.started()
     m.d.comb += [chk.start.eq(~started), chk.frame_length.eq(length), chk.frame_status.eq(status),
                  chk.cursor.byte.eq(byte), chk.cursor.ptr.eq(ptr)]
 
-    accepted, refusal, steps = spec(c, buf, length, status)
-    verdicts, cycle = Signal(2, name="verdicts"), Signal(range(DEPTH + 1), name="cycle")
+    accepted, refusal, steps = spec(c, buf, length, status, frame_bytes)
+    depth = walk_depth(frame_bytes)
+    verdicts, cycle = Signal(2, name="verdicts"), Signal(range(depth + 1), name="cycle")
     m.d.sync += cycle.eq(cycle + 1)
     with m.If(chk.done):
         m.d.sync += verdicts.eq(verdicts + 1)
     c.require(~chk.done | (verdicts == 0), "one verdict per frame")
-    c.require((cycle < DEPTH - 1) | (verdicts == 1) | chk.done, "a verdict within the checker's longest walk")
+    c.require((cycle < depth - 1) | (verdicts == 1) | chk.done, "a verdict within the checker's longest walk")
     c.require(~chk.done | (chk.ok == accepted), "accepted exactly when the protocol executes the frame")
     req = chk.request
     after = c.past(chk.done, "after_verdict")
@@ -119,7 +137,7 @@ def checker_harness() -> Checks:
     c.cover(chk.done & chk.ok & (buf[0] == Opcode.READ), "a READ accepted")
     c.cover(chk.done & ~chk.ok & (status == Status.OK) & (buf[0] == Opcode.READ) & (length == 9)
             & (Cat(buf[2], buf[1]) != 4), "a whole READ whose length field disagrees refused")
-    c.cover(chk.done & ~chk.ok & (status == Status.OK) & (buf[0] == Opcode.RUN) & (length == FRAME_BYTES),
+    c.cover(chk.done & ~chk.ok & (status == Status.OK) & (buf[0] == Opcode.RUN) & (length == frame_bytes),
             "a RUN whose walk fails refused")
     return c
 
@@ -251,8 +269,11 @@ def executor_accept_harness(board: str = "icebreaker") -> Checks:
 
 
 def jobs() -> list[Job]:
-    return [Job("request-checker", "request-checker", "bmc", DEPTH, checker_harness,
+    return [Job("request-checker", "request-checker", "bmc", walk_depth(FRAME_BYTES), checker_harness,
                 f"frames of up to {FRAME_BYTES} bytes: one verdict, accepted exactly as the protocol says"),
+            Job(f"request-checker-{LONG_FRAME_BYTES}", "request-checker", "bmc", walk_depth(LONG_FRAME_BYTES),
+                lambda: checker_harness(LONG_FRAME_BYTES),
+                f"frames of up to {LONG_FRAME_BYTES} bytes: the same"),
             Job("executor-refusal", "executor", "bmc", 12, executor_refusal_harness,
                 "a refused request: nothing into the core, NACK and its status, done once"),
             Job("executor-writes", "executor", "bmc", EXECUTE_DEPTH, executor_accept_harness,
