@@ -26,6 +26,7 @@ from __future__ import annotations
 from amaranth.hdl import Array, Cat, Const, Mux, Signal
 
 from spiketwin.boards import get_board
+from spiketwin.models import model_names
 from spiketwin.hw.link import Executor, RequestChecker
 from spiketwin.hw.link.checker import EXECUTED, REQUEST
 from spiketwin.config import Control, Region
@@ -142,14 +143,14 @@ def checker_harness(frame_bytes: int = FRAME_BYTES) -> Checks:
     return c
 
 
-def executor_refusal_harness(board: str = "icebreaker") -> Checks:
-    """The executor of ``board``'s default core, started once with a refused request (any request
+def executor_refusal_harness(config) -> Checks:
+    """The executor of a core, started once with a refused request (any request
     fields, any status) under any back-pressure and any core behaviour: it never drives the core,
     its reply is NACK and the request's status (the last), ``done`` follows it once, and nothing
     leaves afterwards."""
     c = Checks()
     m = c.m
-    m.submodules.dut = exe = Executor(get_board(board).default_core)
+    m.submodules.dut = exe = Executor(config)
     request = c.constant(REQUEST.as_shape().width, "request")
     byte = c.free(8, "cursor_byte")
     m.d.comb += [exe.start.eq(~c.started()), exe.ok.eq(0), exe.request.as_value().eq(request),
@@ -180,8 +181,8 @@ EXECUTE_BUFFER = 16
 EXECUTE_DEPTH = 24        # cycles: a WRITE or FILL of 2 words done, without back-pressure
 
 
-def executor_accept_harness(board: str = "icebreaker") -> Checks:
-    """The executor of ``board``'s default core, started once with an accepted WRITE, FILL or RESET
+def executor_accept_harness(config) -> Checks:
+    """The executor of a core, started once with an accepted WRITE, FILL or RESET
     (a request as the checker leaves it: any address, words, count, payload length of the
     opcode's layout) under any back-pressure: it writes the request's words to its addresses
     (``docs/link.md``: from the address on, wrapping at 2^32; an address beyond the core's goes to
@@ -192,7 +193,6 @@ def executor_accept_harness(board: str = "icebreaker") -> Checks:
 
     c = Checks()
     m = c.m
-    config = get_board(board).default_core
     m.submodules.dut = exe = Executor(config)
     buf = [c.constant(8, f"byte{i}") for i in range(EXECUTE_BUFFER)]
     opcode, plen = buf[0], Cat(buf[2], buf[1])
@@ -268,13 +268,60 @@ def executor_accept_harness(board: str = "icebreaker") -> Checks:
     return c
 
 
+def _cursor(m, cursor):
+    """The frame buffer's pointer as ``HostLink`` moves it for ``cursor``."""
+    ptr = Signal(range(MAX_FRAME + 1), name="ptr")
+    with m.If(cursor.jump):
+        m.d.sync += ptr.eq(cursor.target)
+    with m.Elif(cursor.advance):
+        m.d.sync += ptr.eq(ptr + 1)
+    return ptr
+
+
+def executor_streams_harness(config) -> Checks:
+    """The executor of a core, in every state (k-induction), with any request (held, as the checker
+    holds it), any payload bytes and any behaviour of the core and the reply's consumer: each of its
+    three streams to the core and the host (configuration requests, events, reply bytes) holds valid
+    and its payload until taken."""
+    c = Checks()
+    m = c.m
+    m.submodules.dut = exe = Executor(config)
+    m.d.comb += [exe.request.as_value().eq(c.constant(REQUEST.as_shape().width, "request")),
+                 exe.ok.eq(c.constant(1, "ok")), exe.start.eq(c.free(1, "start")),
+                 exe.cursor.byte.eq(c.free(8, "cursor_byte")), exe.cursor.ptr.eq(_cursor(m, exe.cursor)),
+                 exe.cfg.rvalid.eq(c.free(1, "cfg_rvalid")), exe.cfg.rdata.eq(c.free(len(exe.cfg.rdata), "cfg_rdata")),
+                 exe.spikes.valid.eq(c.free(1, "spikes_valid")),
+                 exe.spikes.payload.as_value().eq(c.free(len(exe.spikes.payload.as_value()), "spikes_payload"))]
+    for name in ("reply", "cfg", "events"):
+        m.d.comb += getattr(exe, name).ready.eq(c.free(1, f"{name}_ready"))
+    cfg, ev, reply = exe.cfg, exe.events, exe.reply
+    streams = {"configuration requests": (cfg, Cat(cfg.write, cfg.addr, cfg.wdata)),
+               "events": (ev, ev.payload.as_value()), "reply bytes": (reply, reply.payload.as_value())}
+    for name, (port, payload) in streams.items():
+        tag = name.replace(" ", "_")
+        waiting = c.past(port.valid & ~port.ready, f"{tag}_waiting")
+        was = c.past(payload, f"{tag}_was")
+        c.require(~(c.started() & waiting) | (port.valid & (payload == was)), f"{name} hold valid and payload until taken")
+        c.cover(waiting & port.valid, f"{name} held")
+    return c
+
+
 def jobs() -> list[Job]:
-    return [Job("request-checker", "request-checker", "bmc", walk_depth(FRAME_BYTES), checker_harness,
-                f"frames of up to {FRAME_BYTES} bytes: one verdict, accepted exactly as the protocol says"),
-            Job(f"request-checker-{LONG_FRAME_BYTES}", "request-checker", "bmc", walk_depth(LONG_FRAME_BYTES),
-                lambda: checker_harness(LONG_FRAME_BYTES),
-                f"frames of up to {LONG_FRAME_BYTES} bytes: the same"),
-            Job("executor-refusal", "executor", "bmc", 12, executor_refusal_harness,
-                "a refused request: nothing into the core, NACK and its status, done once"),
-            Job("executor-writes", "executor", "bmc", EXECUTE_DEPTH, executor_accept_harness,
-                "an accepted WRITE, FILL or RESET: each word written once, in order; its reply; done once")]
+    out = [Job("request-checker", "request-checker", "bmc", walk_depth(FRAME_BYTES), checker_harness,
+               f"frames of up to {FRAME_BYTES} bytes: one verdict, accepted exactly as the protocol says"),
+           Job(f"request-checker-{LONG_FRAME_BYTES}", "request-checker", "bmc", walk_depth(LONG_FRAME_BYTES),
+               lambda: checker_harness(LONG_FRAME_BYTES), f"frames of up to {LONG_FRAME_BYTES} bytes: the same")]
+    for board in ("icebreaker", "ulx3s-85f"):
+        for model in model_names():
+            config = get_board(board).default_core_for(model)
+            out.append(Job(f"executor-refusal-{model}-{board}", "executor", "bmc", 12,
+                           lambda config=config: executor_refusal_harness(config),
+                           "a refused request: nothing into the core, NACK and its status, done once"))
+            out.append(Job(f"executor-streams-{model}-{board}", "executor", "prove", 10,
+                           lambda config=config: executor_streams_harness(config),
+                           "its streams to the core and the host hold valid and payload until taken (every state)"))
+            out.append(Job(f"executor-writes-{model}-{board}", "executor", "bmc", EXECUTE_DEPTH,
+                           lambda config=config: executor_accept_harness(config),
+                           "an accepted WRITE, FILL or RESET: each word written once, in order; its reply; done once",
+                           deep=(board, model) != ("icebreaker", "lif")))
+    return out

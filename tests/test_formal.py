@@ -105,12 +105,30 @@ def test_an_executor_that_sends_a_write_twice_fails_its_proof(tmp_path, monkeypa
         return s.cfg_v & self.cfg.ready
 
     monkeypatch.setattr(Executor, "_cfg_access", held_after_taken)
-    job = next(j for j in formal.jobs("executor") if j.name == "executor-writes")
+    job = next(j for j in formal.jobs("executor") if j.name == "executor-writes-lif-icebreaker")
     result = formal.run(job, tmp_path)
     assert result.status == "FAIL", result.line()
     assert result.failed in ("each write is the request's next word to its next address",
                              "no more writes than the request's words", "a RESET writes CLEAR_STATE to CONTROL")
     assert result.trace.is_file()
+
+
+def test_an_executor_that_withdraws_an_event_under_back_pressure_fails_the_stream_proof(tmp_path, monkeypatch):
+    from spiketwin.hw.link import Executor
+
+    def withdrawn(self, m, s, axon_value, step):
+        """Executor._send_event offering an event for one cycle only, taken or not."""
+        with m.If(~s.ev_v):
+            m.d.sync += [s.ev_v.eq(1), s.ev_axon.eq(axon_value), s.ev_step.eq(step)]
+        with m.Else():
+            m.d.sync += s.ev_v.eq(0)
+        return s.ev_v & self.events.ready
+
+    monkeypatch.setattr(Executor, "_send_event", withdrawn)
+    job = next(j for j in formal.jobs("executor") if j.name == "executor-streams-lif-icebreaker")
+    result = formal.run(job, tmp_path)
+    assert result.status == "FAIL", result.line()
+    assert result.failed == "events hold valid and payload until taken"
 
 
 def test_prove_command_reports_each_job_and_refuses_an_unknown_component(tmp_path, capsys, monkeypatch):
