@@ -26,10 +26,9 @@ from __future__ import annotations
 from amaranth.hdl import Array, Cat, Const, Mux, Signal
 
 from spiketwin.boards import get_board
-from spiketwin.models import model_names
+from spiketwin.config import Control, Region
 from spiketwin.hw.link import Executor, RequestChecker
 from spiketwin.hw.link.checker import EXECUTED, REQUEST
-from spiketwin.config import Control, Region
 from spiketwin.link import (
     ADDR_BYTES,
     CRC_BYTES,
@@ -41,13 +40,14 @@ from spiketwin.link import (
     Opcode,
     Status,
 )
+from spiketwin.models import model_names
 
 from . import Checks, Job
 
 COMPONENTS = {"request-checker": "exactly one verdict per frame, accepting exactly the frames the protocol "
                                  "executes (length field, opcode, layout), refusing with the first failed check",
-              "executor": "a refused request drives nothing into the core and is answered NACK and its status; "
-                          "nothing leaves an executor between requests"}
+              "executor": "a refused request drives nothing into the core and is answered NACK and its status; an "
+                          "accepted WRITE/FILL/RESET writes each word once, in order; its streams hold until taken"}
 
 FRAME_BYTES = 14          # the longest frame proved (a FILL, a RUN of 7 empty steps, a WRITE of 2 words)
 LONG_FRAME_BYTES = 20     # and a second job (a RUN of 13 empty steps, a WRITE of 5 words; 32 bytes: minutes)
@@ -95,6 +95,16 @@ def spec(c: Checks, buf, length, status, frame_bytes: int):
     return accepted, refusal, steps
 
 
+def _cursor(m, cursor):
+    """The frame buffer's pointer as ``HostLink`` moves it for ``cursor``."""
+    ptr = Signal(range(MAX_FRAME + 1), name="ptr")
+    with m.If(cursor.jump):
+        m.d.sync += ptr.eq(cursor.target)
+    with m.Elif(cursor.advance):
+        m.d.sync += ptr.eq(ptr + 1)
+    return ptr
+
+
 def checker_harness(frame_bytes: int = FRAME_BYTES) -> Checks:
     c = Checks()
     m = c.m
@@ -106,11 +116,7 @@ def checker_harness(frame_bytes: int = FRAME_BYTES) -> Checks:
     c.assume(status <= max(Status), "the receiver reports a status")
     c.assume(~((status == Status.OK) & (length < 1 + CRC_BYTES)), "the receiver reports OK only for 3 bytes or more")
     # the cursor as HostLink keeps it: at the opcode when the checker starts, then moved as it asks
-    ptr = Signal(range(MAX_FRAME + 1), name="ptr")
-    with m.If(chk.cursor.jump):
-        m.d.sync += ptr.eq(chk.cursor.target)
-    with m.Elif(chk.cursor.advance):
-        m.d.sync += ptr.eq(ptr + 1)
+    ptr = _cursor(m, chk.cursor)
     byte = Mux(ptr < len(buf), Array(buf)[ptr[:(len(buf) - 1).bit_length()]], buf[-1])
     started = c.started()
     m.d.comb += [chk.start.eq(~started), chk.frame_length.eq(length), chk.frame_status.eq(status),
@@ -207,12 +213,7 @@ def executor_accept_harness(config) -> Checks:
                  req.steps.eq(c.free(8 * STEPS_BYTES, "steps")), req.last_step.eq(c.free(8 * STEPS_BYTES, "last"))]
     for op in EXECUTED:
         m.d.comb += getattr(req.op, op.name.lower()).eq(opcode == op)
-    # the cursor as HostLink keeps it
-    ptr = Signal(range(MAX_FRAME + 1), name="ptr")
-    with m.If(exe.cursor.jump):
-        m.d.sync += ptr.eq(exe.cursor.target)
-    with m.Elif(exe.cursor.advance):
-        m.d.sync += ptr.eq(ptr + 1)
+    ptr = _cursor(m, exe.cursor)
     m.d.comb += [exe.start.eq(~c.started()), exe.ok.eq(1), exe.cursor.ptr.eq(ptr),
                  exe.cursor.byte.eq(Mux(ptr < len(buf), Array(buf)[ptr[:5]], c.free(8, "stale_byte")))]
     for name in ("reply", "cfg", "events"):
@@ -268,16 +269,6 @@ def executor_accept_harness(config) -> Checks:
     return c
 
 
-def _cursor(m, cursor):
-    """The frame buffer's pointer as ``HostLink`` moves it for ``cursor``."""
-    ptr = Signal(range(MAX_FRAME + 1), name="ptr")
-    with m.If(cursor.jump):
-        m.d.sync += ptr.eq(cursor.target)
-    with m.Elif(cursor.advance):
-        m.d.sync += ptr.eq(ptr + 1)
-    return ptr
-
-
 def executor_streams_harness(config) -> Checks:
     """The executor of a core, in every state (k-induction), with any request (held, as the checker
     holds it), any payload bytes and any behaviour of the core and the reply's consumer: each of its
@@ -301,7 +292,8 @@ def executor_streams_harness(config) -> Checks:
         tag = name.replace(" ", "_")
         waiting = c.past(port.valid & ~port.ready, f"{tag}_waiting")
         was = c.past(payload, f"{tag}_was")
-        c.require(~(c.started() & waiting) | (port.valid & (payload == was)), f"{name} hold valid and payload until taken")
+        c.require(~(c.started() & waiting) | (port.valid & (payload == was)),
+                  f"{name} hold valid and payload until taken")
         c.cover(waiting & port.valid, f"{name} held")
     return c
 

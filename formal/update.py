@@ -126,7 +126,8 @@ def _dpi_step(fmt, p, s, mul):
     nxt.update({"u": Mux(active & ~fired, u_int, 0), "ahp": ahp,
                 "ref_count": Mux(fired, p["refractory"], Mux(active, 0, s["ref_count"] - 1))})
     inter = {**syn, "j_part": j_part, "j": j, "sh": sh, "d": d, "u_int": u_int, "ahp_decay": ahp_decay,
-             "ahp_quiet": _at_least(sat(ahp_decay, fmt), floor), "ahp_fired": _at_least(sat(ahp_decay + p["ahp_jump"], fmt), floor)}
+             "ahp_quiet": _at_least(sat(ahp_decay, fmt), floor),
+             "ahp_fired": _at_least(sat(ahp_decay + p["ahp_jump"], fmt), floor)}
     return nxt, fired, inter
 
 
