@@ -205,7 +205,7 @@ def _defaults():
 
 def jobs() -> list[Job]:
     out = [Job(f"core-spikes-{model}-{b}", "core-spikes", "prove", 2, lambda k=k: spikes_harness(k),
-               f"the {b} default {model.upper()} core's spike stream under back-pressure", deep=k.lanes > 4)
+               f"the {b} default {model.upper()} core's spike stream under back-pressure")
            for b, model, k in _defaults()]
     out += [Job(f"core-config-{model}-{b}", "core-config", "bmc", 12, lambda k=k: config_harness(k, words=False),
                 f"the {b} default {model.upper()} core's configuration port: answers and BAD_ADDRESS",
