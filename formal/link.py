@@ -105,6 +105,33 @@ def _cursor(m, cursor):
     return ptr
 
 
+def _byte_at(buf, ptr, past_end):
+    """The buffer's byte at ``ptr`` (``past_end`` beyond it)."""
+    return Mux(ptr < len(buf), Array(buf)[ptr[:(len(buf) - 1).bit_length()]], past_end)
+
+
+def _free_around(c: Checks, exe) -> None:
+    """Any behaviour of the executor's surroundings: the reply's consumer, the core's readiness,
+    its read answers and its spike stream."""
+    for name in ("reply", "cfg", "events"):
+        c.m.d.comb += getattr(exe, name).ready.eq(c.free(1, f"{name}_ready"))
+    c.m.d.comb += [exe.cfg.rvalid.eq(c.free(1, "cfg_rvalid")),
+                   exe.cfg.rdata.eq(c.free(len(exe.cfg.rdata), "cfg_rdata")),
+                   exe.spikes.valid.eq(c.free(1, "spikes_valid")),
+                   exe.spikes.payload.as_value().eq(c.free(len(exe.spikes.payload.as_value()), "spikes_payload"))]
+
+
+def _reply_counts(c: Checks, exe):
+    """(a reply byte is taken now, reply bytes taken before, ``done`` pulses before)."""
+    sent, dones = Signal(3, name="sent"), Signal(2, name="dones")
+    taken = exe.reply.valid & exe.reply.ready
+    with c.m.If(taken):
+        c.m.d.sync += sent.eq(sent + 1)
+    with c.m.If(exe.done):
+        c.m.d.sync += dones.eq(dones + 1)
+    return taken, sent, dones
+
+
 def checker_harness(frame_bytes: int = FRAME_BYTES) -> Checks:
     c = Checks()
     m = c.m
@@ -117,7 +144,7 @@ def checker_harness(frame_bytes: int = FRAME_BYTES) -> Checks:
     c.assume(~((status == Status.OK) & (length < 1 + CRC_BYTES)), "the receiver reports OK only for 3 bytes or more")
     # the cursor as HostLink keeps it: at the opcode when the checker starts, then moved as it asks
     ptr = _cursor(m, chk.cursor)
-    byte = Mux(ptr < len(buf), Array(buf)[ptr[:(len(buf) - 1).bit_length()]], buf[-1])
+    byte = _byte_at(buf, ptr, buf[-1])
     started = c.started()
     m.d.comb += [chk.start.eq(~started), chk.frame_length.eq(length), chk.frame_status.eq(status),
                  chk.cursor.byte.eq(byte), chk.cursor.ptr.eq(ptr)]
@@ -161,16 +188,9 @@ def executor_refusal_harness(config) -> Checks:
     byte = c.free(8, "cursor_byte")
     m.d.comb += [exe.start.eq(~c.started()), exe.ok.eq(0), exe.request.as_value().eq(request),
                  exe.cursor.byte.eq(byte)]
-    for name in ("reply", "cfg", "events"):
-        m.d.comb += getattr(exe, name).ready.eq(c.free(1, f"{name}_ready"))
-    m.d.comb += [exe.cfg.rvalid.eq(c.free(1, "cfg_rvalid")), exe.spikes.valid.eq(c.free(1, "spikes_valid"))]
+    _free_around(c, exe)
     c.require(~exe.cfg.valid & ~exe.events.valid, "a refused request drives nothing into the core")
-    sent, dones = Signal(3, name="sent"), Signal(2, name="dones")
-    taken = exe.reply.valid & exe.reply.ready
-    with m.If(taken):
-        m.d.sync += sent.eq(sent + 1)
-    with m.If(exe.done):
-        m.d.sync += dones.eq(dones + 1)
+    taken, sent, dones = _reply_counts(c, exe)
     status = exe.request.status
     c.require(~taken | (sent != 0) | ((exe.reply.payload.data == Opcode.NACK | REPLY) & ~exe.reply.payload.last),
               "the reply opens with NACK")
@@ -193,8 +213,9 @@ def executor_accept_harness(config) -> Checks:
     opcode's layout) under any back-pressure: it writes the request's words to its addresses
     (``docs/link.md``: from the address on, wrapping at 2^32; an address beyond the core's goes to
     one the memory map does not have), each exactly once and in order, and nothing else; a RESET
-    writes CLEAR_STATE to CONTROL once; a request to the core is held until taken; the reply is the
-    opcode, OK and, for WRITE and FILL, the count written; ``done`` follows it once."""
+    writes CLEAR_STATE to CONTROL once; the reply is the opcode, OK and, for WRITE and FILL, the
+    count written; ``done`` follows it once. (That a request to the core is held until taken is
+    ``executor_streams_harness``'s, in every state.)"""
     from .core import mapped
 
     c = Checks()
@@ -215,10 +236,8 @@ def executor_accept_harness(config) -> Checks:
         m.d.comb += getattr(req.op, op.name.lower()).eq(opcode == op)
     ptr = _cursor(m, exe.cursor)
     m.d.comb += [exe.start.eq(~c.started()), exe.ok.eq(1), exe.cursor.ptr.eq(ptr),
-                 exe.cursor.byte.eq(Mux(ptr < len(buf), Array(buf)[ptr[:5]], c.free(8, "stale_byte")))]
-    for name in ("reply", "cfg", "events"):
-        m.d.comb += getattr(exe, name).ready.eq(c.free(1, f"{name}_ready"))
-    m.d.comb += [exe.cfg.rvalid.eq(c.free(1, "cfg_rvalid")), exe.spikes.valid.eq(c.free(1, "spikes_valid"))]
+                 exe.cursor.byte.eq(_byte_at(buf, ptr, c.free(8, "stale_byte")))]
+    _free_around(c, exe)
 
     # the request, by docs/link.md
     at = PAYLOAD_AT
@@ -244,18 +263,9 @@ def executor_accept_harness(config) -> Checks:
               "each write is the request's next word to its next address")
     c.require(~taken | ~reset | ((cfg.addr == config.address(Region.CONTROL)) & (cfg.wdata == Control.CLEAR_STATE)),
               "a RESET writes CLEAR_STATE to CONTROL")
-    waiting = c.past(cfg.valid & ~cfg.ready, "cfg_waiting")
-    was = [c.past(x, f"cfg_was_{n}") for n, x in (("write", cfg.write), ("addr", cfg.addr), ("wdata", cfg.wdata))]
-    c.require(~waiting | (cfg.valid & (cfg.write == was[0]) & (cfg.addr == was[1]) & (cfg.wdata == was[2])),
-              "a request to the core is held until taken")
     c.require(~exe.events.valid, "no events")
 
-    sent, dones = Signal(3, name="sent"), Signal(2, name="dones")
-    byte_taken = exe.reply.valid & exe.reply.ready
-    with m.If(byte_taken):
-        m.d.sync += sent.eq(sent + 1)
-    with m.If(exe.done):
-        m.d.sync += dones.eq(dones + 1)
+    byte_taken, sent, dones = _reply_counts(c, exe)
     reply = Array([opcode | REPLY, Status.OK, n_words[8:16], n_words[:8]])
     n_reply = Mux(reset, 2, 4)
     data, last = exe.reply.payload.data, exe.reply.payload.last
@@ -279,12 +289,8 @@ def executor_streams_harness(config) -> Checks:
     m.submodules.dut = exe = Executor(config)
     m.d.comb += [exe.request.as_value().eq(c.constant(REQUEST.as_shape().width, "request")),
                  exe.ok.eq(c.constant(1, "ok")), exe.start.eq(c.free(1, "start")),
-                 exe.cursor.byte.eq(c.free(8, "cursor_byte")), exe.cursor.ptr.eq(_cursor(m, exe.cursor)),
-                 exe.cfg.rvalid.eq(c.free(1, "cfg_rvalid")), exe.cfg.rdata.eq(c.free(len(exe.cfg.rdata), "cfg_rdata")),
-                 exe.spikes.valid.eq(c.free(1, "spikes_valid")),
-                 exe.spikes.payload.as_value().eq(c.free(len(exe.spikes.payload.as_value()), "spikes_payload"))]
-    for name in ("reply", "cfg", "events"):
-        m.d.comb += getattr(exe, name).ready.eq(c.free(1, f"{name}_ready"))
+                 exe.cursor.byte.eq(c.free(8, "cursor_byte")), exe.cursor.ptr.eq(_cursor(m, exe.cursor))]
+    _free_around(c, exe)
     cfg, ev, reply = exe.cfg, exe.events, exe.reply
     streams = {"configuration requests": (cfg, Cat(cfg.write, cfg.addr, cfg.wdata)),
                "events": (ev, ev.payload.as_value()), "reply bytes": (reply, reply.payload.as_value())}

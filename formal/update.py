@@ -86,6 +86,7 @@ class _Products:
 
 
 def _at_least(value, floor):
+    """docs/models.md's ``max(floor, value)``, written here and not taken from the gateware's."""
     return Mux(value < floor, floor, value)
 
 
