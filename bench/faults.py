@@ -46,10 +46,10 @@ from tqdm import tqdm
 
 from spiketwin import CoreConfig, Network
 from spiketwin.host import network_writes, state_read_addresses
-from spiketwin.link import (
+from spiketwin.link.board import BoardModel
+from spiketwin.link.protocol import (
     END,
     MAX_FRAME,
-    BoardModel,
     FrameDecoder,
     Opcode,
     encode_frame,
@@ -61,7 +61,8 @@ from spiketwin.link import (
     write_payload,
     write_requests,
 )
-from spiketwin.network import NetworkFileError, load_network
+from spiketwin.netfile import load_network
+from spiketwin.network import NetworkFileError
 
 CONFIG = CoreConfig(8, 16, lanes=2, max_axon_events=6)
 

@@ -49,8 +49,8 @@ def main(argv=None) -> int:
     from spiketwin.data import load_dataset, rate_encode
     from spiketwin.digital_twin import FPGAMismatchModel
     from spiketwin.fixedpoint import QFormat
-    from spiketwin.models.lif import TUTORIAL_MISMATCH
     from spiketwin.nir import calibrate, core_events, import_graph, layer_spikes, run_graph
+    from spiketwin.recipes.lif import TUTORIAL_MISMATCH
 
     torch.manual_seed(args.seed)
     ds = load_dataset("digits")

@@ -30,21 +30,34 @@ import time
 from dataclasses import replace
 
 import numpy as np
+from tqdm import tqdm
 
-from spiketwin.data import load_dataset
+from spiketwin.data import load_dataset, rate_encode
 from spiketwin.digital_twin import ChipInstance, FPGAMismatchModel
+from spiketwin.evaluate import sampled_chip, samples_accuracy, twin_accuracy
+from spiketwin.samples import Samples
 from spiketwin.train import (
     DEFAULT_HIDDEN,
     TrainConfig,
-    chip_accuracies,
     fine_tune,
     float_accuracy,
     post_training_quantize,
-    sampled_chip,
     to_network,
     train,
-    twin_accuracy,
 )
+
+
+def chip_accuracies(net, ds, profile, chips: int, seed: int, desc: str) -> list[float]:
+    """The accuracy of ``chips`` sampled chips (``spiketwin evaluate``'s chips) on the test split."""
+    enc = net.meta["encoding"]
+    events = rate_encode(ds.x_test, enc["steps"], enc["max_rate"], enc["method"], np.random.default_rng(seed))
+    samples = Samples(events, ds.y_test, list(net.meta["outputs"]))
+    accs = []
+    for chip in tqdm(range(chips), desc=desc, leave=False):
+        instance, model = sampled_chip(net, profile, chip, seed)
+        accs.append(samples_accuracy(instance, samples, mismatch=model))
+    return accs
+
 
 LEVELS = {
     "tutorial": {"weight_cv": 0.03, "threshold_cv": 0.05, "clock_jitter_pct": 0.01},
@@ -110,8 +123,7 @@ def main(argv=None) -> int:
                 "e": to_network(robust_model, cfg)[0]}
         rows = {}
         for key, net in nets.items():
-            accs = np.array(chip_accuracies(net, ds.x_test, ds.y_test, mismatch.profile, args.chips, args.seed,
-                                            progress=True, desc=f"{level} ({key})"))
+            accs = np.array(chip_accuracies(net, ds, mismatch.profile, args.chips, args.seed, f"{level} ({key})"))
             rows[key] = {"approach": ROWS[key],
                          "q8_8_accuracy": twin_accuracy(net, ds.x_test, ds.y_test, seed=args.seed),
                          "mean": float(accs.mean()), "worst": float(accs.min()), "best": float(accs.max()),

@@ -40,10 +40,11 @@ def timed(fn):
 
 def main(argv=None) -> int:
     from spiketwin.digital_twin import FPGAMismatchModel
-    from spiketwin.models.lif import TUTORIAL_MISMATCH
-    from spiketwin.network import load_network
+    from spiketwin.evaluate import CHIPS_PER_JOB, evaluate_classifier
+    from spiketwin.netfile import load_network
+    from spiketwin.recipes.lif import TUTORIAL_MISMATCH
     from spiketwin.sim.verify import verify
-    from spiketwin.train import CHIPS_PER_JOB, evaluate_classifier, train_classifier
+    from spiketwin.train import train_classifier
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workers", type=int, default=2)
@@ -61,7 +62,7 @@ def main(argv=None) -> int:
     results = {"workers": args.workers if not args.scheduler else args.scheduler}
 
     def evaluate(where):
-        return evaluate_classifier(net, profile, args.chips, seed=0, progress=False, cluster=where)
+        return evaluate_classifier(net, profile, chips=args.chips, seed=0, progress=False, cluster=where)
 
     def cosim(where, work):
         reps = verify(config, None, ["verilator"], list(range(args.seeds)), 200, 0.1, work, quiet=True, cluster=where)

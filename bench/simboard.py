@@ -31,12 +31,8 @@ from pathlib import Path
 from spiketwin import Network
 from spiketwin.cli import main as spiketwin
 from spiketwin.host import network_writes
-from spiketwin.link import (
-    CRC_BYTES,
-    PAYLOAD_AT,
-    Link,
-    write_requests,
-)
+from spiketwin.link.client import Link
+from spiketwin.link.protocol import CRC_BYTES, PAYLOAD_AT, write_requests
 
 
 def wire_bytes(requests) -> int:

@@ -146,7 +146,7 @@ class Board:
         """Block RAMs a core takes: each lane's memories and weight banks (unless in SPRAM), the
         fired list and the link's frame buffer."""
         from spiketwin.hw.core.memories import memory_shapes, weight_banks
-        from spiketwin.link import MAX_FRAME
+        from spiketwin.link.protocol import MAX_FRAME
 
         c, fam = config, self.family
         per_lane = sum(fam.block_rams(depth, shape.width) for depth, shape in memory_shapes(c).values())

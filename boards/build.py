@@ -112,7 +112,7 @@ def _build_failure(timing_log: Path, board: str) -> str:
 def _fallback_pll(spec, f_in: float, target: float, baud: int):
     """The PLL at or below ``target`` MHz (by quarter MHz) whose clock divides into ``baud`` within
     ``MAX_BAUD_ERROR``, or None (the oscillator) when none above the oscillator does."""
-    from spiketwin.link import MAX_BAUD_ERROR
+    from spiketwin.link.protocol import MAX_BAUD_ERROR
 
     while target > f_in:
         try:
@@ -225,7 +225,7 @@ def build_job(network: bytes | None, board: str, out: str, axons, neurons, lanes
               baud, clock_mhz, seed: int) -> dict:
     """One placement seed of :func:`build_seeds` (a job of :mod:`spiketwin.distributed`): the
     linked core built into ``out`` with nextpnr's seed ``seed``; returns its report."""
-    from spiketwin.network import network_from_bytes
+    from spiketwin.netfile import network_from_bytes
     from spiketwin.tools import use_project_tools
 
     use_project_tools()

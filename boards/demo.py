@@ -11,7 +11,7 @@ from amaranth.lib import io
 from spiketwin.config import CoreConfig
 from spiketwin.errors import InvalidValue
 from spiketwin.hw.core import Core
-from spiketwin.twin import Network
+from spiketwin.models.lif import LIFNetwork
 
 __all__ = ["DemoTop", "build_demo"]
 
@@ -21,7 +21,7 @@ class DemoTop(Elaboratable):
 
     Parameters
     ----------
-    network : Network
+    network : LIFNetwork
         Baked into the core's memories.
     step_hz : int
         Steps per second.
@@ -29,9 +29,9 @@ class DemoTop(Elaboratable):
         Pseudo-random axon events sent before each step (at most ``max_axon_events``).
     """
 
-    def __init__(self, network: Network, *, step_hz: int = 100, events_per_step: int = 4, seed: int = 0xACE1):
-        if not isinstance(network, Network):
-            raise TypeError(f"network must be a Network, not {network!r}")
+    def __init__(self, network: LIFNetwork, *, step_hz: int = 100, events_per_step: int = 4, seed: int = 0xACE1):
+        if not isinstance(network, LIFNetwork):
+            raise TypeError(f"network must be a LIFNetwork, not {network!r}")
         config: CoreConfig = network.config
         if not 1 <= events_per_step <= config.max_axon_events:
             raise InvalidValue(f"events_per_step must be in [1, {config.max_axon_events}], not {events_per_step!r}")
@@ -91,4 +91,4 @@ def build_demo(out, seed: int = 0) -> dict:
     """The iCEBreaker's demo bitstream: a random 16 x 32 network baked into a one-lane core."""
     from .build import build_bitstream
 
-    return build_bitstream(DemoTop(Network.random(CoreConfig(16, 32, lanes=1), seed)), "icebreaker", out)
+    return build_bitstream(DemoTop(LIFNetwork.random(CoreConfig(16, 32, lanes=1), seed)), "icebreaker", out)

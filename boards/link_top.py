@@ -12,8 +12,8 @@ from spiketwin.boards.pll import CoreClock, PLLSettings
 from spiketwin.config import CoreConfig
 from spiketwin.errors import InvalidValue
 from spiketwin.hw.link import LinkedCore
-from spiketwin.link import DEFAULT_BAUD, MAX_BAUD_ERROR
-from spiketwin.twin import Network
+from spiketwin.link.protocol import DEFAULT_BAUD, MAX_BAUD_ERROR
+from spiketwin.network import NetworkRecord
 
 __all__ = ["LinkTop", "DEFAULT_BAUD"]
 
@@ -24,7 +24,7 @@ class LinkTop(Elaboratable):
     Parameters
     ----------
     config : CoreConfig
-    network : Network, optional
+    network : NetworkRecord, optional
         Baked into the core's memories.
     baud : int
         UART rate; the core clock must be at least four times faster, and divide into bits within
@@ -39,7 +39,7 @@ class LinkTop(Elaboratable):
     (``led_r``, or ``led`` 1) while any of the core's sticky error flags is set.
     """
 
-    def __init__(self, config: CoreConfig, network: Network | None = None, baud: int = DEFAULT_BAUD,
+    def __init__(self, config: CoreConfig, network: NetworkRecord | None = None, baud: int = DEFAULT_BAUD,
                  pll: PLLSettings | None = None, weights_in_spram: bool = False):
         if network is not None and network.config != config:
             raise InvalidValue("The network was built for another core configuration")

@@ -29,7 +29,7 @@ from spiketwin.boards import get_board
 from spiketwin.config import Control, Region
 from spiketwin.hw.link import Executor, RequestChecker
 from spiketwin.hw.link.checker import EXECUTED, REQUEST
-from spiketwin.link import (
+from spiketwin.link.protocol import (
     ADDR_BYTES,
     CRC_BYTES,
     FILL_BYTES,

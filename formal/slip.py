@@ -15,7 +15,7 @@ from __future__ import annotations
 from amaranth.hdl import Mux, Signal
 
 from spiketwin.hw.link.slip import FrameReceiver, SlipEncoder
-from spiketwin.link import CRC_BYTES, CRC_XOR_OUT, END, ESC_END, MAX_FRAME, Status
+from spiketwin.link.protocol import CRC_BYTES, CRC_XOR_OUT, END, ESC_END, MAX_FRAME, Status
 
 from . import Checks, Job
 

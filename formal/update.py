@@ -1,7 +1,7 @@
 """One neuron update (:mod:`spiketwin.hw.models`) against the model's step of ``docs/models.md``, for
 every parameter, state and accumulator word, on every lane of each board's default LIF and DPI core.
 
-The harness gives a model's update (:class:`~spiketwin.hw.models.NeuronUpdate`) what the core gives
+The harness gives a model's update (:class:`~spiketwin.hw.core.update.NeuronUpdate`) what the core gives
 it, with the core's timing and nothing more:
 
 - a state memory's read data is the group's word from the stage after ``UPDATE_READ`` (the cycle
@@ -38,7 +38,8 @@ from amaranth.hdl import Array, Cat, Fragment, Mux, Signal, signed
 from spiketwin.boards import get_board
 from spiketwin.hw.arith import multiplier
 from spiketwin.hw.core.memories import param_slots
-from spiketwin.hw.models import NeuronUpdate, param_field, pipeline_for, update_memories
+from spiketwin.hw.core.update import NeuronUpdate, update_memories
+from spiketwin.hw.models import param_field, pipeline_for
 from spiketwin.models.dpi import SYNAPSE_TYPES
 
 from . import Checks, Job

@@ -9,7 +9,7 @@ from pathlib import Path
 import cocotb
 from cocotb.triggers import Timer
 
-from spiketwin.link import END
+from spiketwin.link.protocol import END
 
 from .uart import CLOCK_NS, receive_byte, send_byte, start
 

@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 
 from spiketwin.hw.link import LinkedCore
 from spiketwin.hw.link.uart import UARTRx, UARTTx
-from spiketwin.link import MAX_FRAME
+from spiketwin.link.protocol import MAX_FRAME
 
 __all__ = ["SerialHost", "WIRE_FIFO_DEPTH"]
 

@@ -93,7 +93,7 @@ def cosim_job(network: bytes | None, events, config: dict, sim: str, seed: int, 
     """One co-simulation of :func:`verify` (a job of :mod:`spiketwin.distributed`): the core of
     ``config`` built for ``sim`` once per process under ``work`` (a folder of the worker's own when
     None) in ``place``, run against the twin with seed ``seed``."""
-    from spiketwin.network import network_from_bytes
+    from spiketwin.netfile import network_from_bytes
     from spiketwin.tools import use_project_tools
 
     use_project_tools()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 
 import numpy as np
+from tqdm import tqdm
 
 from .errors import InvalidValue
 from .fixedpoint import from_word, to_word
@@ -91,7 +92,6 @@ def characterize(link, nominal, progress: bool = True) -> tuple[dict, list[tuple
     rows for :meth:`MismatchProfile.fit <spiketwin.profile.MismatchProfile.fit>`, measured against
     ``nominal``; the probes each model uses are in its ``measure`` function.
     """
-    from tqdm import tqdm
 
     c = nominal.config
     if (c.fmt.int_bits, c.fmt.frac_bits) != (8, 8):

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InvalidValue
+from .network import ENCODINGS, first_bad
 
-__all__ = ["Dataset", "load_dataset", "DATASETS", "rate_encode", "ENCODINGS", "Encoding", "load_events", "Samples",
-           "own_samples", "holds_intensities"]
+__all__ = ["Dataset", "load_dataset", "DATASETS", "rate_encode", "ENCODINGS", "Encoding", "load_events",
+           "holds_intensities"]
 
 DATASETS = ("digits", "digits01")
-ENCODINGS = ("poisson", "deterministic")
 TEST_FRACTION = 0.25
 SPLIT_SEED = 0
 
@@ -43,8 +43,8 @@ def load_dataset(name: str = "digits") -> Dataset:
     """
     if name not in DATASETS:
         raise InvalidValue(f"Dataset must be one of {DATASETS}, not {name!r}")
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+    from sklearn.datasets import load_digits  # heavy: scikit-learn, imported when used
+    from sklearn.model_selection import train_test_split  # heavy: scikit-learn, imported when used
 
     digits = load_digits()
     x = digits.data.astype(np.float64) / 16.0
@@ -96,27 +96,25 @@ class Encoding:
 
     def __post_init__(self):
         if self.method not in ENCODINGS:
-            raise InvalidValue(f"--encoding must be one of {ENCODINGS}, not {self.method!r}")
+            raise InvalidValue(f"`encoding.method` must be one of {ENCODINGS}, not {self.method!r}")
         if not isinstance(self.steps, (int, np.integer)) or self.steps < 1:
-            raise InvalidValue(f"--encoding-steps must be a positive integer, not {self.steps!r}")
+            raise InvalidValue(f"`encoding.steps` must be a positive integer, not {self.steps!r}")
         if not 0 < self.max_rate <= 1:
-            raise InvalidValue(f"--max-rate must be in (0, 1] events per step, not {self.max_rate!r}")
+            raise InvalidValue(f"`encoding.max_rate` must be in (0, 1] events per step, not {self.max_rate!r}")
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         return rate_encode(x, int(self.steps), self.max_rate, self.method, np.random.default_rng(self.seed))
 
 
 def _at(mask) -> str:
-    from .network import first_bad
-
     return "[" + ", ".join(str(i) for i in first_bad(mask)) + "]"
 
 
 def _intensities(path, x: np.ndarray, n_inputs: int, encoding: Encoding | None) -> np.ndarray:
     """A file's ``intensities`` [samples, n_inputs] in [0, 1], checked, as events by ``encoding``."""
     if encoding is None:
-        raise InvalidValue(f"{path}: holds intensities, not events: give --encoding {'|'.join(ENCODINGS)} (and "
-                           f"--encoding-steps, --max-rate)")
+        raise InvalidValue(f"{path}: holds intensities, not events: give `encoding.method` {'|'.join(ENCODINGS)} (and "
+                           f"`encoding.steps`, `encoding.max_rate`)")
     if x.dtype.kind not in "fiu":
         raise InvalidValue(f"{path}: intensities must be numbers, not {x.dtype}")
     if x.ndim != 2 or x.shape[-1] != n_inputs:
@@ -154,7 +152,7 @@ def load_events(path, n_inputs: int, n_classes: int | None = None,
         if "intensities" in data.files:
             events = _intensities(path, data["intensities"], n_inputs, encoding)
         elif encoding is not None:
-            raise InvalidValue(f"{path}: holds events already; --encoding is for a file of intensities")
+            raise InvalidValue(f"{path}: holds events already; `encoding.method` is for a file of intensities")
         else:
             events = data["events"]
     if events.dtype.kind not in "iu":
@@ -174,53 +172,3 @@ def load_events(path, n_inputs: int, n_classes: int | None = None,
             raise InvalidValue(f"{path}: labels{_at(bad)} = {int(labels[bad][0])} is not a class in "
                                f"[0, {n_classes})")
     return events.astype(np.int64), None if labels is None else labels.astype(np.int64)
-
-
-@dataclass(frozen=True)
-class Samples:
-    """Samples of a data file for one network: input events [samples, steps, inputs] (the graph's
-    inputs for an imported NIR network), labels or None, the output neurons, and the core steps
-    ``window`` (start, stop) their spikes are counted in (None: all)."""
-
-    events: np.ndarray
-    labels: np.ndarray | None
-    outputs: list
-    window: tuple | None
-
-    def core_events(self, net, events: np.ndarray | None = None) -> np.ndarray:
-        """``events`` (default: the samples') on the core's axons: an imported network's bias axons
-        and extra steps added (:func:`spiketwin.nir.core_events`)."""
-        events = self.events if events is None else events
-        if net.meta.get("nir"):
-            from .nir import core_events
-
-            return core_events(net, events)
-        return events
-
-
-def own_samples(net, path, n: int | None = None, outputs=None, encoding: Encoding | None = None) -> Samples:
-    """The samples of data file ``path`` (:func:`load_events`, the first ``n``; intensities coded
-    by ``encoding``) for ``net``: its inputs and output window from an imported network's mapping
-    (``meta["nir"]``), else its axons; the outputs ``outputs``, else the network's (a classifier's
-    ``meta["outputs"]``, an imported graph's first Output layer)."""
-    info = net.meta.get("nir")
-    n_inputs = info["n_inputs"] if info else net.config.n_axons
-    events, labels = load_events(path, n_inputs, encoding=encoding)
-    if n is not None:
-        events, labels = events[:n], None if labels is None else labels[:n]
-    window = None
-    if outputs is None and info:
-        out = next(iter(info["outputs"].values()))
-        outputs = out["neurons"]
-        shift = info["layers"][out["layer"]]["time_shift"]
-        window = (shift, shift + events.shape[1])
-    elif outputs is None:
-        if "outputs" not in net.meta:
-            raise InvalidValue(f"{path}: the network names no output neurons: give --outputs")
-        outputs = net.meta["outputs"]
-    bad = [j for j in outputs if not 0 <= j < net.config.n_neurons]
-    if bad:
-        raise InvalidValue(f"--outputs: neuron {bad[0]} is not one of the core's {net.config.n_neurons}")
-    if labels is not None and (labels >= len(outputs)).any():
-        raise InvalidValue(f"{path}: label {int(labels.max())} has no output neuron (there are {len(outputs)})")
-    return Samples(events, labels, list(outputs), window)

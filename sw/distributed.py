@@ -18,25 +18,27 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
+import logging
 import os
+import shutil
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from tqdm import tqdm
+
 from .errors import InvalidValue, ToolError, UserError
+from .tools import tool_path, use_project_tools, verilator_bin_dir
 
 __all__ = ["Cluster", "JobFailed", "TOOLS", "run_jobs", "worker_info", "check_workers", "fingerprint"]
 
 
 class JobFailed(UserError, RuntimeError):
     """A job raised, or kept killing the workers it ran on."""
-
-
 def _tool(name: str) -> bool:
-    import shutil
-
-    from .tools import tool_path, use_project_tools, verilator_bin_dir
 
     use_project_tools()
     if name == "icarus":
@@ -54,7 +56,6 @@ TOOLS = {"icarus": "Icarus Verilog (apt-get install iverilog)", "verilator": "th
 
 def fingerprint() -> str:
     """A hash of this spiketwin's source: workers of another checkout differ even at one version."""
-    import importlib.util
 
     digest = hashlib.sha256()
     subpackages = ("hw", "boards", "sim")     # folders of their own in a working copy, inside spiketwin/ installed
@@ -70,8 +71,6 @@ def fingerprint() -> str:
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version("spiketwin")
     except PackageNotFoundError:
@@ -112,9 +111,9 @@ class Cluster:
 
     def __post_init__(self):
         if not isinstance(self.workers, int) or self.workers < 0:
-            raise InvalidValue(f"--workers must be a non-negative integer, not {self.workers!r}")
+            raise InvalidValue(f"`workers` must be a non-negative integer, not {self.workers!r}")
         if self.scheduler is not None and self.workers:
-            raise InvalidValue("give --workers (a local cluster) or --scheduler (an existing one), not both")
+            raise InvalidValue("give `workers` (a local cluster) or `scheduler` (an existing one), not both")
 
     @classmethod
     def from_args(cls, args) -> Cluster | None:
@@ -127,9 +126,8 @@ class Cluster:
     @contextlib.contextmanager
     def client(self):
         """A connected ``distributed.Client``; a local cluster is shut down with it."""
-        import logging
 
-        from distributed import Client, LocalCluster
+        from distributed import Client, LocalCluster  # heavy: dask, imported when used
 
         if self.scheduler is not None:
             try:
@@ -139,7 +137,7 @@ class Cluster:
             with client:
                 yield client
             return
-        import dask
+        import dask  # heavy: dask, imported when used
 
         n = self.workers or os.cpu_count() or 1
         chatter = logging.getLogger("distributed")
@@ -183,7 +181,6 @@ def run_jobs(fn: Callable, jobs: Sequence[tuple], cluster: Cluster | None = None
     the :data:`TOOLS` the jobs use; ``names`` label the jobs in errors; ``on_result(i, result)``
     is called as each job finishes (in order of finishing).
     """
-    from tqdm import tqdm
 
     if client is None and hasattr(cluster, "submit"):
         cluster, client = None, cluster
@@ -208,9 +205,8 @@ def run_jobs(fn: Callable, jobs: Sequence[tuple], cluster: Cluster | None = None
 
 
 def _gather(client, fn, jobs, needs, desc, names, progress, shared, on_result) -> list:
-    from distributed import as_completed
-    from distributed.scheduler import KilledWorker
-    from tqdm import tqdm
+    from distributed import as_completed  # heavy: dask, imported when used
+    from distributed.scheduler import KilledWorker  # heavy: dask, imported when used
 
     check_workers(client.run(worker_info, list(needs)), needs)
     common = [client.scatter(arg, broadcast=True) for arg in shared]

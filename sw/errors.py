@@ -19,7 +19,5 @@ class UserError(Exception):
 
 class InvalidValue(UserError, ValueError):
     """A refused value: an argument, an option, a field of a file, a configuration."""
-
-
 class ToolError(UserError, RuntimeError):
     """A tool spiketwin runs is missing or failed."""

@@ -104,7 +104,7 @@ def as_state(values) -> np.ndarray:
 def events_fit(events: np.ndarray, max_per_step: int) -> bool:
     """Whether every count of ``events`` [batch, steps, n_axons] is non-negative and every step
     sums to at most ``max_per_step``, in one compiled pass (the NumPy check names what does not fit)."""
-    from .models.kernel import events_fit as compiled
+    from .models.kernel import events_fit as compiled  # heavy: numba, imported when used
 
     return bool(compiled(np.ascontiguousarray(events), max_per_step))
 

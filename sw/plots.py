@@ -6,11 +6,13 @@ flow's ``build/plots/``)."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
 
 from .config import CoreConfig
+from .outputs import replacing
 
 __all__ = ["plot_run", "plot_resonator", "plot_synapse_counts", "plot_accuracy", "plot_trace_fit",
            "plot_fitted_biases", "plot_training", "plot_confusion", "plot_input_raster", "plot_agreement",
@@ -20,16 +22,17 @@ DPI = 110                # pixels per inch of every figure
 
 
 def _pyplot():
-    import matplotlib
+    """matplotlib's pyplot on the file backend; imported here, when a figure is drawn (heavy)."""
+    import matplotlib  # heavy: matplotlib, imported when used
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy: matplotlib, imported when used
 
     return plt
 
 
 def _integer_ticks(axis) -> None:
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import MaxNLocator  # heavy: matplotlib, when a figure is drawn
 
     axis.set_major_locator(MaxNLocator(integer=True))
 
@@ -49,10 +52,7 @@ def robust_limits(values, pad: float = 0.08, spread: float = 1.0) -> tuple[float
 
 
 def _save(fig, path) -> Path:
-    import matplotlib.pyplot as plt
-
-    from .outputs import replacing
-
+    plt = _pyplot()
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -145,7 +145,8 @@ def plot_confusion(labels: np.ndarray, predicted: np.ndarray, path: Path, title:
     k = n_classes or int(max(labels.max(), predicted.max())) + 1
     counts = np.zeros((k, k), int)
     np.add.at(counts, (labels, predicted), 1)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * k, 0.8 + 0.5 * k))
+    width = max(1.0 + 0.55 * k, 4.8)          # room for the title however few the classes
+    fig, ax = plt.subplots(figsize=(width, max(0.8 + 0.5 * k, 3.4)))
     im = ax.imshow(counts, cmap="Blues")
     for (r, c), n in np.ndenumerate(counts):
         if n:
@@ -156,7 +157,8 @@ def plot_confusion(labels: np.ndarray, predicted: np.ndarray, path: Path, title:
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     fig.colorbar(im, ax=ax, shrink=0.8, label="samples")
-    ax.set_title(f"{title}\naccuracy {100 * np.mean(labels == predicted):.1f}% ({len(labels)} samples)", fontsize=9)
+    wrapped = "\n".join(textwrap.wrap(title, int(width * 11)))
+    ax.set_title(f"{wrapped}\naccuracy {100 * np.mean(labels == predicted):.1f}% ({len(labels)} samples)", fontsize=9)
     return _save(fig, path)
 
 
@@ -242,26 +244,27 @@ def plot_characterization(measured: dict, nominal, path: Path, title: str) -> Pa
     return _save(fig, path)
 
 
-def plot_classifier(net, folder: Path, seed: int = 0) -> list[Path]:
-    """A trained classifier's figures into ``folder``: ``training.png`` (its recorded training
-    curve), ``confusion.png`` (the integer twin on the test split) and ``input.png`` (the first test
-    sample as the core receives it)."""
-    from .data import load_dataset
-    from .train import encoded_test_set, predict_on_twin
-
+def plot_classifier(net, folder: Path, *, samples, predicted: np.ndarray, seed: int = 0,
+                    n_classes: int | None = None) -> list[Path]:
+    """A classifier's figures into ``folder``: ``training.png`` (its recorded training curve),
+    ``confusion.png`` (``predicted``, the twin's classes of labelled ``samples``, a
+    :class:`~spiketwin.samples.Samples`) and ``input.png`` (the first sample as the core receives
+    it, beside its image when ``samples`` hold a square one). ``seed`` is the samples' encoding's."""
     folder = Path(folder)
     c, meta = net.config, net.meta
-    name = (f"{meta['dataset']} classifier, {c.model.upper()} core {c.n_axons} x {c.n_neurons}, "
+    name = (f"{meta.get('dataset', samples.source)} classifier, {c.model.upper()} core {c.n_axons} x {c.n_neurons}, "
             f"seed {meta.get('seed', seed)}")
-    events, labels = encoded_test_set(net, seed=seed)
-    predicted = predict_on_twin(net, np.array(meta["outputs"]), events)
-    ds = load_dataset(meta["dataset"])
-    side = int(round(np.sqrt(ds.n_features)))
-    image = ds.x_test[0].reshape(side, side) if side * side == ds.n_features else None
+    labels = samples.labels
+    image = None
+    if samples.images is not None:
+        side = int(round(np.sqrt(samples.images.shape[-1])))
+        image = samples.images[0].reshape(side, side) if side * side == samples.images.shape[-1] else None
+    method = meta.get("encoding", {}).get("method", "given")
     paths = [plot_confusion(labels, predicted, folder / "confusion.png",
-                            f"{name}: Q8.8 twin on the {len(labels)} test samples", n_classes=ds.n_classes),
-             plot_input_raster(events[0], folder / "input.png", f"test sample 0 (class {labels[0]}), "
-                               f"{meta['encoding']['method']} coding, seed {seed}", image)]
+                            f"{name}: Q8.8 twin on the {len(labels)} {samples.source} test samples",
+                            n_classes=n_classes or len(samples.outputs)),
+             plot_input_raster(samples.events[0], folder / "input.png", f"test sample 0 (class {labels[0]}), "
+                               f"{method} coding, seed {seed}", image)]
     if meta.get("history"):
         paths.insert(0, plot_training(meta["history"], folder / "training.png", name))
     return paths
@@ -300,11 +303,8 @@ def plot_resonator(history: list, target_hz: float, traces: dict, dt: float, pat
 
     ``traces`` maps a label to a recorded I_mem array (A) of one neuron.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
+    plt = _pyplot()
+    import matplotlib.ticker  # heavy: matplotlib, when a figure is drawn
 
     fig, axes = plt.subplots(len(traces) + 1, 1, figsize=(9, 2.6 * (len(traces) + 1)))
     for ax, (label, i_mem) in zip(axes[:-1], traces.items(), strict=True):
@@ -326,10 +326,7 @@ def plot_resonator(history: list, target_hz: float, traces: dict, dt: float, pat
 def plot_synapse_counts(ampa: np.ndarray, gaba_a: np.ndarray, chip_accuracies, path: Path) -> Path:
     """The paper's Figure 8 for 8x8 inputs: each class's AMPA and GABAa synapse counts as images,
     and the accuracy on each sampled chip."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     n_classes = ampa.shape[1]
     side = int(round(np.sqrt(ampa.shape[0])))
@@ -355,10 +352,7 @@ def plot_accuracy(result: dict, path: Path) -> Path:
     """Test accuracy against mismatch level (an ``evaluate_classifier`` result): left, the mean over
     the sampled chips, the worst-to-best band and the Q8.8 core without mismatch; right, every
     chip's accuracy at each level, with the yield threshold and each level's yield when given."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     sweep = result["sweep"]
     xs = [r["scale"] for r in sweep]
@@ -399,10 +393,7 @@ def plot_trace_fit(fit, protocol, path: Path) -> Path:
     the fitted membrane voltage (samples left out of the fit beside spikes in grey), and below it
     the fitted membrane current on a log scale with the threshold, the protocol's DC steps and input
     spikes marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     c = fit.curves
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
@@ -436,10 +427,7 @@ def plot_trace_fit(fit, protocol, path: Path) -> Path:
 
 def plot_fitted_biases(fits, profile, path: Path) -> Path:
     """Each fitted bias over the recordings (one histogram per bias, its CV in the title)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     names = [k for k in fits[0].values if k != "v_offset" and not k.startswith("I_dc_")]
     fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 2.8), squeeze=False)
@@ -459,10 +447,7 @@ def plot_counterexample(values: dict, violated: str | None, path: Path) -> Path:
     """A formal counterexample (:func:`spiketwin.formal.read_vcd`: name -> (width, changes)) as a
     waveform: a row per top-level signal, one-bit signals as levels, wider ones as value bands, the
     last cycle being where ``violated`` fails."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     rows = {name: wv for name, wv in values.items() if wv[1] and name not in ("clk", "rst")}
     end = max((t for _, v in rows.values() for t, _ in v), default=0) // 10 + 1

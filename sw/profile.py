@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InvalidValue
+from .outputs import write_text
 
 __all__ = ["ParameterCV", "MismatchProfile", "PARAMETERS", "SCHEMA_VERSION"]
 
@@ -51,20 +52,12 @@ class ParameterCV:
         return np.minimum(self.cv * (level / self.level_ref) ** -self.exponent, MAX_PROFILE_CV)
 
 
-def _dpi_biases() -> set:
-    """The DPI neuron's biases, by DPIParams field name: a profile fitted from recorded traces
-    (:mod:`spiketwin.traces`) names them, and :func:`spiketwin.dpi.sample_mismatch` takes its CVs."""
-    from dataclasses import fields
-
-    from .dpi import DPIParams
-
-    return {f.name for f in fields(DPIParams)}
-
-
 @dataclass(frozen=True)
 class MismatchProfile:
     """Coefficients of variation of each parameter of a chip (the core's, or a DPI neuron's biases),
-    and the step-timer jitter."""
+    and the step-timer jitter. Which names a profile may hold is its user's to say:
+    :meth:`FPGAMismatchModel.from_profile <spiketwin.mismatch.FPGAMismatchModel.from_profile>` takes
+    the core's :data:`PARAMETERS`, :func:`spiketwin.dpi.sample_mismatch` the DPI biases."""
 
     cvs: dict = field(default_factory=dict)          # name -> ParameterCV
     clock_jitter_pct: float = 0.0
@@ -72,9 +65,9 @@ class MismatchProfile:
 
     def __post_init__(self):
         for name, p in self.cvs.items():
-            if name not in PARAMETERS and name not in _dpi_biases():
-                raise InvalidValue(f"Unknown parameter {name!r}; expected one of {PARAMETERS} or a DPI bias "
-                                   f"(spiketwin.dpi.DPIParams)")
+            if not isinstance(name, str) or not name.isidentifier():
+                raise InvalidValue(f"a parameter's name must be an identifier (one of {PARAMETERS}, or a DPI "
+                                   f"bias of spiketwin.dpi.DPIParams), not {name!r}")
             if not isinstance(p, ParameterCV):
                 raise TypeError(f"cvs[{name!r}] must be a ParameterCV, not {p!r}")
         if not 0 <= self.clock_jitter_pct < 0.5:
@@ -133,8 +126,6 @@ class MismatchProfile:
         return cls(cvs, float(d.get("clock_jitter_pct", 0.0)), d.get("source", ""))
 
     def save(self, path) -> Path:
-        from .outputs import write_text
-
         return write_text(path, self.to_json())
 
     @classmethod

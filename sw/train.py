@@ -11,23 +11,24 @@ threshold mismatch while Adam updates the clean weights (the tutorial's techniqu
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from tqdm import tqdm
 
 from . import fastpath
 from . import fixedpoint as fx
 from .config import CoreConfig
-from .digital_twin import FPGAMismatchModel
+from .data import Dataset, load_dataset, rate_encode
 from .errors import InvalidValue
+from .evaluate import predict, twin_accuracy
 from .fixedpoint import Q8_8, QFormat
-from .profile import MismatchProfile
+from .mismatch import FPGAMismatchModel
 from .twin import Network
 
 __all__ = ["TrainConfig", "DEFAULT_HIDDEN", "LayeredModel", "train", "fine_tune", "float_accuracy", "to_network",
-           "post_training_quantize", "twin_accuracy", "chip_accuracies", "evaluate_on_twin"]
+           "post_training_quantize", "plan_training", "available_memory", "train_classifier"]
 
 
 # Hidden layers per built-in dataset: the 0-vs-1 task is linearly separable and, as in the ARCANA
@@ -167,7 +168,7 @@ def forward(model: LayeredModel, events: np.ndarray, cfg: TrainConfig, mismatch:
     out_counts = None
     compiled = cfg.qat and fastpath.resolve_engine(engine) != "reference"
     if compiled:
-        from .models import lif_fast
+        from .models import lif_fast  # heavy: numba compiles the kernel on first use
     for L in layers:
         n = L["W"].shape[1]
         acc = u @ L["W"]                       # [B, T, n]: all steps at once
@@ -195,13 +196,6 @@ def forward(model: LayeredModel, events: np.ndarray, cfg: TrainConfig, mismatch:
         out_counts = ss.sum(1)
         final_v = v
     return {"layers": rec, "counts": out_counts, "final_v": final_v}
-
-
-def predict(counts: np.ndarray, final_v: np.ndarray) -> np.ndarray:
-    """The class whose output neuron fired most, ties broken by its final membrane potential."""
-    v = np.asarray(final_v, dtype=np.float64)
-    span = np.abs(v).max() + 1.0
-    return np.argmax(np.asarray(counts, dtype=np.float64) + 0.5 * (v / span + 1.0) / 2, axis=-1)
 
 
 def backward(model: LayeredModel, fw: dict, labels: np.ndarray, cfg: TrainConfig) -> tuple[float, dict]:
@@ -243,8 +237,6 @@ def backward(model: LayeredModel, fw: dict, labels: np.ndarray, cfg: TrainConfig
 
 
 def encode(x: np.ndarray, cfg: TrainConfig, rng: np.random.Generator) -> np.ndarray:
-    from .data import rate_encode
-
     return rate_encode(x, cfg.steps, cfg.max_rate, cfg.encoding, rng)
 
 
@@ -252,8 +244,6 @@ def train(dataset, cfg: TrainConfig = TrainConfig(), mismatch: FPGAMismatchModel
           model: LayeredModel | None = None, progress: bool = True) -> tuple[LayeredModel, list[dict]]:
     """Train (or, given ``model``, fine-tune it in place) on ``dataset``; returns the model and
     per-epoch history."""
-    from tqdm import tqdm
-
     rng = np.random.default_rng(cfg.seed)
     sizes = [dataset.n_features, *cfg.hidden, dataset.n_classes]
     if model is None:
@@ -377,143 +367,22 @@ def to_network(model: LayeredModel, cfg: TrainConfig, lanes: int = 1, scale: flo
     return net, outputs
 
 
-def twin_accuracy(net: Network, x: np.ndarray, labels: np.ndarray, seed: int = 0,
-                  mismatch: FPGAMismatchModel | None = None) -> float:
-    """Hardware-exact accuracy of a classifier network file on the integer twin.
-
-    The samples are encoded as the file's ``meta["encoding"]`` says (seeded); with ``mismatch``,
-    input events are also re-binned by its clock jitter.
-    """
-    if net.meta.get("kind") != "classifier":
-        raise InvalidValue("The network is not a trained classifier (its meta has no outputs and encoding)")
-    from .data import rate_encode
-
-    enc = net.meta["encoding"]
-    events = rate_encode(x, enc["steps"], enc["max_rate"], enc["method"], np.random.default_rng(seed))
-    if mismatch is not None and mismatch.clock_jitter_pct > 0:
-        events = mismatch.jitter(events)
-    return evaluate_on_twin(net, np.array(net.meta["outputs"]), events, labels)
-
-
-def chip_accuracies(net: Network, x: np.ndarray, labels: np.ndarray, profile: MismatchProfile, chips: int = 20,
-                    seed: int = 0, progress: bool = False, desc: str = "chips") -> list[float]:
-    """Hardware-exact accuracy of ``chips`` sampled chip instances (mismatch drawn from ``profile``,
-    chip k seeded with ``seed * 1000 + k``, so every caller sees the same chips) with their clock
-    jitter applied to the encoded inputs."""
-    from tqdm import tqdm
-
-    if chips < 1:
-        raise InvalidValue(f"chips must be at least 1, not {chips}")
-    return [chip_accuracy(net, x, labels, profile, chip, seed)
-            for chip in tqdm(range(chips), desc=desc, disable=not progress, leave=False)]
-
-
-def sampled_chip(net: Network, profile: MismatchProfile, chip: int, seed: int = 0):
-    """Chip ``chip`` of a sweep: (its instance of ``net``, its mismatch model), seeded ``seed * 1000 + chip``."""
-    model = FPGAMismatchModel.from_profile(profile, fmt=net.config.fmt, seed=seed * 1000 + chip)
-    return model.sample_chip(net), model
-
-
-def chip_accuracy(net: Network, x: np.ndarray, labels: np.ndarray, profile: MismatchProfile, chip: int,
-                  seed: int = 0) -> float:
-    """The accuracy of sampled chip ``chip`` of :func:`chip_accuracies`."""
-    instance, model = sampled_chip(net, profile, chip, seed)
-    return twin_accuracy(instance, x, labels, seed=seed, mismatch=model)
-
-
-def samples_accuracy(net: Network, samples, mismatch: FPGAMismatchModel | None = None) -> float:
-    """Hardware-exact accuracy of ``net`` on a data file's labelled samples
-    (:class:`spiketwin.data.Samples`), their input events re-binned by ``mismatch``'s clock jitter."""
-    events = samples.events
-    if mismatch is not None and mismatch.clock_jitter_pct > 0:
-        events = mismatch.jitter(events)
-    return evaluate_on_twin(net, np.array(samples.outputs), samples.core_events(net, events), samples.labels,
-                            samples.window)
-
-
-_JOB_CACHE: dict = {}
-
-
-def chip_job(network: bytes, profile: str, samples, scale: float, chips: list[int], seed: int) -> list[float]:
-    """One job of a chip sweep (:mod:`spiketwin.distributed`): :func:`chip_accuracy` of each of
-    ``chips`` for a classifier file's bytes on its dataset's test split, at ``scale`` times the
-    profile (JSON), or on ``samples`` (a data file's, :class:`spiketwin.data.Samples`) when given.
-    A worker keeps the last network and dataset it decoded, so the jobs of one sweep decode them once."""
-    from .data import load_dataset
-    from .network import network_from_bytes
-
-    if _JOB_CACHE.get("bytes") != network:
-        _JOB_CACHE.update(bytes=network, net=network_from_bytes(network, "the model"))
-    net = _JOB_CACHE["net"]
-    scaled = MismatchProfile.from_json(profile).scaled(scale)
-    if samples is None:
-        name = net.meta["dataset"]
-        if _JOB_CACHE.get("dataset") != name:
-            _JOB_CACHE.update(dataset=name, data=load_dataset(name))
-        ds = _JOB_CACHE["data"]
-        return [chip_accuracy(net, ds.x_test, ds.y_test, scaled, chip, seed) for chip in chips]
-    accs = []
-    for chip in chips:
-        instance, model = sampled_chip(net, scaled, chip, seed)
-        accs.append(samples_accuracy(instance, samples, mismatch=model))
-    return accs
-
-
-#: Chips per job of a sweep: a job of a few hundred milliseconds outweighs Dask's few milliseconds per job.
-CHIPS_PER_JOB = 10
-
-
-def predict_on_twin(net: Network, outputs: np.ndarray, events: np.ndarray, window: tuple | None = None) -> np.ndarray:
-    """The class the integer twin gives each encoded sample [batch, steps, n_axons], the outputs'
-    spikes counted in the steps of ``window`` (start, stop; all by default)."""
-    from .twin import simulate
-
-    r = simulate(net.config, net, events)
-    counts = r.spikes[..., slice(*window) if window else slice(None), :][..., outputs].sum(-2)
-    membrane = getattr(r.state, net.config.neuron_model.membrane)
-    return predict(counts, membrane[..., outputs])
-
-
-def evaluate_on_twin(net: Network, outputs: np.ndarray, events: np.ndarray, labels: np.ndarray,
-                     window: tuple | None = None) -> float:
-    """Accuracy of the integer twin on encoded samples [batch, steps, n_axons] (``predict_on_twin``)."""
-    return float((predict_on_twin(net, outputs, events, window) == labels).mean())
-
-
-def encoded_test_set(net, n: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """The first ``n`` (all when None) test samples of a classifier's dataset, encoded as its
-    ``meta`` says: (events [n, steps, n_axons], labels [n])."""
-    from .data import load_dataset, rate_encode
-
-    if net.meta.get("kind") != "classifier" or "dataset" not in net.meta:
-        raise InvalidValue("not a trained classifier (a network file from spiketwin train or dpi-digits01)")
-    enc = net.meta["encoding"]
-    ds = load_dataset(net.meta["dataset"])
-    n = len(ds.y_test) if n is None else n
-    if not 1 <= n <= len(ds.y_test):
-        raise InvalidValue(f"{net.meta['dataset']} has {len(ds.y_test)} test samples, not {n}")
-    events = rate_encode(ds.x_test[:n], enc["steps"], enc["max_rate"], enc["method"], np.random.default_rng(seed))
-    return events, ds.y_test[:n]
-
-
 def plan_training(dataset: str, hidden=None, steps: int = 20, fan_in: int = 64, lanes: int = 1,
                   batch: int = TrainConfig.batch) -> tuple[CoreConfig, int]:
     """What ``train_classifier`` will build and need, checked before any training: (the core the
     network lands on, an estimate of the peak memory in bytes: the encoded training set and one
     batch's stored activations). Refuses layer sizes below 1 and a core that cannot be made."""
-    from .data import load_dataset
-
     ds = load_dataset(dataset)
     hidden = DEFAULT_HIDDEN[ds.name] if hidden is None else tuple(hidden)
     bad = [h for h in hidden if h < 1]
     if bad:
-        raise InvalidValue(f"--hidden layer sizes must be at least 1, not {bad[0]}")
+        raise InvalidValue(f"`hidden` layer sizes must be at least 1, not {bad[0]}")
     n_real = sum(hidden) + ds.n_classes
     try:
         config = CoreConfig(ds.n_features, -(-n_real // lanes) * lanes, lanes=lanes,
                             max_axon_events=2 * ds.n_features)
     except InvalidValue as e:
-        raise InvalidValue(f"the network ({ds.n_features} inputs, layers {[*hidden, ds.n_classes]}, --lanes {lanes}) "
+        raise InvalidValue(f"the network ({ds.n_features} inputs, layers {[*hidden, ds.n_classes]}, `lanes` {lanes}) "
                            f"cannot be one core: {e}") from None
     events = (len(ds.y_train) + len(ds.y_test)) * steps * ds.n_features * 8
     activations = 8 * batch * steps * n_real * 8                # currents, membranes, spikes, gradients
@@ -532,15 +401,16 @@ def available_memory() -> int | None:
     return None
 
 
-def train_classifier(dataset: str, hidden=None, steps: int = 20, encoding: str = "deterministic", epochs: int = 40,
-                     finetune: int = 8, qat: bool = True, fan_in: int = 64, lanes: int = 1, seed: int = 0,
-                     mismatch: FPGAMismatchModel | None = None, log=print) -> Network:
+def train_classifier(dataset: str | Dataset, *, hidden=None, steps: int = 20, encoding: str = "deterministic",
+                     epochs: int = 40, finetune: int = 8, qat: bool = True, fan_in: int = 64, lanes: int = 1,
+                     seed: int = 0, mismatch: FPGAMismatchModel | None = None, check_on_twin: bool = True,
+                     log=print) -> Network:
     """The whole of ``spiketwin train``: surrogate-gradient training of the float model, fine-tuning
-    through ``mismatch`` (with QAT unless ``qat=False``), quantisation onto one core and a check on the
-    twin; the network's ``meta`` records the dataset, accuracies and history. ``log`` gets each stage."""
-    from .data import load_dataset
-
-    ds = load_dataset(dataset)
+    through ``mismatch`` (with QAT unless ``qat=False``), quantisation onto one core and, with
+    ``check_on_twin``, its accuracy on the twin's test split; the network's ``meta`` records the
+    dataset, accuracies and history. ``dataset`` is a built-in set's name or the set itself, loaded
+    already. ``log`` gets each stage."""
+    ds = load_dataset(dataset) if isinstance(dataset, str) else dataset
     hidden = DEFAULT_HIDDEN[ds.name] if hidden is None else tuple(hidden)
     cfg = TrainConfig(hidden=hidden, steps=steps, epochs=epochs, seed=seed, fan_in=fan_in, encoding=encoding)
     log(f"1/4 training on {ds.name} ({len(ds.y_train)} samples, layers {[ds.n_features, *cfg.hidden, ds.n_classes]})")
@@ -554,76 +424,11 @@ def train_classifier(dataset: str, hidden=None, steps: int = 20, encoding: str =
         hist += [dict(h, stage="finetune") for h in hist2]
     log("3/4 quantising onto one core")
     net, _ = to_network(model, cfg, lanes=lanes)
-    acc = twin_accuracy(net, ds.x_test, ds.y_test, seed=seed)
-    log(f"4/4 Q8.8 twin test accuracy {acc:.4f} (float model {float_acc:.4f})")
-    net.meta.update(dataset=ds.name, float_test_accuracy=float_acc, twin_test_accuracy=acc, history=hist, seed=seed)
+    net.meta.update(dataset=ds.name, float_test_accuracy=float_acc, history=hist, seed=seed)
+    if check_on_twin:
+        acc = twin_accuracy(net, ds.x_test, ds.y_test, seed=seed)
+        log(f"4/4 Q8.8 twin test accuracy {acc:.4f} (float model {float_acc:.4f})")
+        net.meta["twin_test_accuracy"] = acc
     return net
 
 
-def check_levels(profile: MismatchProfile, levels) -> None:
-    """Refuse a mismatch level that is negative, or that makes a CV of ``profile`` reach the largest
-    one a profile takes (a level is a multiple of every CV: capping one would report a level that
-    was not run)."""
-    from .profile import MAX_PROFILE_CV
-
-    largest = max((p.cv for p in profile.cvs.values()), default=0.0)
-    for level in levels:
-        if not np.isfinite(level) or level < 0:
-            raise InvalidValue(f"--levels must be 0 or more, not {level:g}")
-        if largest * level > MAX_PROFILE_CV:
-            raise InvalidValue(f"--levels {level:g} makes the largest CV {largest:g} x {level:g} = "
-                               f"{largest * level:.3g}, over the {MAX_PROFILE_CV} a mismatch model takes: with these "
-                               f"CVs, levels up to {MAX_PROFILE_CV / largest:.3g}")
-
-
-def evaluate_classifier(net: Network, profile: MismatchProfile, chips: int = 20, levels=(0.0, 0.5, 1.0, 2.0, 4.0),
-                        seed: int = 0, progress: bool = True, min_accuracy: float | None = None,
-                        cluster=None, samples=None) -> dict:
-    """The whole of ``spiketwin evaluate``: hardware-exact test accuracy without mismatch and over
-    ``chips`` sampled chips at each of ``levels`` (multiples of ``profile``).
-
-    Each level's chips, :data:`CHIPS_PER_JOB` at a time, are jobs of
-    :func:`spiketwin.distributed.run_jobs`: serial without ``cluster``, on Dask workers with one,
-    the same accuracies either way. With ``min_accuracy``
-    each level also reports its yield: the fraction of chips at or above it. With ``samples`` (a
-    data file's labelled samples, :class:`spiketwin.data.Samples`) the accuracy is on them instead
-    of the classifier's test split, and ``net`` need not be a trained classifier.
-    """
-    from .data import load_dataset
-    from .distributed import run_jobs
-
-    if samples is None and net.meta.get("kind") != "classifier":
-        raise InvalidValue("not a trained classifier")
-    if samples is not None and samples.labels is None:
-        raise InvalidValue("the data file has no labels to score against")
-    if chips < 1:
-        raise InvalidValue(f"chips must be at least 1, not {chips}")
-    if min_accuracy is not None and not 0 <= min_accuracy <= 1:
-        raise InvalidValue(f"--min-accuracy must be in [0, 1], not {min_accuracy}")
-    check_levels(profile, levels)
-    if samples is None:
-        ds = load_dataset(net.meta["dataset"])
-        result = {"dataset": ds.name, "float_accuracy": net.meta.get("float_test_accuracy"),
-                  "q8_8_accuracy": twin_accuracy(net, ds.x_test, ds.y_test, seed=seed)}
-    else:
-        result = {"dataset": "data file", "samples": len(samples.labels), "float_accuracy": None,
-                  "q8_8_accuracy": samples_accuracy(net, samples)}
-    result.update(mismatch=json.loads(profile.to_json()), sweep=[])
-    groups = [list(range(c, min(c + CHIPS_PER_JOB, chips))) for c in range(0, chips, CHIPS_PER_JOB)]
-    jobs = [(float(scale), group, seed) for scale in levels for group in groups]
-    accs = run_jobs(chip_job, jobs, cluster, desc="chips", names=[f"{s:g}x chips {g[0]}-{g[-1]}" for s, g, _ in jobs],
-                    progress=progress, shared=(net.to_bytes(), profile.to_json(), samples))
-    for k, scale in enumerate(levels):
-        level = [a for part in accs[k * len(groups):(k + 1) * len(groups)] for a in part]
-        scaled = profile.scaled(scale)
-        entry = {"scale": scale, "cvs": {name: p.cv for name, p in scaled.cvs.items()},
-                 "clock_jitter_pct": scaled.clock_jitter_pct, "mean": float(np.mean(level)),
-                 "min": float(np.min(level)), "max": float(np.max(level)), "chips": level}
-        if min_accuracy is not None:
-            entry["yield"] = float(np.mean(np.asarray(level) >= min_accuracy))
-        result["sweep"].append(entry)
-    if min_accuracy is not None:
-        result["min_accuracy"] = min_accuracy
-    at_one = next((r for r in result["sweep"] if r["scale"] == 1.0), result["sweep"][-1])
-    result["chips"] = {k: at_one[k] for k in ("mean", "min", "max")}
-    return result

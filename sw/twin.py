@@ -3,12 +3,14 @@
 It is the specification the gateware is tested against (``docs/models.md``), vectorised over
 neurons and over a batch of input samples. The time loop, the exact accumulation and the
 register-level :class:`CoreModel` are here; each neuron model's fields, records and step are in
-:mod:`spiketwin.models` (re-exported here: :class:`Network`, :class:`State`, :func:`step` of the
-LIF model, :class:`DPINetwork`, :class:`DPIState`, :func:`dpi_step` of the DPI model).
+:mod:`spiketwin.models` (re-exported here: :class:`LIFNetwork`, :class:`LIFState`, :func:`lif_step` of the
+LIF model, also under their earlier names
+``Network``, ``State``, ``step``; :class:`DPINetwork`, :class:`DPIState`, :func:`dpi_step` of the DPI model).
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -18,10 +20,11 @@ from . import fixedpoint as fx
 from .config import Control, CoreConfig, ErrorFlag, Region
 from .errors import InvalidValue
 from .models.dpi import DPINetwork, DPIState, dpi_step, lut_index
-from .models.lif import Network, State, step
+from .models.lif import LIFNetwork, LIFState, Network, State, lif_step, step
 from .network import NetworkFileError, first_bad
 
-__all__ = ["Network", "State", "DPINetwork", "DPIState", "SimResult", "simulate", "step", "dpi_step",
+__all__ = ["Network", "State", "LIFNetwork", "LIFState", "lif_step", "DPINetwork", "DPIState", "SimResult",
+           "simulate", "step", "dpi_step",
            "lut_index", "admit_events", "CoreModel", "NetworkFileError", "zero_state", "power_up_network",
            "membrane_before_reset"]
 
@@ -201,7 +204,6 @@ def membrane_before_reset(config: CoreConfig, network, events: np.ndarray, resul
     [steps, n_neurons], for one sample's ``events`` [steps, n_axons] and its recorded ``result``:
     each step replayed from the recorded state before it with the neuron unable to fire (its
     threshold at the field's maximum; where even that is reached, the maximum)."""
-    import copy
 
     model = config.neuron_model
     if result.traces is None or np.asarray(events).ndim != 2:
@@ -246,8 +248,6 @@ class CoreModel:
     """
 
     def __init__(self, config: CoreConfig, network: Network | None = None):
-        import copy
-
         if network is not None and network.config != config:
             raise InvalidValue("The network was built for another core configuration")
         self.config = config

@@ -12,9 +12,12 @@ import pytest
 import serial
 
 from spiketwin import CoreConfig, Network
+from spiketwin.characterize import characterize
 from spiketwin.cli import main
 from spiketwin.digital_twin import FPGAMismatchModel
-from spiketwin.link import BoardModel, Link, LinkError, ModelPort, characterize
+from spiketwin.link.board import BoardModel, ModelPort
+from spiketwin.link.client import Link
+from spiketwin.link.protocol import LinkError
 from spiketwin.profile import MismatchProfile, ParameterCV
 
 

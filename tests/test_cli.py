@@ -32,12 +32,49 @@ def test_verify_network_file_passes(tmp_path, capsys):
     assert json.loads((tmp_path / "r.json").read_text())[0]["match"]
 
 
+def _count_loads_and_test_split_runs(monkeypatch) -> dict:
+    """Counters of the built-in data set's loads (scikit-learn's reader), and the networks the twin ran
+    on a batch of the digits01 test split's size (90 samples), one entry per run (the objects are
+    kept, so that no two networks share an identity)."""
+    import sys
+
+    import sklearn.datasets
+
+    import spiketwin.twin
+
+    counts = {"loads": 0, "test_split_runs": []}
+    load_digits, simulate = sklearn.datasets.load_digits, spiketwin.twin.simulate
+
+    def counting_load(*args, **kwargs):
+        counts["loads"] += 1
+        return load_digits(*args, **kwargs)
+
+    def counting_simulate(config, network, events, *args, **kwargs):
+        if network is not None and getattr(network, "meta", {}).get("kind") == "classifier" \
+                and np.ndim(events) == 3 and len(events) == 90:
+            counts["test_split_runs"].append(network)
+        return simulate(config, network, events, *args, **kwargs)
+
+    monkeypatch.setattr(sklearn.datasets, "load_digits", counting_load)
+    for module in [m for name, m in sys.modules.items() if name.startswith("spiketwin")]:
+        if getattr(module, "simulate", None) is simulate:
+            monkeypatch.setattr(module, "simulate", counting_simulate)
+    return counts
+
+
 @pytest.mark.sim
-def test_flow_trains_evaluates_and_verifies_on_both_simulators(tmp_path, capsys):
+def test_flow_trains_evaluates_and_verifies_on_both_simulators(tmp_path, capsys, monkeypatch):
+    """The main job end to end; it loads its data set once and runs the trained network's test split
+    on the twin once (the evaluation's chips are other networks: sampled instances)."""
+    counts = _count_loads_and_test_split_runs(monkeypatch)
     out = tmp_path / "build"
     assert main(["flow", "--dataset", "digits01", "--epochs", "3", "--chips", "2", "--samples", "3",
                  "--axons", "8", "--neurons", "8", "--lanes", "2", "--seeds", "1", "--steps", "20",
                  "--out", str(out), "--no-bitstream"]) == 0
+    runs = counts["test_split_runs"]
+    assert counts["loads"] == 1
+    assert max(sum(other is net for other in runs) for net in runs) == 1     # each network's split once
+    assert len(runs) == 1 + 2 * 5                            # the trained network, and 2 chips at 5 levels
     text = capsys.readouterr().out
     assert "co-simulation: 4/4 runs bit-exact -> PASS" in text and "mismatch: mean" in text
     reports = json.loads((out / "verify.json").read_text())
@@ -46,9 +83,10 @@ def test_flow_trains_evaluates_and_verifies_on_both_simulators(tmp_path, capsys)
     assert min(r["spikes"] for r in model_runs) > 0                  # the digits really drove the trained core
     evaluation = json.loads((out / "evaluate.json").read_text())
     assert evaluation["q8_8_accuracy"] > 0.9 and len(evaluation["sweep"]) == 5
-    for name in ("model.npz", "spiketwin_model.v", "spiketwin_core.v", "plots/accuracy.png",
-                 "plots/icarus-model0.png", "plots/verilator-seed0.png"):
+    for name in ("model.npz", "spiketwin_model.v", "spiketwin_core.v", "plots/accuracy.png", "plots/confusion.png",
+                 "plots/input.png", "plots/training.png", "plots/icarus-model0.png", "plots/verilator-seed0.png"):
         assert (out / name).stat().st_size > 0, name
+    assert Network.load(out / "model.npz").meta["twin_test_accuracy"] == evaluation["q8_8_accuracy"]
 
 
 def test_verify_samples_need_a_trained_classifier(tmp_path, capsys):
@@ -181,9 +219,9 @@ def test_train_refuses_bad_options_in_one_line_before_any_training(options, mess
 
 
 def test_train_refuses_a_run_that_cannot_fit_in_memory(capsys, monkeypatch):
-    from spiketwin import train
+    from spiketwin.cli import training
 
-    monkeypatch.setattr(train, "available_memory", lambda: 4 * 2**30)
+    monkeypatch.setattr(training, "available_memory", lambda: 4 * 2**30)
     assert main(["train", "--dataset", "digits", "--steps", "100000"]) == 2
     assert capsys.readouterr().err == ("spiketwin: error: training needs about 126.1 GiB and this machine has 4.0 GiB "
                                        "free: use fewer --steps or smaller --hidden layers\n")
@@ -226,11 +264,16 @@ def test_dpi_experiments_refuse_what_they_cannot_run(argv, message, capsys):
 
 
 def test_an_interrupted_board_run_keeps_the_samples_done():
-    from spiketwin.link import BoardModel, Link, ModelPort, Opcode, run_on_board
-    from spiketwin.train import encoded_test_set, train_classifier
+    from spiketwin.link.board import BoardModel, ModelPort
+    from spiketwin.link.client import Link
+    from spiketwin.link.compare import run_on_board
+    from spiketwin.link.protocol import Opcode
+    from spiketwin.samples import test_samples
+    from spiketwin.train import train_classifier
 
     net = train_classifier("digits01", epochs=2, finetune=0, log=lambda line: None)
-    events, labels = encoded_test_set(net, 10)
+    first = test_samples(net, n=10)
+    events, labels = first.events, first.labels
     port = ModelPort(BoardModel(net.config))
     runs = {"n": 0}
     write = port.write

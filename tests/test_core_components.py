@@ -146,7 +146,7 @@ def update_bench(config, net, state, acc, group):
 
     from spiketwin.hw import arith
     from spiketwin.hw.core.memories import lane_init, param_slots
-    from spiketwin.hw.models import NeuronUpdate
+    from spiketwin.hw.core.update import NeuronUpdate
 
     m = Module()
     m.submodules.update = upd = NeuronUpdate(config)

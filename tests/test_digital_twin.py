@@ -137,7 +137,8 @@ def test_a_measured_chip_is_frozen_and_deploys_what_it_measured():
     keeps the classifier's layout."""
     from spiketwin.data import load_dataset
     from spiketwin.digital_twin import ChipInstance
-    from spiketwin.train import TrainConfig, fine_tune, forward, to_network, train, twin_accuracy
+    from spiketwin.evaluate import twin_accuracy
+    from spiketwin.train import TrainConfig, fine_tune, forward, to_network, train
 
     ds = load_dataset("digits01")
     cfg = TrainConfig(hidden=(), epochs=3, seed=0)

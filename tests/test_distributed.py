@@ -40,7 +40,7 @@ PROFILE = MismatchProfile({"weights": ParameterCV(0.3), "threshold": ParameterCV
 
 
 def test_evaluate_on_the_cluster_equals_the_serial_path(client, classifier):
-    from spiketwin.train import evaluate_classifier
+    from spiketwin.evaluate import evaluate_classifier
 
     net, _ = classifier
     kwargs = {"chips": 6, "levels": (0.0, 1.0, 3.0), "seed": 2, "progress": False, "min_accuracy": 0.5}
@@ -111,11 +111,12 @@ def test_results_in_order_and_a_failing_job_named(client):
 
 def test_a_killed_worker_loses_no_result(classifier):
     """Killing one of the two workers after the first result: its jobs run again elsewhere."""
-    from spiketwin.train import chip_job
+    from spiketwin.evaluate import chip_job
+    from spiketwin.samples import test_samples
 
     net, _ = classifier
     jobs = [(scale, [chip], 0) for scale in (1.0, 3.0) for chip in range(12)]
-    shared = (net.to_bytes(), PROFILE.to_json(), None)
+    shared = (net.to_bytes(), PROFILE.to_json(), test_samples(net))
     serial = run_jobs(chip_job, jobs, shared=shared, progress=False)
     killed = []
     with Cluster(workers=2).client() as c:

@@ -87,7 +87,7 @@ def test_dpi_network_file_roundtrip_and_refusals(tmp_path):
     assert all((getattr(back, k) == getattr(net, k)).all() for k in net.array_names)
     with pytest.raises(NetworkFileError, match=r"weights\[\(0, 0\)\] = -1 is outside \[0, 16383\]"):
         DPINetwork(config, **{**{k: getattr(net, k) for k in net.array_names}, "weights": net.weights * 0 - 1})
-    with pytest.raises(NetworkFileError, match="A Network is for a LIF core"):
+    with pytest.raises(NetworkFileError, match="A LIFNetwork is for a LIF core"):
         Network(config, *([None] * 8))
 
 

@@ -72,7 +72,7 @@ def test_a_dpi_update_that_lets_a_current_below_its_floor_fails_its_proof(tmp_pa
 
 def fill_of_any_length(m, req, finish, nrec):
     """RequestChecker._check_payload accepting a FILL longer than its layout (trailing bytes)."""
-    from spiketwin.link import FILL_BYTES
+    from spiketwin.link.protocol import FILL_BYTES
 
     with m.If(req.op.fill):
         finish(req.plen >= FILL_BYTES)
@@ -235,7 +235,7 @@ def test_a_decoder_that_maps_one_word_too_many_fails_the_config_proof(tmp_path, 
 def nack_touching_the_core(self, m, s):
     """Executor._nack that also clears the core's state before answering (a refusal with an effect)."""
     from spiketwin.config import Control
-    from spiketwin.link import REPLY, Opcode
+    from spiketwin.link.protocol import REPLY, Opcode
 
     with m.State("NACK"):
         self._emit(m, Opcode.NACK | REPLY)

@@ -6,15 +6,14 @@ import pytest
 from spiketwin import CoreConfig, Network, simulate
 from spiketwin.config import Region
 from spiketwin.host import network_writes
-from spiketwin.link import (
+from spiketwin.link.board import BoardModel, ModelPort
+from spiketwin.link.client import Link
+from spiketwin.link.protocol import (
     END,
     ESC,
     MAX_FRAME,
-    BoardModel,
     FrameDecoder,
-    Link,
     LinkError,
-    ModelPort,
     Opcode,
     Status,
     _runs,
@@ -216,7 +215,7 @@ def test_linked_core_answers_byte_for_byte_as_the_board_model(tmp_path, sim):
 
 
 def test_identify_is_built_and_parsed_by_one_pair():
-    from spiketwin.link import VERSION, identify_payload, parse_identify
+    from spiketwin.link.protocol import VERSION, identify_payload, parse_identify
 
     config = CoreConfig(300, 64, lanes=8)
     ident = parse_identify(identify_payload(config))
@@ -228,14 +227,15 @@ def test_identify_is_built_and_parsed_by_one_pair():
 
 
 def test_host_refuses_a_board_of_another_protocol_version(monkeypatch):
-    import spiketwin.link as link
+    from spiketwin.link import board as board_model
+    from spiketwin.link import client, protocol
 
     config = CoreConfig(4, 4)
     board = BoardModel(config)
-    monkeypatch.setattr(link, "VERSION", (2, 0))      # what a newer board would say
-    payload = link.identify_payload(config)
-    monkeypatch.setattr(link, "VERSION", (1, 0))
-    monkeypatch.setattr(link, "identify_payload", lambda c: payload)
+    monkeypatch.setattr(protocol, "VERSION", (2, 0))      # what a newer board would say
+    payload = protocol.identify_payload(config)
+    monkeypatch.setattr(client, "VERSION", (1, 0))
+    monkeypatch.setattr(board_model, "identify_payload", lambda c: payload)
     with pytest.raises(LinkError, match=r"the board speaks link protocol 2\.0, this host 1\.0: rebuild the bitstream"):
         Link(ModelPort(board)).check(config)
 

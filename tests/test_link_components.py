@@ -11,7 +11,7 @@ from spiketwin.config import Region
 from spiketwin.hw.link import FrameReceiver, SlipEncoder
 from spiketwin.hw.link.checker import EXECUTED, REQUEST
 from spiketwin.hw.link.slip import crc_processor
-from spiketwin.link import (
+from spiketwin.link.protocol import (
     END,
     ESC,
     MAX_FRAME,
@@ -154,12 +154,12 @@ class BufferCursor:
 
 def expected_check(content: bytes, status: Status) -> dict:
     """What the checker must find in a received frame (content with its CRC): the board model's checks."""
-    from spiketwin.link import _length_ok, _payload_ok
+    from spiketwin.link.protocol import length_ok, payload_ok
 
     opcode, payload = content[0], content[PAYLOAD_AT:-2]
     if status == Status.OK and opcode not in {int(o) for o in Opcode if o != Opcode.NACK}:
         status = Status.UNKNOWN_OPCODE
-    elif status == Status.OK and not (_length_ok(content[:-2]) and _payload_ok(opcode, payload)):
+    elif status == Status.OK and not (length_ok(content[:-2]) and payload_ok(opcode, payload)):
         status = Status.BAD_LENGTH
     fields = {"opcode": opcode, "plen": len(payload), "end": len(content) - 2}
     if status == Status.OK and opcode == Opcode.RUN:
@@ -171,7 +171,7 @@ def check_cases(rng) -> list[tuple[bytes, Status]]:
     """Frames (content and CRC) as the receiver reports them: every opcode with payloads of the
     right length and near misses, RUN requests whose step counts fill, overshoot or fall short of
     the payload, unknown opcodes, and statuses the receiver already refused."""
-    from spiketwin.link import run_payloads
+    from spiketwin.link.protocol import run_payloads
 
     def frame(op, payload: bytes) -> bytes:
         return seal(request_content(op, payload))
@@ -259,7 +259,8 @@ def test_executor_answers_and_drives_the_core_as_the_board_model_does():
     bytes taken at random): every reply's content, and the core's state, are the board model's."""
     from spiketwin import CoreConfig, Network
     from spiketwin.hw.link import Executor
-    from spiketwin.link import BoardModel, run_payloads
+    from spiketwin.link.board import BoardModel
+    from spiketwin.link.protocol import run_payloads
     from spiketwin.twin import CoreModel
 
     config = CoreConfig(8, 12, lanes=2, max_axon_events=5)

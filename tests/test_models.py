@@ -53,3 +53,14 @@ def test_pipeline_schedule_reads_only_the_models_parameters(name):
     assert set(pipe.reads) <= set(pipe.stages)
     assert set(pipe.reads.values()) <= set(config.param_fields)
     assert set(pipe.held) <= set(config.param_fields)
+
+
+def test_adding_a_model_names_every_field_a_model_declares():
+    from dataclasses import fields
+    from pathlib import Path
+
+    from spiketwin.models.base import NeuronModel
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "adding-a-model.md").read_text()
+    missing = [f.name for f in fields(NeuronModel) if f"| `{f.name}` |" not in page]
+    assert not missing, f"docs/adding-a-model.md does not name {missing}"

@@ -241,7 +241,7 @@ def test_export_refuses_what_nir_cannot_say():
 
 def test_import_and_export_commands(tmp_path, capsys):
     from spiketwin.cli import main
-    from spiketwin.network import load_network
+    from spiketwin.netfile import load_network
 
     rng = np.random.default_rng(4)
     graph, _ = random_graph(rng, 2, "euler")
@@ -294,8 +294,8 @@ def test_evaluate_an_imported_graph_on_your_own_data(tmp_path, capsys):
     """evaluate --data: the twin's accuracy on labelled samples read in the output layer's window,
     and over sampled chips (at level 0 every chip is the nominal core)."""
     from spiketwin.cli import main
-    from spiketwin.data import own_samples
-    from spiketwin.train import samples_accuracy
+    from spiketwin.evaluate import samples_accuracy
+    from spiketwin.samples import own_samples
 
     rng = np.random.default_rng(8)
     graph, n_in = random_graph(rng, 2, "euler")
@@ -390,7 +390,7 @@ def direct_conv(x, weight, bias, stride, padding, dilation, groups):
 
 @pytest.mark.parametrize("seed", range(12))
 def test_convolutions_and_pooling_unroll_into_the_crossbar_exactly(seed):
-    from spiketwin.nir import _unroll
+    from spiketwin.nir.graph import _unroll
 
     rng = np.random.default_rng(seed)
     d, groups = 1 + seed % 2, 1 + (seed // 2) % 2
@@ -513,7 +513,7 @@ def test_intensity_files_are_rate_coded_and_checked(tmp_path, capsys):
     np.savez(tmp_path / "x.npz", intensities=x, labels=np.arange(5) % 3)
     events, labels = load_events(tmp_path / "x.npz", 4, 3, Encoding("deterministic", 12, 0.5))
     assert events.shape == (5, 12, 4) and (events == Encoding("deterministic", 12, 0.5).encode(x)).all()
-    with pytest.raises(ValueError, match="x.npz: holds intensities, not events: give --encoding"):
+    with pytest.raises(ValueError, match="x.npz: holds intensities, not events: give `encoding.method`"):
         load_events(tmp_path / "x.npz", 4)
     bad = x.copy()
     bad[2, 1] = 1.5
@@ -521,9 +521,9 @@ def test_intensity_files_are_rate_coded_and_checked(tmp_path, capsys):
     with pytest.raises(ValueError, match=r"bad.npz: intensities\[2, 1\] = 1.5 is outside \[0, 1\]"):
         load_events(tmp_path / "bad.npz", 4, encoding=Encoding())
     np.savez(tmp_path / "ev.npz", events=np.ones((2, 3, 4), int))
-    with pytest.raises(ValueError, match="holds events already; --encoding is for a file of intensities"):
+    with pytest.raises(ValueError, match="holds events already; `encoding.method` is for a file of intensities"):
         load_events(tmp_path / "ev.npz", 4, encoding=Encoding())
-    with pytest.raises(ValueError, match="--encoding-steps must be a positive integer, not 0"):
+    with pytest.raises(ValueError, match="`encoding.steps` must be a positive integer, not 0"):
         Encoding("poisson", 0)
     graph_with_intensities(tmp_path, 24, "cal.npz")
     model = tmp_path / "m.npz"

@@ -55,18 +55,23 @@ def test_robust_limits_ignore_one_saturated_trace():
 
 
 def test_a_classifier_gets_its_training_curve_confusion_matrix_and_input_raster(tmp_path):
+    from spiketwin.evaluate import classify
+    from spiketwin.samples import test_samples
     from spiketwin.train import train_classifier
 
     net = train_classifier("digits01", epochs=3, finetune=1, log=lambda line: None)
-    paths = plot_classifier(net, tmp_path)
+    samples = test_samples(net)
+    paths = plot_classifier(net, tmp_path, samples=samples, predicted=classify(net, samples))
     assert [p.name for p in paths] == ["training.png", "confusion.png", "input.png"]
     opened(paths[0], (10, 3.6))
-    opened(paths[1], (1.0 + 0.55 * 2, 0.8 + 0.5 * 2))
+    opened(paths[1], (4.8, 3.4))                          # two classes: the title's width
     opened(paths[2], (3.4 * 2 + 4, 3.8))
 
 
 def test_board_agreement_characterization_and_build_plots(tmp_path):
-    from spiketwin.link import BoardModel, Link, ModelPort, characterize
+    from spiketwin.characterize import characterize
+    from spiketwin.link.board import BoardModel, ModelPort
+    from spiketwin.link.client import Link
 
     config = CoreConfig(6, 16, lanes=2)
     net = Network.random(config, 0)

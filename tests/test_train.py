@@ -4,18 +4,17 @@ import pytest
 from spiketwin import simulate
 from spiketwin.data import load_dataset
 from spiketwin.digital_twin import FPGAMismatchModel
+from spiketwin.evaluate import evaluate_on_twin, twin_accuracy
 from spiketwin.profile import MismatchProfile, ParameterCV
 from spiketwin.train import (
     LayeredModel,
     TrainConfig,
     encode,
-    evaluate_on_twin,
     fine_tune,
     forward,
     post_training_quantize,
     to_network,
     train,
-    twin_accuracy,
 )
 
 

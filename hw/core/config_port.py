@@ -10,6 +10,7 @@ from amaranth.lib.wiring import In, Out
 
 from spiketwin.config import REGION_BITS, Control, CoreConfig, ErrorFlag, Region
 
+from ..models.base import param_field
 from .memories import memory_shapes, param_slots
 
 __all__ = ["ConfigSignature", "ConfigDecoder", "ConfigServer", "LaneConfigSignature"]
@@ -222,8 +223,6 @@ class ConfigServer(wiring.Component):
 
     def _lane_words(self, m, region, out) -> None:
         """Each lane's word of ``region`` (0 if it has none), registered."""
-        from ..models import param_field
-
         c = self.config
         for lane, ports in enumerate(self.lanes):
             m.d.sync += out[lane].eq(0)

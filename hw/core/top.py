@@ -19,12 +19,12 @@ from spiketwin.config import CoreConfig, ErrorFlag
 from spiketwin.errors import InvalidValue
 
 from .. import arith
-from ..models import NeuronUpdate
 from ..ram import ReadPort, memory
 from .accumulator import LaneAccumulator
 from .config_port import ConfigServer, ConfigSignature
 from .emitter import SpikeSelect
 from .memories import LaneMemories, param_slots
+from .update import NeuronUpdate
 
 __all__ = ["Core", "emit_verilog", "write_verilog", "stream_layout"]
 
@@ -320,7 +320,7 @@ class Core(wiring.Component):
         m.next = "UPDATE"
 
     def _update_state(self, m, s, upd) -> None:
-        """UPDATE: the model's update of group ``g`` (:class:`~spiketwin.hw.models.NeuronUpdate`)
+        """UPDATE: the model's update of group ``g`` (:class:`~spiketwin.hw.core.update.NeuronUpdate`)
         runs; its parameter reads address the parameter memories, its write-back the state's."""
         m.d.comb += upd.group.eq(s.g)
         with m.State("UPDATE"):

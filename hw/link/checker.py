@@ -5,7 +5,7 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from spiketwin.link import (
+from spiketwin.link.protocol import (
     ADDR_BYTES,
     AXON_BYTES,
     COUNT_BYTES,

@@ -8,7 +8,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from spiketwin.config import REGION_BITS, Control, CoreConfig, Region
-from spiketwin.link import (
+from spiketwin.link.protocol import (
     ADDR_BYTES,
     AXON_BYTES,
     COUNT_BYTES,

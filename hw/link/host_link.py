@@ -7,8 +7,8 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from spiketwin.config import CoreConfig, ErrorFlag
-from spiketwin.link import MAX_FRAME, check_link_config
-from spiketwin.twin import Network
+from spiketwin.link.protocol import MAX_FRAME, check_link_config
+from spiketwin.network import NetworkRecord
 
 from ..core import ConfigSignature, Core, stream_layout
 from ..ram import ReadPort, memory
@@ -110,7 +110,7 @@ class LinkedCore(wiring.Component):
     ``weights_in_spram`` is passed to the :class:`~spiketwin.hw.core.Core`.
     """
 
-    def __init__(self, config: CoreConfig, network: Network | None = None, clocks_per_bit: int = 104, *,
+    def __init__(self, config: CoreConfig, network: NetworkRecord | None = None, clocks_per_bit: int = 104, *,
                  weights_in_spram: bool = False):
         check_link_config(config)
         self.config, self.network, self.clocks_per_bit = config, network, clocks_per_bit

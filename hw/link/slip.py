@@ -6,7 +6,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.crc import Processor, catalog
 from amaranth.lib.wiring import In, Out
 
-from spiketwin.link import CRC_BYTES, CRC_XOR_OUT, END, ESC, ESC_END, ESC_ESC, MAX_FRAME, Status
+from spiketwin.link.protocol import CRC_BYTES, CRC_XOR_OUT, END, ESC, ESC_END, ESC_ESC, MAX_FRAME, Status
 
 __all__ = ["FrameReceiver", "SlipEncoder", "REPLY_BYTE", "crc_processor"]
 

@@ -13,7 +13,7 @@ from amaranth.hdl import Mux, Signal, signed
 from spiketwin.models.dpi import DPI, DPI_LUT_SHIFT, DPI_LUT_SIZE, SYNAPSE_TYPES, magnitude_bits
 
 from .. import arith
-from . import LaneContext, UpdatePipeline
+from .base import LaneContext, UpdatePipeline
 
 __all__ = ["DPIUpdate"]
 

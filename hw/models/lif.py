@@ -11,7 +11,7 @@ from amaranth.hdl import Mux, Signal, signed
 from spiketwin.models.lif import LIF
 
 from .. import arith
-from . import LaneContext, UpdatePipeline
+from .base import LaneContext, UpdatePipeline
 
 __all__ = ["LIFUpdate"]
 

@@ -3,18 +3,25 @@ board (real, or simulated on a TCP port) through its UART link."""
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ..characterize import characterize
 from ..config import MODELS
-from ..errors import InvalidValue
+from ..errors import InvalidValue, ToolError
 from ..fixedpoint import ROUNDING_MODES
-from ..link import DEFAULT_BAUD
-from ..network import load_network
+from ..link.protocol import DEFAULT_BAUD
+from ..netfile import load_network
 from ..outputs import check_writable, replacing, write_json
+from ..plots import plot_agreement, plot_build, plot_characterization
+from ..profile import MismatchProfile
+from ..samples import own_samples, test_samples
 from .common import (
     add_cluster_args,
     add_core_args,
@@ -29,8 +36,8 @@ from .common import (
 
 def cmd_build(args) -> int:
     """A bitstream of the core behind its UART link for a board, and its JSON report."""
-    from spiketwin.boards.build import build_board, build_seeds
-    from spiketwin.boards.demo import build_demo
+    from spiketwin.boards.build import build_board, build_seeds  # heavy: amaranth, imported when used
+    from spiketwin.boards.demo import build_demo  # heavy: amaranth, imported when used
 
     out = Path(args.out) / args.board
     if args.demo:
@@ -67,15 +74,13 @@ def cmd_build(args) -> int:
           f"  core clock {rep['clock_mhz']:.3f} MHz ({source}), {verdict}\n"
           f"  report: {out / 'spiketwin-report.json'}")
     if args.plot:
-        from ..plots import plot_build
-
         print(f"plot: {plot_build(rep, args.plot)}", file=sys.stderr)
     return 0
 
 
 def cmd_flash(args) -> int:
     """Write a bitstream to a board through openFPGALoader (or print the command)."""
-    from spiketwin.boards.build import flash
+    from spiketwin.boards.build import flash  # heavy: amaranth, imported when used
 
     print(" ".join(flash(args.board, args.bitstream, dry_run=True)))
     if not args.dry_run:
@@ -85,9 +90,8 @@ def cmd_flash(args) -> int:
 
 def cmd_sim_board(args) -> int:
     """Serve a simulated board (the core behind its UART link, in Verilator) on a TCP port."""
-    import signal
 
-    from spiketwin.sim.cosim import serve_board
+    from spiketwin.sim.cosim import serve_board  # heavy: amaranth and cocotb, imported when used
 
     def stop(signum, frame):
         # The simulator runs as a child of this process; an exception here makes the runner kill it.
@@ -99,7 +103,7 @@ def cmd_sim_board(args) -> int:
         net = load_network(args.network)
         config = net.config
     else:                                    # the core a build for the board makes
-        from spiketwin.boards.build import plan_core
+        from spiketwin.boards.build import plan_core  # heavy: amaranth, imported when used
 
         net = None
         config, _, _ = plan_core(args.board, None, args.axons, args.neurons, args.lanes, args.neuron_model,
@@ -118,11 +122,6 @@ def cmd_sim_board(args) -> int:
 
 def _check_port_free(port: int) -> None:
     """Refuse a port that cannot be bound before the simulator is built (the board binds it again)."""
-    import os
-    import socket
-
-    from ..errors import ToolError
-
     try:
         with socket.create_server(("127.0.0.1", port)):
             pass
@@ -131,7 +130,7 @@ def _check_port_free(port: int) -> None:
 
 
 def _open_link(args):
-    from ..link import open_link
+    from ..link.client import open_link  # heavy: pyserial, imported when used
 
     if not args.timeout > 0:
         raise InvalidValue(f"--timeout must be a positive number of seconds, not {args.timeout:g}")
@@ -144,25 +143,21 @@ def _open_link(args):
 
 def cmd_run(args) -> int:
     """Run test samples on a board (real or simulated) and compare every spike with the twin."""
-    from ..link import run_on_board
-    from ..train import encoded_test_set
+    from ..link.compare import run_on_board  # heavy: pyserial, imported when used
 
     at_least("n", args.n, 1)
     check_writable(args.json, "--json")
     check_writable(args.plot, "--plot")
     net = load_network(args.model)
-    outputs, window = None, None
     if args.data is not None:
-        from ..data import own_samples
-
-        samples = own_samples(net, args.data, args.n, args.outputs, encoding_from_args(args, net))
-        events, labels, outputs, window = samples.core_events(net), samples.labels, samples.outputs, samples.window
+        samples = own_samples(net, args.data, n=args.n, outputs=args.outputs, encoding=encoding_from_args(args, net))
     else:
         if args.dataset:
             net.meta["dataset"] = args.dataset
-        events, labels = encoded_test_set(net, args.n, seed=args.seed)
+        samples = test_samples(net, n=args.n, seed=args.seed)
     link = _open_link(args)
-    report = run_on_board(link, net, events, labels, load=not args.baked, outputs=outputs, window=window)
+    report = run_on_board(link, net, samples.core_events(net), samples.labels, load=not args.baked,
+                          outputs=samples.outputs, window=samples.window)
     ident = report["board"]
     print(f"board: protocol {ident['version'][0]}.{ident['version'][1]}, core {ident['n_axons']} axons x "
           f"{ident['n_neurons']} neurons, {ident['lanes']} lane(s), hash {ident['config_hash']}")
@@ -176,8 +171,6 @@ def cmd_run(args) -> int:
     if args.json:
         write_json(args.json, report)
     if args.plot:
-        from ..plots import plot_agreement
-
         print(f"plot: {plot_agreement(report, args.plot, f'{args.model.name} on {args.port}')}", file=sys.stderr)
     if report.get("interrupted"):
         raise KeyboardInterrupt
@@ -186,8 +179,6 @@ def cmd_run(args) -> int:
 
 def cmd_characterize(args) -> int:
     """Measure every neuron of a board through the link and fit a MismatchProfile."""
-    from ..link import characterize
-    from ..profile import MismatchProfile
 
     nominal = load_network(args.model)
     check_writable(args.out, "--out")
@@ -201,15 +192,13 @@ def cmd_characterize(args) -> int:
     print("\n".join(profile.describe()))
     print(f"saved {path} and the measured values in {values}")
     if args.plot:
-        from ..plots import plot_characterization
-
         title = f"{args.model.name} measured through {args.port}"
         print(f"plot: {plot_characterization(measured, nominal, args.plot, title)}", file=sys.stderr)
     return 0
 
 
 def add_parsers(sub) -> None:
-    from spiketwin.boards.build import BOARDS
+    from spiketwin.boards.build import BOARDS  # heavy: amaranth, imported when used
 
     b = sub.add_parser("build", help="a bitstream of the core behind its UART link, with a JSON report")
     b.add_argument("--board", choices=BOARDS, required=True, help="the board to build for")

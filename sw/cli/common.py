@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ..config import MODELS, CoreConfig
+from ..data import ENCODINGS, Encoding, holds_intensities
+from ..digital_twin import MAX_CV, MAX_JITTER, FPGAMismatchModel
+from ..distributed import Cluster
 from ..errors import InvalidValue
 from ..fixedpoint import ROUNDING_MODES, QFormat
-from ..network import load_network
+from ..models import get_model
+from ..netfile import load_network
+from ..profile import MismatchProfile
 
 #: The co-simulation commands' default core and run length.
 DEFAULTS = {"axons": 64, "neurons": 128, "lanes": 4, "steps": 200}
@@ -34,8 +40,6 @@ class DeprecatedAlias(argparse.Action):
         super().__init__(option_strings, dest, **kwargs)
 
     def __call__(self, parser, namespace, values, option_string=None):
-        import sys
-
         print(f"spiketwin: {option_string} is deprecated: use {self.instead}", file=sys.stderr)
         setattr(namespace, self.dest, self.type(values) if self.type and isinstance(values, str) else values)
 
@@ -71,8 +75,6 @@ def port_number(text: str) -> int:
 
 
 def _summaries() -> dict:
-    from ..models import get_model
-
     return {name: get_model(name).summary for name in MODELS}
 
 
@@ -96,8 +98,6 @@ def add_mismatch_args(p) -> None:
 
 def mismatch_from_args(args, seed: int):
     """The FPGAMismatchModel the mismatch options describe."""
-    from ..digital_twin import MAX_CV, MAX_JITTER, FPGAMismatchModel
-    from ..profile import MismatchProfile
 
     if getattr(args, "profile", None):
         return FPGAMismatchModel.from_profile(MismatchProfile.load(args.profile), seed=seed)
@@ -120,8 +120,6 @@ def add_data_args(p, what: str) -> None:
 
 
 def add_encoding_args(p, option: str) -> None:
-    from ..data import ENCODINGS
-
     g = p.add_argument_group(f"a {option} file of intensities [samples, inputs] in [0, 1], rate-coded")
     g.add_argument("--encoding", choices=ENCODINGS,
                    help="how (default: a trained classifier's own encoding; needed for any other network)")
@@ -135,7 +133,6 @@ def encoding_from_args(args, net=None, path=None):
     """The :class:`~spiketwin.data.Encoding` for a data file (``path``, default ``--data``) of
     intensities: the options over a trained classifier's own encoding; None when nothing asks for
     one (a file of events)."""
-    from ..data import Encoding, holds_intensities
 
     path = args.data if path is None else path
     own = (net.meta.get("encoding") if net is not None else None) or {}
@@ -159,6 +156,5 @@ def add_cluster_args(p) -> None:
 
 def cluster_from_args(args):
     """The :class:`~spiketwin.distributed.Cluster` the options ask for, or None (serial)."""
-    from ..distributed import Cluster
 
     return Cluster.from_args(args)

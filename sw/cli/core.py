@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import CoreConfig
+from ..config import MODELS, CoreConfig
 from ..errors import InvalidValue
+from ..fixedpoint import ROUNDING_MODES, QFormat
 from ..outputs import check_writable, write_json
+from ..samples import own_samples, test_samples
 from .common import (
     DEFAULTS,
     add_cluster_args,
@@ -21,13 +23,13 @@ from .common import (
 
 def cmd_verilog(args) -> int:
     """Emit the core's Verilog and its JSON sidecar (with ``--lint``, Verilator's lint too)."""
-    from spiketwin.hw.core import write_verilog
+    from spiketwin.hw.core import write_verilog  # heavy: amaranth, imported when used
 
     config, _ = config_and_network(args)
     v_path, j_path = write_verilog(config, args.out, args.name)
     print(f"wrote {v_path} and {j_path}")
     if args.lint:
-        from spiketwin.sim.cosim import lint
+        from spiketwin.sim.cosim import lint  # heavy: amaranth and cocotb, imported when used
 
         clean, messages = lint(v_path)
         print("verilator lint: clean" if clean else f"verilator lint: NOT clean\n{messages}")
@@ -37,8 +39,6 @@ def cmd_verilog(args) -> int:
 
 def parse_configs(specs: list[str], rounding: str = "trunc", model: str = "lif") -> list:
     """``--configs`` entries ``AXONSxNEURONSxLANES[:MODEL][:ROUNDING]`` (``64x128x4``, ``16x32x2:dpi:nearest``)."""
-    from ..config import MODELS, CoreConfig
-    from ..fixedpoint import ROUNDING_MODES, QFormat
 
     configs = []
     for spec in specs:
@@ -65,8 +65,12 @@ def parse_configs(specs: list[str], rounding: str = "trunc", model: str = "lif")
 
 def cmd_verify(args) -> int:
     """Co-simulate the core against the twin for each seed (or a classifier's test samples)."""
-    from spiketwin.sim.verify import config_tag, describe_mismatch, reproduce_command, verify
-    from spiketwin.train import encoded_test_set
+    from spiketwin.sim.verify import (  # heavy: amaranth and cocotb, imported when used
+        config_tag,
+        describe_mismatch,
+        reproduce_command,
+        verify,
+    )
 
     for name in ("steps", "seeds"):
         at_least(name, getattr(args, name), 1)
@@ -82,11 +86,9 @@ def cmd_verify(args) -> int:
     seeds = list(range(args.seed, args.seed + args.seeds))
     events = None
     if args.data is not None:
-        from spiketwin.data import own_samples
-
         if net is None:
             raise InvalidValue("--data needs --model: the network the samples are for")
-        samples = own_samples(net, args.data, args.samples or None, outputs=list(range(net.config.n_neurons)),
+        samples = own_samples(net, args.data, n=args.samples or None, outputs=list(range(net.config.n_neurons)),
                               encoding=encoding_from_args(args, net))
         events = samples.core_events(net).reshape(-1, config.n_axons)                # back to back
     elif args.samples:
@@ -95,7 +97,7 @@ def cmd_verify(args) -> int:
         if net.meta.get("kind") != "classifier":
             raise InvalidValue(f"--samples needs a trained classifier (a network file from spiketwin train or "
                                f"dpi-digits01), not {args.network}")
-        events = encoded_test_set(net, args.samples)[0].reshape(-1, config.n_axons)   # back to back
+        events = test_samples(net, n=args.samples).events.reshape(-1, config.n_axons)   # back to back
     work = Path(args.work) if args.work else None
     reports = verify(configs, net, sims, seeds, args.steps, args.activity, work, plot_dir=args.plot, events=events,
                      cluster=cluster_from_args(args))

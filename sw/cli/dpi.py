@@ -8,14 +8,17 @@ import json
 import sys
 from pathlib import Path
 
+from ..dpi import DEFAULT_MISMATCH, DPIConstants, classifier_network, digits01_experiment, resonator_experiment
 from ..errors import InvalidValue
 from ..outputs import write_json, write_text
+from ..plots import plot_fitted_biases, plot_resonator, plot_synapse_counts, plot_trace_fit
+from ..profile import MismatchProfile
+from ..traces import Protocol, chip_params, fit_traces, read_trace
 from .common import at_least
 
 
 def _constants(args):
     """The process constants, with the dark-current floor unless ``--no-dark-floor``."""
-    from ..dpi import DPIConstants
 
     return DPIConstants(dark_floor=not args.no_dark_floor)
 
@@ -28,8 +31,6 @@ def _add_floor_arg(p) -> None:
 
 def cmd_dpi_resonator(args) -> int:
     """Tune a DPI neuron's threshold and leak biases until it fires at the target rate."""
-    from ..dpi import resonator_experiment
-    from ..plots import plot_resonator
 
     at_least("epochs", args.epochs, 1)
     for option, value in (("--duration", args.duration), ("--dt", args.dt), ("--dc", args.dc)):
@@ -57,29 +58,23 @@ def cmd_dpi_resonator(args) -> int:
 
 def cmd_dpi_digits01(args) -> int:
     """Integer AMPA and GABAa synapse counts for 0 versus 1 on DPI neurons, under mismatch."""
-    from ..dpi import classifier_network, digits01_experiment
-    from ..plots import plot_synapse_counts
 
     for name in ("epochs", "chips", "fan_in"):
         at_least(name.replace("_", "-"), getattr(args, name), 1)
     for option, value in (("--duration", args.duration), ("--max-rate", args.max_rate)):
         if not value > 0:
             raise InvalidValue(f"{option} must be positive, not {value:g}")
-    from ..dpi import DEFAULT_MISMATCH
 
     mismatch, measured = DEFAULT_MISMATCH, None
     if args.profile is not None:
-        from ..profile import MismatchProfile
-
         mismatch = MismatchProfile.load(args.profile).cvs
         if not mismatch:
             raise InvalidValue(f"{args.profile}: the profile names no bias to vary")
     if args.chip is not None:
-        from ..traces import chip_params
-
         measured = chip_params(args.chip)
-    summary, model = digits01_experiment(args.epochs, args.chips, args.fan_in, args.max_rate, args.duration, args.seed,
-                                         mismatch, measured, _constants(args))
+    summary, model = digits01_experiment(epochs=args.epochs, chips=args.chips, fan_in=args.fan_in,
+                                         max_rate_hz=args.max_rate, duration=args.duration, seed=args.seed,
+                                         mismatch=mismatch, measured=measured, constants=_constants(args))
     print(json.dumps({k: v for k, v in summary.items() if k not in ("ampa", "gaba_a")}, indent=1))
     if args.json:
         write_json(args.json, summary)
@@ -97,7 +92,6 @@ def cmd_dpi_digits01(args) -> int:
 
 def cmd_calibrate_dpi(args) -> int:
     """Fit each recorded trace to one DPI neuron; write the values, intervals and the chip's profile."""
-    from ..traces import Protocol, fit_traces, read_trace
 
     at_least("max-iter", args.max_iter, 1)
     if not args.dt > 0:
@@ -119,8 +113,6 @@ def cmd_calibrate_dpi(args) -> int:
     write_json(args.out, chip)
     print(f"saved {args.out}")
     if args.plot:
-        from ..plots import plot_fitted_biases, plot_trace_fit
-
         for fit in fits:
             plot_trace_fit(fit, protocol, Path(args.plot) / f"{Path(fit.source).stem}.png")
         if len(fits) > 1:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import InvalidValue
+from ..plots import plot_counterexample
 
 
 def cmd_prove(args) -> int:
     """Run every proof (of ``--component``): a line per job, PASS or FAIL with the violated property,
     the counterexample's inputs and its VCD (drawn with ``--plot``). Exit status 1 when any fails."""
-    from .. import formal
+    from .. import formal  # heavy: amaranth and the solvers, imported when used
 
     if args.list:
         for name, promise in formal.components().items():
@@ -26,8 +27,6 @@ def cmd_prove(args) -> int:
         if result.status != "PASS":
             failed += 1
         if result.trace is not None and args.plot:
-            from ..plots import plot_counterexample
-
             path = plot_counterexample(formal.read_vcd(result.trace, result.signed), result.failed,
                                        result.trace.with_suffix(".png"))
             print(f"      trace drawn: {path}")

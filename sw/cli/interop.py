@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..data import load_events
 from ..errors import InvalidValue
+from ..fixedpoint import ROUNDING_MODES, QFormat
+from ..netfile import load_network
 from .common import add_encoding_args, at_least, encoding_from_args
 
 
@@ -16,8 +19,7 @@ def _dt(value: float) -> float:
 
 def cmd_import_nir(args) -> int:
     """A NIR graph as one LIF core: the network file, and its mapping report beside it (JSON)."""
-    from ..fixedpoint import QFormat
-    from ..nir import import_graph
+    from ..nir import import_graph  # heavy: the nir package, imported when used
 
     at_least("lanes", args.lanes, 1)
     if not Path(args.graph).is_file():
@@ -26,8 +28,7 @@ def cmd_import_nir(args) -> int:
                "fmt": QFormat(8, 8, rounding=args.rounding), "fold_bias": args.fold_bias}
     net, report = import_graph(args.graph, _dt(args.dt), **options)
     if args.calibrate is not None:
-        from ..data import load_events
-        from ..nir import calibrate
+        from ..nir import calibrate  # heavy: the nir package, imported when used
 
         events, labels = load_events(args.calibrate, net.meta["nir"]["n_inputs"],
                                      len(next(iter(report.outputs.values()))),
@@ -44,10 +45,9 @@ def cmd_import_nir(args) -> int:
 
 def cmd_export_nir(args) -> int:
     """A LIF network file as a NIR graph (HDF5) other tools read."""
-    import nir
+    import nir  # heavy: the nir package, imported when used
 
-    from ..network import load_network
-    from ..nir import export_graph
+    from ..nir import export_graph  # heavy: the nir package, imported when used
 
     graph = export_graph(load_network(args.model), _dt(args.dt), approximate=args.approximate)
     nir.write(args.out, graph)
@@ -58,8 +58,7 @@ def cmd_export_nir(args) -> int:
 
 
 def add_parsers(sub) -> None:
-    from ..fixedpoint import ROUNDING_MODES
-    from ..nir import CONVENTIONS, RESETS
+    from ..nir import CONVENTIONS, RESETS  # heavy: the nir package, imported when used
 
     i = sub.add_parser("import-nir", help="map a NIR graph (snnTorch, Norse, ... export) onto one LIF core")
     i.add_argument("graph", type=Path, help="a NIR file (HDF5, nir.write)")

@@ -7,7 +7,13 @@ import sys
 from pathlib import Path
 
 from ..errors import InvalidValue
+from ..evaluate import classify, evaluate_classifier
+from ..netfile import load_network
 from ..outputs import check_writable, write_json
+from ..plots import plot_accuracy, plot_classifier
+from ..profile import MismatchProfile
+from ..samples import own_samples, test_samples
+from ..train import available_memory, plan_training, train_classifier
 from .common import (
     add_cluster_args,
     add_data_args,
@@ -21,7 +27,6 @@ from .common import (
 
 def cmd_train(args) -> int:
     """Train normally, fine-tune through mismatch (with QAT), quantise, check on the twin, save."""
-    from ..train import available_memory, plan_training, train_classifier
 
     for name in ("steps", "epochs", "fan_in", "lanes"):
         at_least(name.replace("_", "-"), getattr(args, name), 1)
@@ -38,23 +43,21 @@ def cmd_train(args) -> int:
     if free is not None and need > free / 2:
         print(f"spiketwin: warning: training needs about {need / 2**30:.1f} GiB of the {free / 2**30:.1f} GiB free",
               file=sys.stderr)
-    net = train_classifier(args.dataset, args.hidden, args.steps, args.encoding, args.epochs, args.finetune,
-                           qat=not args.no_qat, fan_in=args.fan_in, lanes=args.lanes, seed=args.seed,
-                           mismatch=mismatch, log=lambda line: print(line, flush=True))
+    net = train_classifier(args.dataset, hidden=args.hidden, steps=args.steps, encoding=args.encoding,
+                           epochs=args.epochs, finetune=args.finetune, qat=not args.no_qat, fan_in=args.fan_in,
+                           lanes=args.lanes, seed=args.seed, mismatch=mismatch,
+                           log=lambda line: print(line, flush=True))
     path = net.save(args.out)
     print(f"saved {path} ({net.config.n_axons} axons, {net.config.n_neurons} neurons, {net.config.lanes} lane(s))")
     if args.plot:
-        from ..plots import plot_classifier
-
-        print(f"plots: {', '.join(str(p) for p in plot_classifier(net, args.plot, args.seed))}", file=sys.stderr)
+        samples = test_samples(net, seed=args.seed)
+        paths = plot_classifier(net, args.plot, samples=samples, predicted=classify(net, samples), seed=args.seed)
+        print(f"plots: {', '.join(str(p) for p in paths)}", file=sys.stderr)
     return 0
 
 
 def cmd_evaluate(args) -> int:
     """Hardware-exact accuracy on the test split: without mismatch and over sampled chips."""
-    from ..network import load_network
-    from ..plots import plot_accuracy
-    from ..train import evaluate_classifier
 
     at_least("chips", args.chips, 1)
     check_writable(args.json, "--json")
@@ -62,14 +65,12 @@ def cmd_evaluate(args) -> int:
     net = load_network(args.model)
     samples = None
     if args.data is not None:
-        from ..data import own_samples
-
         samples = own_samples(net, args.data, outputs=args.outputs, encoding=encoding_from_args(args, net))
     elif net.meta.get("kind") != "classifier":
         raise InvalidValue(f"{args.model} is not a trained classifier (give --data with labelled samples)")
     profile = mismatch_from_args(args, args.seed).profile
-    evaluation = evaluate_classifier(net, profile, args.chips, args.levels, args.seed, min_accuracy=args.min_accuracy,
-                                     cluster=cluster_from_args(args), samples=samples)
+    evaluation = evaluate_classifier(net, profile, samples=samples, chips=args.chips, levels=args.levels,
+                                     seed=args.seed, min_accuracy=args.min_accuracy, cluster=cluster_from_args(args))
     result = {"model": str(args.model), **({"data": str(args.data)} if args.data else {}), **evaluation}
     print(f"Q8.8 without mismatch {result['q8_8_accuracy']:.4f}; over {args.chips} chips at each level:")
     for r in result["sweep"]:
@@ -86,7 +87,6 @@ def cmd_evaluate(args) -> int:
 
 def cmd_fit_profile(args) -> int:
     """Fit a MismatchProfile from a CSV of per-neuron measurements and save it as JSON."""
-    from ..profile import MismatchProfile
 
     profile = MismatchProfile.fit(args.measurements, clock_jitter_pct=args.jitter, seed=args.seed,
                                   source=str(args.measurements))

@@ -13,8 +13,8 @@ import numpy as np
 
 from .. import fixedpoint as fx
 from ..errors import InvalidValue
-from ..network import NetworkArrays
-from . import Field, NeuronModel
+from ..network import NetworkRecord
+from .base import Field, NeuronModel
 
 if TYPE_CHECKING:
     from ..config import CoreConfig
@@ -39,7 +39,7 @@ def magnitude_bits(config: CoreConfig) -> int:
 
 
 @dataclass
-class DPINetwork(NetworkArrays):
+class DPINetwork(NetworkRecord):
     """Raw integer weights, per-neuron parameters and lookup tables of one DPI core (``docs/models.md``, "DPI").
 
     Currents are in units of each neuron's leak current ``I_tau`` and the membrane state is
@@ -293,8 +293,16 @@ def measure(probe) -> dict:
       current that moved; a zero magnitude has no type), and a neuron's outgoing weights two steps
       after it alone fired.
     """
+    m = _measure_decays(probe)
+    m.update(_measure_levels(probe))
+    m["weights"], m["syn_type"] = _measure_weights(probe)
+    return m
+
+
+def _measure_decays(probe) -> dict:
+    """``j_floor``, the five decays, ``k_mem``, ``ahp_jump`` and ``refractory`` (:func:`measure`)."""
     c = probe.config
-    fmt, n, top, bottom = c.fmt, c.n_neurons, c.fmt.max_raw, c.fmt.min_raw
+    fmt, top, bottom = c.fmt, c.fmt.max_raw, c.fmt.min_raw
     big = 64 * fmt.one
     currents = [f"syn_{t}" for t in SYNAPSE_TYPES]
     m = {}
@@ -312,7 +320,14 @@ def measure(probe) -> dict:
     probe.set("u_thr", bottom)
     probe.step()
     m["ahp_jump"], m["refractory"] = probe.get("ahp"), probe.get("ref_count")
+    return m
 
+
+def _measure_levels(probe) -> dict:
+    """``j_dc``, ``u_thr`` and ``u_nmda``, with A = B = 1 and ``k_mem`` = 1 (:func:`measure`)."""
+    c = probe.config
+    fmt, n, top = c.fmt, c.n_neurons, c.fmt.max_raw
+    m = {}
     probe.set("u_thr", top)
     probe.set("lut_a", fmt.one)
     probe.set("lut_b", fmt.one)
@@ -337,6 +352,14 @@ def measure(probe) -> dict:
         return probe.get("u") != closed
 
     m["u_nmda"] = probe.search(np.full(n, -1), np.full(n, top + 1), gate_open) - 1
+    return m
+
+
+def _measure_weights(probe) -> tuple:
+    """(magnitude, synapse type) of every weight, from the current each source's event moves."""
+    c = probe.config
+    n, top, bottom = c.n_neurons, c.fmt.max_raw, c.fmt.min_raw
+    currents = [f"syn_{t}" for t in SYNAPSE_TYPES]
     probe.set("lut_a", 0)
     probe.set("lut_b", 0)
     mag, kind = np.zeros((c.n_sources, n), np.int64), np.zeros((c.n_sources, n), np.int64)
@@ -355,8 +378,7 @@ def measure(probe) -> dict:
         probe.step(steps=2)
         record(c.n_axons + k)
         threshold[k] = top
-    m["weights"], m["syn_type"] = mag, kind
-    return m
+    return mag, kind
 
 
 def profile_rows(nominal: DPINetwork, measured: dict) -> list[tuple]:
@@ -372,27 +394,6 @@ def profile_rows(nominal: DPINetwork, measured: dict) -> list[tuple]:
         rows.append((int(s) * c.n_neurons + int(j), "weights", 1.0, float(measured["weights"][s, j] / nw[s, j])))
     return rows
 
-
-def train_classifier(dataset: str, epochs: int | None, chips: int, plots, log) -> tuple:
-    """The flow's classifier: the ARCANA 0-vs-1 synapse-count classifier trained on the float DPI
-    reference (``spiketwin dpi-digits01``) and evaluated on ``chips`` sampled chips there and on
-    the core's Q8.8 DPI mode (its plots ``synapse_counts.png``, ``confusion.png`` and ``input.png`` in
-    ``plots``). Returns (network, evaluation)."""
-    from ..dpi import classifier_network, digits01_experiment
-    from ..errors import InvalidValue
-    from ..plots import plot_classifier, plot_synapse_counts
-
-    if dataset != "digits01":
-        raise InvalidValue(f"the DPI classifier is the 0-vs-1 synapse-count classifier: --dataset digits01, "
-                           f"not {dataset}")
-    log("== train (DPI synapse counts, digits01) and evaluate on sampled chips ==")
-    summary, clf = digits01_experiment(epochs=epochs or 300, chips=chips)
-    plot_synapse_counts(clf.ampa, clf.gaba_a, summary["per_chip"], plots / "synapse_counts.png")
-    log(f"Q8.8 DPI core without mismatch {summary['q88_core_accuracy_without_mismatch']:.4f}; over {chips} "
-        f"chips: mean {summary['q88_core_mismatch_mean']:.4f}, worst {summary['q88_core_mismatch_min']:.4f}")
-    net = classifier_network(clf, dataset)
-    plot_classifier(net, plots)
-    return net, summary
 
 
 DPI = NeuronModel(
@@ -417,8 +418,6 @@ DPI = NeuronModel(
     coverage=coverage,
     measure=measure,
     profile_rows=profile_rows,
-    train_classifier=train_classifier,
-    classifier_dataset="digits01",
     check_config=_check_config,
     memory_map_notes=_memory_map_notes,
     fast_path="spiketwin.models.dpi_fast",

@@ -11,20 +11,20 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import fixedpoint as fx
-from ..network import NetworkArrays
-from . import Field, NeuronModel
+from ..network import NetworkRecord
+from .base import Field, NeuronModel
 
 if TYPE_CHECKING:
     from ..config import CoreConfig
 
-__all__ = ["LIF", "Network", "State", "step", "RESET_SUBTRACT", "RESET_TO_VALUE"]
+__all__ = ["LIF", "LIFNetwork", "LIFState", "lif_step", "Network", "State", "step", "RESET_SUBTRACT", "RESET_TO_VALUE"]
 
 RESET_SUBTRACT = 0
 RESET_TO_VALUE = 1
 
 
 @dataclass
-class Network(NetworkArrays):
+class LIFNetwork(NetworkRecord):
     """Raw integer weights and per-neuron parameters of one LIF core.
 
     Attributes
@@ -77,7 +77,7 @@ class Network(NetworkArrays):
 
     # --- construction --------------------------------------------------------------------
     @classmethod
-    def zeros(cls, config: CoreConfig) -> Network:
+    def zeros(cls, config: CoreConfig) -> LIFNetwork:
         n = config.n_neurons
         z = np.zeros(n, np.int64)
         return cls(config, np.zeros((config.n_sources, n), np.int64), threshold=z + config.fmt.one,
@@ -85,7 +85,7 @@ class Network(NetworkArrays):
                    reset_mode=z.copy(), refractory=z.copy())
 
     @classmethod
-    def random(cls, config: CoreConfig, seed: int = 0, density: float = 0.25) -> Network:
+    def random(cls, config: CoreConfig, seed: int = 0, density: float = 0.25) -> LIFNetwork:
         """A random network that exercises every corner of the arithmetic.
 
         Weights are sparse with both signs and a heavy tail (so v and i_syn saturate at both
@@ -126,7 +126,7 @@ class Network(NetworkArrays):
 
 
 @dataclass
-class State:
+class LIFState:
     """Neuron state, [n_neurons] or [batch, n_neurons]: v and i_syn raw, refractory counter,
     and the spikes of the last step (the pending internal events)."""
 
@@ -136,13 +136,13 @@ class State:
     spikes: np.ndarray
 
     @classmethod
-    def zeros(cls, config: CoreConfig, batch: tuple = ()) -> State:
+    def zeros(cls, config: CoreConfig, batch: tuple = ()) -> LIFState:
         shape = (*batch, config.n_neurons)
         return cls(np.zeros(shape, np.int64), np.zeros(shape, np.int64), np.zeros(shape, np.int64),
                    np.zeros(shape, bool))
 
 
-def step(config: CoreConfig, net: Network, state: State, acc: np.ndarray) -> tuple[np.ndarray, State]:
+def lif_step(config: CoreConfig, net: LIFNetwork, state: LIFState, acc: np.ndarray) -> tuple[np.ndarray, LIFState]:
     """One time step after accumulation (``docs/models.md``, "LIF", steps 2-3).
 
     ``i_syn' = sat(mul(alpha, i_syn) + acc)``; for a neuron not refractory
@@ -159,10 +159,10 @@ def step(config: CoreConfig, net: Network, state: State, acc: np.ndarray) -> tup
                        net.v_reset)
     v = np.where(fired, v_after, np.where(active, v_int, state.v))
     ref = np.where(fired, net.refractory, np.where(active, 0, state.ref_count - 1))
-    return fired, State(v, i_syn, ref, fired)
+    return fired, LIFState(v, i_syn, ref, fired)
 
 
-def coverage(config: CoreConfig, net: Network, spikes: np.ndarray, traces: dict) -> dict:
+def coverage(config: CoreConfig, net: LIFNetwork, spikes: np.ndarray, traces: dict) -> dict:
     """Which saturations a run reached, at both ends of v and i_syn, and whether spikes recurred."""
     fmt = config.fmt
     cov = {}
@@ -236,7 +236,7 @@ def measure(probe) -> dict:
     return m
 
 
-def profile_rows(nominal: Network, measured: dict) -> list[tuple]:
+def profile_rows(nominal: LIFNetwork, measured: dict) -> list[tuple]:
     """Rows for ``MismatchProfile.fit``: threshold, leak and syn_decay at their nominal level; bias
     and weights as measured / nominal at level 1 (their nominal values differ from synapse to synapse)."""
     c = nominal.config
@@ -253,34 +253,6 @@ def profile_rows(nominal: Network, measured: dict) -> list[tuple]:
     return rows
 
 
-#: The mismatch the flow trains and evaluates LIF classifiers through (the tutorial's figures), and
-#: the levels of the evaluation, as multiples of it.
-TUTORIAL_MISMATCH = {"weight_cv": 0.03, "threshold_cv": 0.05, "clock_jitter_pct": 0.01}
-LEVELS = (0.0, 0.5, 1.0, 2.0, 4.0)
-
-
-def train_classifier(dataset: str, epochs: int | None, chips: int, plots, log) -> tuple:
-    """The flow's classifier: trained through the twin with mismatch and QAT (``spiketwin train``),
-    then evaluated on ``chips`` sampled FPGA chips at each of LEVELS (``spiketwin evaluate``, its
-    plot ``accuracy.png`` in ``plots``, with ``training.png``, ``confusion.png`` and ``input.png``).
-    Returns (network, evaluation)."""
-    from ..digital_twin import FPGAMismatchModel
-    from ..plots import plot_accuracy, plot_classifier
-    from ..train import evaluate_classifier
-    from ..train import train_classifier as train
-
-    mismatch = FPGAMismatchModel(**TUTORIAL_MISMATCH, seed=0)
-    log(f"== train ({dataset}) ==")
-    net = train(dataset, epochs=epochs or 40, lanes=2, mismatch=mismatch, log=log)
-    log(f"== evaluate on {chips} sampled chips ==")
-    result = evaluate_classifier(net, mismatch.profile, chips, LEVELS)
-    plot_accuracy(result, plots / "accuracy.png")
-    plot_classifier(net, plots)
-    log(f"Q8.8 without mismatch {result['q8_8_accuracy']:.4f}; over {chips} chips at each level:")
-    for r in result["sweep"]:
-        log(f"  {r['scale']:4g}x mismatch: mean {r['mean']:.4f}, worst {r['min']:.4f}, best {r['max']:.4f}")
-    return net, result
-
 
 LIF = NeuronModel(
     name="lif",
@@ -291,9 +263,9 @@ LIF = NeuronModel(
     tables={},
     table_size=0,
     accumulators=("acc",),
-    network=Network,
-    state_record=State,
-    step=step,
+    network=LIFNetwork,
+    state_record=LIFState,
+    step=lif_step,
     weight_planes=lambda net: [net.weights],
     membrane="v",
     threshold="threshold",
@@ -301,7 +273,10 @@ LIF = NeuronModel(
     coverage=coverage,
     measure=measure,
     profile_rows=profile_rows,
-    train_classifier=train_classifier,
-    classifier_dataset="digits",
     fast_path="spiketwin.models.lif_fast",
 )
+
+#: The names the README and earlier releases use for the LIF records and step.
+Network = LIFNetwork
+State = LIFState
+step = lif_step

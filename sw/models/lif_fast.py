@@ -1,4 +1,4 @@
-"""The LIF model's fast path: :func:`spiketwin.models.lif.step` and the twin's time loop as one
+"""The LIF model's fast path: :func:`spiketwin.models.lif.lif_step` and the twin's time loop as one
 compiled kernel (``docs/fast-path.md``). The step in :mod:`spiketwin.models.lif` is the specification."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 
 from ..fastpath import acc_dtype, arith, as_state, sources, weight_planes
 from .kernel import gather_events, mul, njit, prange, sat
-from .lif import RESET_SUBTRACT, State
+from .lif import RESET_SUBTRACT, LIFState
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -49,7 +49,7 @@ def run(config, net, events, steps, state, record):
               for f in ("threshold", "leak", "syn_decay", "bias", "v_reset", "reset_mode", "refractory"))
     _kernel(np.ascontiguousarray(events), steps, weight_planes(config, net), *params, v, i_syn, ref, spikes, acc,
             sources(config, batch), out, traces, record, *arith(config.fmt))
-    end = State(*(a.astype(np.int64) for a in (v, i_syn, ref)), spikes)
+    end = LIFState(*(a.astype(np.int64) for a in (v, i_syn, ref)), spikes)
     return out, end, (dict(zip(("v", "i_syn", "ref_count"), traces, strict=True)) if record else None)
 
 

@@ -1,4 +1,6 @@
-"""The UART host link: one protocol definition for the board's gateware and the host.
+"""The UART host link's protocol: one definition for the board's gateware, its twin, the proofs and the host.
+
+Pure: no serial port and no twin here, so hw/, formal/ and sim/ import it as they are.
 
 A frame is SLIP-delimited: its content is sent with ``END`` (0xC0) and ``ESC`` (0xDB) escaped as
 ``ESC ESC_END`` and ``ESC ESC_ESC`` and closed by ``END``; an empty frame (two ``END`` in a row) is
@@ -40,22 +42,21 @@ from __future__ import annotations
 
 import enum
 import struct
+from typing import TYPE_CHECKING
 
 import numpy as np
-import serial
 from amaranth.lib import enum as hdl_enum
 
-from .characterize import characterize
-from .config import Control, CoreConfig, Region
-from .errors import InvalidValue, UserError
-from .host import network_writes, state_read_addresses
-from .twin import CoreModel, Network
+from ..errors import InvalidValue, UserError
+
+if TYPE_CHECKING:
+    from ..config import CoreConfig
 
 __all__ = ["Opcode", "Status", "REPLY", "END", "ESC", "ESC_END", "ESC_ESC", "MAX_FRAME", "STEP_END", "VERSION",
            "DEFAULT_BAUD", "crc16", "seal", "encode_frame", "request_content", "write_payload", "fill_payload",
-           "write_requests", "FrameDecoder", "request", "run_payloads", "BoardModel", "ModelPort", "Link", "LinkError",
-           "open_link", "run_on_board", "event_sequences", "characterize", "IDENTIFY_LAYOUT", "identify_payload",
-           "parse_identify", "check_link_config"]
+           "write_requests", "FrameDecoder", "request", "run_payloads", "run_sequences", "LinkError",
+           "event_sequences", "IDENTIFY_LAYOUT", "identify_payload", "parse_identify", "check_link_config",
+           "length_ok", "payload_ok", "reply_frame"]
 
 #: The UART's default rate: 1 Mbaud, which both boards' USB bridges carry (the iCEBreaker's FT2232H
 #: up to 12 Mbaud, the ULX3S's FT231X up to 3 Mbaud) and which the boards' target clocks (36 MHz,
@@ -287,13 +288,13 @@ def sealed_by_protocol_1(frame: bytes) -> bool:
     return len(frame) > CRC_BYTES and crc16(frame) == CRC_XOR_OUT
 
 
-def _length_ok(content: bytes) -> bool:
+def length_ok(content: bytes) -> bool:
     """The request's length field is the number of payload bytes received."""
     return (len(content) >= PAYLOAD_AT
             and int.from_bytes(content[1:PAYLOAD_AT], "big") == len(content) - PAYLOAD_AT)
 
 
-def _payload_ok(opcode: int, payload: bytes) -> bool:
+def payload_ok(opcode: int, payload: bytes) -> bool:
     n = len(payload)
     if opcode in (Opcode.IDENTIFY, Opcode.RESET):
         return n == 0
@@ -317,65 +318,12 @@ def _payload_ok(opcode: int, payload: bytes) -> bool:
     return False
 
 
-def _reply(opcode: int, status: Status, payload: bytes = b"") -> bytes:
+def reply_frame(opcode: int, status: Status, payload: bytes = b"") -> bytes:
     return encode_frame(seal(bytes([opcode | REPLY, int(status)]) + payload))
 
 
-class BoardModel:
-    """The twin of a board: the bytes it answers to the bytes it receives, its core a
-    :class:`~spiketwin.twin.CoreModel`. The gateware's link is tested byte for byte against it."""
 
-    def __init__(self, config: CoreConfig, network: Network | None = None):
-        self.core = CoreModel(config, network)
-        self._decoder = FrameDecoder(MAX_FRAME)
-
-    def receive(self, data: bytes) -> bytes:
-        out = bytearray()
-        for content, status in self._decoder.feed(data):
-            out += self._execute(content, status)
-        return bytes(out)
-
-    def _execute(self, content: bytes, status: Status) -> bytes:
-        if status != Status.OK:
-            return _reply(Opcode.NACK, status)
-        opcode, payload = content[0], content[PAYLOAD_AT:]
-        if opcode not in {int(o) for o in Opcode} or opcode == Opcode.NACK:
-            return _reply(Opcode.NACK, Status.UNKNOWN_OPCODE)
-        if not _length_ok(content) or not _payload_ok(opcode, payload):
-            return _reply(Opcode.NACK, Status.BAD_LENGTH)
-        c, core = self.core.config, self.core
-        if opcode == Opcode.IDENTIFY:
-            body = identify_payload(c)
-        elif opcode == Opcode.WRITE:
-            (base,), words = struct.unpack(">I", payload[:ADDR_BYTES]), payload[ADDR_BYTES:]
-            for i, (word,) in enumerate(struct.iter_unpack(">H", words)):
-                core.write((base + i) % (1 << 8 * ADDR_BYTES), word)    # the address wraps at 32 bits
-            body = struct.pack(">H", len(words) // WORD_BYTES)
-        elif opcode == Opcode.FILL:
-            base, count, word = struct.unpack(">IHH", payload)
-            for i in range(count):
-                core.write((base + i) % (1 << 8 * ADDR_BYTES), word)
-            body = struct.pack(">H", count)
-        elif opcode == Opcode.READ:
-            body = b"".join(struct.pack(">H", core.read(a)) for (a,) in struct.iter_unpack(">I", payload))
-        elif opcode == Opcode.RESET:
-            core.write(c.address(Region.CONTROL), Control.CLEAR_STATE)
-            body = b""
-        elif opcode == Opcode.RUN:
-            body = bytearray()
-            spikes = core.run(_run_sequences(payload))
-            for row in spikes:
-                body += b"".join(struct.pack(">H", j) for j in np.flatnonzero(row))
-                body += struct.pack(">H", STEP_END)
-            body = bytes(body)
-        else:  # ERRORS
-            body = bytes([int(core.errors)])
-            if payload[0] & 1:
-                core.write(c.address(Region.CONTROL), Control.CLEAR_ERRORS)
-        return _reply(opcode, Status.OK, body)
-
-
-def _run_sequences(payload: bytes) -> list[list[int]]:
+def run_sequences(payload: bytes) -> list[list[int]]:
     steps = struct.unpack(">H", payload[:2])[0]
     pos, sequences = 2, []
     for _ in range(steps):
@@ -407,237 +355,12 @@ def run_payloads(sequences, max_frame: int = MAX_FRAME) -> list[bytes]:
             for ch in out]
 
 
-class ModelPort:
-    """A :class:`BoardModel` behind the port interface :class:`Link` uses (for tests and dry runs)."""
-
-    def __init__(self, board: BoardModel):
-        self.board = board
-        self._out = bytearray()
-
-    def write(self, data: bytes) -> int:
-        self._out += self.board.receive(bytes(data))
-        return len(data)
-
-    def read(self, n: int = 1) -> bytes:
-        data, self._out = bytes(self._out[:n]), self._out[n:]
-        return data
-
-    def reset_input_buffer(self) -> None:
-        self._out.clear()
 
 
 class LinkError(UserError, RuntimeError):
     """The board refused a request or answered something unexpected."""
 
-
-class Link:
-    """The host side of the link, over anything with ``write(bytes)`` and ``read(n)``: a pyserial
-    port (``serial.serial_for_url("/dev/ttyUSB1")`` or ``"socket://127.0.0.1:5555"``) or a model.
-
-    Input left over from an earlier exchange (a late reply, line noise) is dropped before each
-    request, and every reply is checked for its opcode, status and the size its request implies."""
-
-    def __init__(self, port, max_frame: int = MAX_FRAME):
-        self.port = port
-        self.max_frame = max_frame
-        self._decoder = FrameDecoder()
-
-    def _drop_stale_input(self) -> None:
-        self._decoder = FrameDecoder()
-        if hasattr(self.port, "reset_input_buffer"):
-            self.port.reset_input_buffer()
-
-    def _transact(self, opcode: Opcode, payload: bytes = b"") -> bytes:
-        self._drop_stale_input()
-        try:
-            self.port.write(request(opcode, payload))
-            frames = []
-            while not frames:
-                data = self.port.read(1)
-                if not data:
-                    raise LinkError(f"no reply to {opcode.name} (timeout): is the board running this bitstream "
-                                    f"at this baud rate?")
-                frames = list(self._decoder.feed(data))
-        except serial.SerialException as e:
-            raise LinkError(f"the link to the board failed during {opcode.name}: {e}") from None
-        content, status = frames[0]
-        if status == Status.BAD_CRC and sealed_by_protocol_1(self._decoder.last_refused):
-            raise LinkError(f"the board speaks link protocol 1 (its replies carry CRC-16/CCITT-FALSE), this host "
-                            f"{'.'.join(map(str, VERSION))}: rebuild its bitstream with this spiketwin")
-        if status != Status.OK:
-            raise LinkError(f"corrupt reply to {opcode.name}: {status.name}")
-        if content[0] == Opcode.NACK | REPLY:
-            raise LinkError(f"the board refused {opcode.name}: {Status(content[1]).name}")
-        if len(content) < 2 or content[0] != opcode | REPLY or content[1] != Status.OK:
-            raise LinkError(f"unexpected reply to {opcode.name}: {content[:2].hex()}")
-        return content[2:]
-
-    def _reply_of(self, opcode: Opcode, payload: bytes, size: int, what: str) -> bytes:
-        body = self._transact(opcode, payload)
-        if len(body) != size:
-            raise LinkError(f"the board answered {opcode.name} with {len(body)} bytes, not the {size} of {what}")
-        return body
-
-    def identify(self) -> dict:
-        return parse_identify(self._transact(Opcode.IDENTIFY))
-
-    def check(self, config: CoreConfig) -> dict:
-        """Identify the board and refuse one that speaks another protocol version or whose core is
-        not ``config``."""
-        ident = self._transact(Opcode.IDENTIFY)
-        if len(ident) >= 2 and tuple(ident[:2]) != VERSION:
-            raise LinkError(f"the board speaks link protocol {ident[0]}.{ident[1]}, this host "
-                            f"{'.'.join(map(str, VERSION))}: rebuild the bitstream with this spiketwin")
-        ident = parse_identify(ident)
-        if ident["config_hash"] != config.config_hash():
-            raise LinkError(f"the board's core ({ident['n_axons']} axons, {ident['n_neurons']} neurons, hash "
-                            f"{ident['config_hash']}) is not the expected one (hash {config.config_hash()})")
-        return ident
-
-    def write(self, pairs, bar=None) -> None:
-        """Write (address, word) pairs, in the fewest WRITE and FILL requests (``write_requests``);
-        ``bar`` (a tqdm bar) advances by the words of each."""
-        for opcode, payload, n in write_requests(pairs, self.max_frame):
-            (took,) = struct.unpack(">H", self._reply_of(opcode, payload, WORD_BYTES, "a count"))
-            if took != n:
-                raise LinkError(f"the board took {took} of {n} writes")
-            if bar is not None:
-                bar.update(n)
-
-    def read(self, addresses) -> list[int]:
-        per = (self.max_frame - PAYLOAD_AT - CRC_BYTES) // ADDR_BYTES
-        addresses, words = list(addresses), []
-        for i in range(0, len(addresses), per):
-            chunk = addresses[i:i + per]
-            body = self._reply_of(Opcode.READ, b"".join(struct.pack(">I", a) for a in chunk),
-                                  WORD_BYTES * len(chunk), f"{len(chunk)} words")
-            words += [w for (w,) in struct.iter_unpack(">H", body)]
-        return words
-
-    def load(self, net: Network, progress: bool = False) -> None:
-        """Write every weight, parameter and table entry of ``net`` (with a progress bar)."""
-        from tqdm import tqdm
-
-        pairs = network_writes(net)
-        with tqdm(total=len(pairs), desc="loading", unit="word", disable=not progress) as bar:
-            self.write(pairs, bar)
-
-    def reset(self) -> None:
-        self._reply_of(Opcode.RESET, b"", 0, "nothing")
-
-    def run(self, sequences, n_neurons: int) -> np.ndarray:
-        """Run one step per entry of ``sequences`` (axon indices); spikes [steps, n_neurons]."""
-        rows = []
-        for payload in run_payloads(sequences, self.max_frame):
-            body = self._transact(Opcode.RUN, payload)
-            if len(body) % NEURON_BYTES:
-                raise LinkError(f"the board answered RUN with {len(body)} bytes, not whole neuron indices")
-            words = [w for (w,) in struct.iter_unpack(">H", body)]
-            steps = struct.unpack(">H", payload[:STEPS_BYTES])[0]
-            if words.count(STEP_END) != steps or (words and words[-1] != STEP_END):
-                raise LinkError(f"the board answered a RUN of {steps} steps with {words.count(STEP_END)}")
-            row = []
-            for w in words:
-                if w == STEP_END:
-                    rows.append(row)
-                    row = []
-                elif w >= n_neurons:
-                    raise LinkError(f"the board reported a spike of neuron {w}, which it does not have")
-                else:
-                    row.append(w)
-        spikes = np.zeros((len(rows), n_neurons), bool)
-        for t, row in enumerate(rows):
-            spikes[t, row] = True
-        return spikes
-
-    def errors(self, clear: bool = False) -> int:
-        return self._reply_of(Opcode.ERRORS, bytes([int(clear)]), 1, "the flags")[0]
-
-    def read_state(self, config: CoreConfig):
-        from .host import decode_state
-
-        return decode_state(config, self.read(state_read_addresses(config)))
-
-
-def open_link(url: str, baud: int = DEFAULT_BAUD, timeout: float = 30.0, connect_timeout: float = 10.0,
-              log=None) -> Link:
-    """A :class:`Link` on a serial port (``/dev/ttyUSB1``) or a simulated board
-    (``socket://127.0.0.1:5555``), retrying the connection for ``connect_timeout`` seconds (a board
-    still starting, a cable just plugged in); ``log`` hears once that it waits."""
-    import time
-
-    deadline = time.monotonic() + connect_timeout
-    told = False
-    while True:
-        try:
-            return Link(serial.serial_for_url(url, baudrate=baud, timeout=timeout))
-        except (serial.SerialException, ValueError, OSError) as e:
-            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-            if isinstance(e, ValueError) or time.monotonic() >= deadline:
-                raise LinkError(f"cannot open {url} (tried for {connect_timeout:g} s): {reason}") from None
-            if log is not None and not told:
-                log(f"waiting for a board at {url} ...")
-                told = True
-            time.sleep(0.25)
-
-
 def event_sequences(events: np.ndarray) -> list[list[int]]:
     """Event counts [steps, n_axons] as the axon indices sent in each step."""
     return [np.repeat(np.arange(row.size), row).tolist() for row in events]
 
-
-def run_on_board(link: Link, net, events: np.ndarray, labels: np.ndarray | None = None, load: bool = True,
-                 outputs=None, progress: bool = True, window: tuple | None = None) -> dict:
-    """Run each sample of ``events`` [samples, steps, n_axons] on the board behind ``link`` and
-    compare every step's spikes and the final membrane of the ``outputs`` (default: the classifier's)
-    with the twin, bit for bit. The board is identified and checked first, and loaded with ``net``
-    unless ``load`` is false (a bitstream with it baked in). With ``labels``, the classification
-    accuracy too, counting the outputs' spikes in the steps of ``window`` (start, stop; all by
-    default). Returns the report (``bit_exact``, ``mismatches`` naming sample, step and neuron,
-    ``spike_counts``: each sample's spikes on the board and in the twin); a run stopped by Ctrl-C
-    returns the samples done, with ``interrupted`` set."""
-    from tqdm import tqdm
-
-    from .fixedpoint import from_word
-    from .train import predict
-    from .twin import simulate
-
-    config = net.config
-    outputs = np.array(net.meta["outputs"] if outputs is None else outputs)
-    ident = link.check(config)
-    if load:
-        link.load(net, progress=progress)
-    link.errors(clear=True)
-    membrane = config.neuron_model.membrane
-    v_addrs = [config.address(config.state_fields[membrane], int(j)) for j in outputs]
-    twin = simulate(config, net, events)
-    n = len(events)
-    correct, mismatches, done, counts = 0, [], 0, []
-    try:
-        for i in tqdm(range(n), desc="samples", disable=not progress):
-            link.reset()
-            spikes = link.run(event_sequences(events[i]), config.n_neurons)
-            v_out = np.array([from_word(w, config.data_bits, True) for w in link.read(v_addrs)])
-            diff = np.argwhere(spikes != twin.spikes[i])
-            counts.append([int(spikes.sum()), int(twin.spikes[i].sum())])
-            if diff.size or (v_out != getattr(twin.state, membrane)[i, outputs]).any():
-                step, neuron = (int(diff[0][0]), int(diff[0][1])) if diff.size else (-1, -1)
-                mismatches.append({"sample": i, "step": step, "neuron": neuron, "differences": int(len(diff))})
-                tqdm.write(f"sample {i}: board and twin differ (first at step {step}, neuron {neuron}; "
-                           f"{len(diff)} in all)")
-            if labels is not None:
-                counted = spikes[slice(*window) if window else slice(None)]
-                correct += int(predict(counted[:, outputs].sum(0), v_out) == labels[i])
-            done += 1
-    except KeyboardInterrupt:                # the samples done so far are the report
-        interrupted = True
-    else:
-        interrupted = False
-    report = {"samples": done, "bit_exact": done - len(mismatches), "mismatches": mismatches,
-              "error_flags": None if interrupted else link.errors(), "board": ident,
-              "spike_counts": counts}
-    if interrupted:
-        report["interrupted"] = True
-    if labels is not None:
-        report["accuracy"] = correct / done if done else None
-    return report

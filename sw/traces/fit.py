@@ -1,18 +1,6 @@
-"""Membrane-voltage recordings of DPI neurons: read them, and fit a neuron's biases to them.
-
-A mixed-signal chip's neuron is characterised from an oscilloscope recording of its membrane
-voltage while a protocol drives it (DC steps, or spikes into one synapse type). The recorded
-voltage is the circuit's membrane current seen through a subthreshold transistor,
-``V = V_offset + (U_T / kappa) ln(I_mem / I0)``, so :func:`fit_trace` runs the float DPI
-reference (:mod:`spiketwin.dpi`) on the protocol and adjusts the neuron's biases (``I_tau``,
-``I_g``, ``I_thr``, every unknown DC level or synaptic weight, optionally ``t_ref``) and the
-recording's offset until the voltage agrees with the whole trace (rise, plateau, decay) and the
-spike times agree, by Levenberg-Marquardt least squares with 95% intervals from the Jacobian.
-:func:`fit_traces` fits many recordings at once and gives the spread of the fitted values as a
-:class:`~spiketwin.profile.MismatchProfile`. ``docs/dpi-calibration.md`` has the details.
-
-Readers: a plain CSV (time in s, voltage in V) and the Tektronix TDS/DPO CSV export.
-"""
+"""A DPI neuron's biases fitted to recordings of it (:func:`fit_trace`, :func:`fit_traces`):
+Levenberg-Marquardt least squares on the voltage and the spike times, 95% intervals from the
+Jacobian, and the spread of many fits as a mismatch profile."""
 
 from __future__ import annotations
 
@@ -22,289 +10,24 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
-from .dpi import SYNAPSES, DPIConstants, DPIParams, simulate
-from .errors import InvalidValue
-from .outputs import write_text
-from .profile import MismatchProfile, ParameterCV
+from ..dpi import DPIConstants, DPIParams
+from ..errors import InvalidValue
+from ..profile import MismatchProfile, ParameterCV
+from .files import Trace
+from .protocol import CONSTANTS, NOMINAL, Protocol, sample_index, simulate_protocol
 
-__all__ = ["Trace", "read_trace", "write_csv_trace", "write_tektronix_trace", "Protocol", "simulate_protocol",
-           "trace_voltage", "synthetic_trace", "TraceFit", "fit_trace", "fit_traces", "FITTED", "chip_params"]
+__all__ = ["FITTED", "TraceFit", "fit_trace", "fit_traces", "chip_params"]
+
 
 FITTED = ("I_tau", "I_g", "I_thr")          # always fitted
-TEKTRONIX_KEYS = ("Record Length", "Sample Interval", "Trigger Point", "Source", "Vertical Units", "Vertical Scale",
-                  "Vertical Offset", "Horizontal Units", "Horizontal Scale", "Pt Fmt", "Yzero", "Probe Atten",
-                  "Model Number", "Serial Number", "Firmware Version")
-TEKTRONIX_HEADER_LINES = 18                 # the metadata columns' lines (the last three with empty names)
-NOMINAL, CONSTANTS = DPIParams(), DPIConstants()   # the defaults: the reference's nominal neuron and process
+
+
 UNIDENTIFIED = math.log(1e3) / 2      # a 95% interval wider than a factor of 1000: the trace does not fix the value
+
+
 PROFILE_WIDTH = 2.0                   # a chip's spread counts the values whose interval is within a factor of 2
-
-
-# --- recordings -----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Trace:
-    """One recording: times (s, from its first sample) and voltages (V)."""
-
-    t: np.ndarray
-    v: np.ndarray
-    source: str = ""
-    meta: dict = field(default_factory=dict)
-
-    @property
-    def sample_interval(self) -> float:
-        return float(np.median(np.diff(self.t)))
-
-
-def _checked(path, t: list, v: list, lines: list, meta: dict | None = None) -> Trace:
-    t, v = np.asarray(t, float), np.asarray(v, float)
-    if len(t) < 3:
-        raise InvalidValue(f"{path}: {len(t)} sample(s); a trace needs at least 3")
-    bad = np.flatnonzero(~np.isfinite(t) | ~np.isfinite(v))
-    if bad.size:
-        raise InvalidValue(f"{path}:{lines[bad[0]]}: time and voltage must be finite numbers")
-    back = np.flatnonzero(np.diff(t) <= 0)
-    if back.size:
-        raise InvalidValue(f"{path}:{lines[back[0] + 1]}: time {t[back[0] + 1]:g} s does not follow "
-                           f"{t[back[0]]:g} s (times must increase)")
-    return Trace(t - t[0], v, str(path), meta or {})
-
-
-def read_trace(path) -> Trace:
-    """A recording from a plain CSV (two columns, time in s and voltage in V, an optional header
-    line, ``#`` comments) or a Tektronix TDS/DPO CSV export (told apart by its first line)."""
-    path = Path(path)
-    try:
-        lines = path.read_text().splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise InvalidValue(f"{path}: cannot read it as text ({e})") from None
-    if not lines:
-        raise InvalidValue(f"{path}: the file is empty")
-    if lines[0].split(",")[0].strip().strip('"') in TEKTRONIX_KEYS:
-        return _read_tektronix(path, lines)
-    return _read_plain(path, lines)
-
-
-def _read_plain(path, lines) -> Trace:
-    rows, first = [], True
-    for number, line in enumerate(lines, 1):
-        cols = [c.strip() for c in line.split(",")]
-        while cols and cols[-1] == "":
-            cols.pop()
-        if not cols or cols[0].startswith("#"):
-            continue
-        try:
-            if len(cols) != 2:
-                raise ValueError
-            rows.append((number, float(cols[0]), float(cols[1])))
-        except ValueError:
-            if not first:
-                raise InvalidValue(f"{path}:{number}: expected 'time (s), voltage (V)', not {line!r}") from None
-        first = False                          # only the first line may be a header
-    return _checked(path, [r[1] for r in rows], [r[2] for r in rows], [r[0] for r in rows])
-
-
-def _read_tektronix(path, lines) -> Trace:
-    meta, t, v = {}, [], []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        cols = [c.strip().strip('"') for c in line.split(",")]
-        if len(cols) < 5:
-            raise InvalidValue(f"{path}:{number}: a Tektronix line is 'name,value,,time,voltage,', not {line!r}")
-        if cols[0]:
-            if number > TEKTRONIX_HEADER_LINES:
-                raise InvalidValue(f"{path}:{number}: metadata {cols[0]!r} after line {TEKTRONIX_HEADER_LINES}")
-            meta[cols[0]] = cols[1]
-        try:
-            t.append(float(cols[3]))
-            v.append(float(cols[4]))
-        except ValueError:
-            raise InvalidValue(f"{path}:{number}: time and voltage must be numbers, not {cols[3]!r}, "
-                               f"{cols[4]!r}") from None
-    for key, unit in (("Vertical Units", "V"), ("Horizontal Units", "s")):
-        if meta.get(key) != unit:
-            raise InvalidValue(f"{path}: {key} is {meta.get(key)!r}; a membrane trace is in V over s")
-    trace = _checked(path, t, v, list(range(1, len(lines) + 1)), meta)
-    try:
-        length, interval = int(float(meta["Record Length"])), float(meta["Sample Interval"])
-    except (KeyError, ValueError) as e:
-        raise InvalidValue(f"{path}: no readable Record Length and Sample Interval ({e})") from None
-    if length != len(trace.t):
-        raise InvalidValue(f"{path}: Record Length says {length} samples, the file has {len(trace.t)}")
-    if not math.isclose(trace.sample_interval, interval, rel_tol=1e-3):
-        raise InvalidValue(f"{path}: Sample Interval says {interval:g} s, the samples are "
-                           f"{trace.sample_interval:g} s apart")
-    return trace
-
-
-def write_csv_trace(path, trace: Trace) -> Path:
-    """A trace as a plain CSV: a header line, then time (s), voltage (V)."""
-    path = Path(path)
-    write_text(path, "time_s,voltage_v\n" + "".join(f"{t:.9g},{v:.9g}\n" for t, v in zip(trace.t, trace.v,
-                                                                                          strict=True)))
-    return path
-
-
-def write_tektronix_trace(path, trace: Trace, trigger: int | None = None) -> Path:
-    """A trace in the layout of a Tektronix TDS/DPO CSV export (no header row; metadata in columns
-    0-1 of the first 18 lines; time relative to the trigger sample, default the middle one)."""
-    n, interval = len(trace.t), trace.sample_interval
-    trigger = n // 2 if trigger is None else trigger
-    values = [str(n), f"{interval:.6e}", str(trigger), "CH1", "V", f"{np.ptp(trace.v) / 8:.2e}", "0.00e+00", "s",
-              f"{interval * n / 10:.2e}", "Y", "0.00e+00", "1.0e+00", "SPIKETWIN", "SYNTHETIC", "FV:0"]
-    names = list(TEKTRONIX_KEYS) + [""] * (TEKTRONIX_HEADER_LINES - len(TEKTRONIX_KEYS))
-    values += [""] * (TEKTRONIX_HEADER_LINES - len(values))
-    rel = trace.t - trace.t[trigger]
-    rows = []
-    for i in range(n):
-        name, value = (names[i], values[i]) if i < TEKTRONIX_HEADER_LINES else ("", "")
-        rows.append(f"{name},{value},,{rel[i]:.12f},{trace.v[i]:.5f},\n")
-    path = Path(path)
-    write_text(path, "".join(rows))
-    return path
-
-
-# --- the protocol -------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Protocol:
-    """What drove the neuron during a recording: DC steps ``(t_on, t_off, I_dc)`` (s from the
-    record's first sample, A; ``I_dc`` None: fitted) and optionally spikes into one synapse type
-    (``{"synapse": "ampa", "times": [...], "count": n, "I_w": A or None}``: ``count`` synapses per
-    spike, the weight fitted when None or absent)."""
-
-    dc_steps: tuple = ()
-    spikes: dict | None = None
-
-    def __post_init__(self):
-        steps = []
-        for k, step in enumerate(self.dc_steps):
-            if not isinstance(step, (list, tuple)) or len(step) != 3:
-                raise InvalidValue(f"dc_steps[{k}] must be [t_on, t_off, I_dc], not {step!r}")
-            t_on, t_off, dc = step
-            if not (_number(t_on) and _number(t_off) and 0 <= t_on < t_off):
-                raise InvalidValue(f"dc_steps[{k}]: need 0 <= t_on < t_off (s), not {t_on!r}, {t_off!r}")
-            if dc is not None and not (_number(dc) and dc >= 0):
-                raise InvalidValue(f"dc_steps[{k}]: I_dc must be a non-negative current (A) or null, not {dc!r}")
-            steps.append((float(t_on), float(t_off), None if dc is None else float(dc)))
-        object.__setattr__(self, "dc_steps", tuple(steps))
-        if self.spikes is not None:
-            s = dict(self.spikes)
-            unknown = set(s) - {"synapse", "times", "count", "I_w"}
-            if unknown:
-                raise InvalidValue(f"spikes: unknown field(s) {sorted(unknown)} (synapse, times, count, I_w)")
-            if s.get("synapse") not in SYNAPSES:
-                raise InvalidValue(f"spikes.synapse must be one of {SYNAPSES}, not {s.get('synapse')!r}")
-            times = np.asarray(s.get("times", []), float)
-            if times.ndim != 1 or not times.size or not np.isfinite(times).all() or (times < 0).any() \
-                    or (np.diff(times) < 0).any():
-                raise InvalidValue("spikes.times must be a non-empty, sorted list of times >= 0 (s)")
-            count = s.get("count", 1)
-            if not isinstance(count, int) or count < 1:
-                raise InvalidValue(f"spikes.count must be a positive integer, not {count!r}")
-            if s.get("I_w") is not None and not (_number(s["I_w"]) and s["I_w"] > 0):
-                raise InvalidValue(f"spikes.I_w must be a positive current (A) or null, not {s['I_w']!r}")
-            s.update(times=times.tolist(), count=count, I_w=s.get("I_w"))
-            object.__setattr__(self, "spikes", s)
-        if not self.dc_steps and self.spikes is None:
-            raise InvalidValue("a protocol needs dc_steps or spikes")
-
-    @classmethod
-    def from_dict(cls, d: dict, source: str = "protocol") -> Protocol:
-        if not isinstance(d, dict) or set(d) - {"dc_steps", "spikes"}:
-            raise InvalidValue(f"{source}: a protocol is {{\"dc_steps\": [...], \"spikes\": {{...}}}}, not "
-                               f"{sorted(d) if isinstance(d, dict) else type(d).__name__}")
-        try:
-            return cls(tuple(d.get("dc_steps", ())), d.get("spikes"))
-        except InvalidValue as e:
-            raise InvalidValue(f"{source}: {e}") from None
-
-    @classmethod
-    def load(cls, path) -> Protocol:
-        try:
-            d = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as e:
-            raise InvalidValue(f"{path}: not a readable protocol JSON ({e})") from None
-        return cls.from_dict(d, str(path))
-
-    def to_dict(self) -> dict:
-        return {"dc_steps": [list(s) for s in self.dc_steps], **({"spikes": self.spikes} if self.spikes else {})}
-
-    @property
-    def unknowns(self) -> tuple:
-        """The names of what the protocol leaves to the fit: ``I_dc_<k>`` per null DC level, the
-        synapse's ``I_w_<type>`` when its weight is not given."""
-        names = [f"I_dc_{k}" for k, (_, _, dc) in enumerate(self.dc_steps) if dc is None]
-        if self.spikes is not None and self.spikes["I_w"] is None:
-            names.append(f"I_w_{self.spikes['synapse']}")
-        return tuple(names)
-
-    @property
-    def onset(self) -> float:
-        """The first time anything drives the neuron (s)."""
-        starts = [s[0] for s in self.dc_steps] + ([self.spikes["times"][0]] if self.spikes else [])
-        return min(starts)
-
-    def inputs(self, steps: int, dt: float, values: dict, n: int):
-        """(dc_input [steps, n], syn_input [steps, n, 4] or None) for :func:`spiketwin.dpi.simulate`,
-        the unknown DC levels taken from ``values`` (arrays over the n neurons)."""
-        times = np.arange(steps) * dt
-        dc = np.zeros((steps, n))
-        for k, (t_on, t_off, level) in enumerate(self.dc_steps):
-            on = (times >= t_on - 1e-12) & (times < t_off - 1e-12)
-            dc += on[:, None] * (np.asarray(values[f"I_dc_{k}"]) if level is None else level)
-        syn = None
-        if self.spikes is not None:
-            syn = np.zeros((steps, n, len(SYNAPSES)))
-            at = np.floor(np.asarray(self.spikes["times"]) / dt + 1e-9).astype(int)
-            np.add.at(syn[:, :, SYNAPSES.index(self.spikes["synapse"])], at[at < steps], self.spikes["count"])
-        return dc, syn
-
-
-def _number(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def simulate_protocol(params: DPIParams, protocol: Protocol, duration: float, dt: float = 2e-4,
-                      constants: DPIConstants = CONSTANTS, values: dict | None = None):
-    """The float DPI reference (every state recorded) for neurons ``params`` driven by ``protocol``
-    over ``duration`` seconds; ``values`` holds the protocol's unknowns (and any bias) by name,
-    arrays over the neurons (as many as the longest of them and ``params`` has)."""
-    values = dict(values or {})
-    n = max([int(np.prod(params.shape)) if params.shape else 1] + [np.size(v) for v in values.values()])
-    bias = {k: v for k, v in values.items() if k in {f.name for f in fields(DPIParams)}}
-    if protocol.spikes is not None and protocol.spikes["I_w"] is not None:
-        bias[f"I_w_{protocol.spikes['synapse']}"] = protocol.spikes["I_w"]
-    p = replace(params.broadcast(n), **{k: np.broadcast_to(np.asarray(v, float), (n,)).copy()
-                                        for k, v in bias.items()})
-    steps = int(math.ceil(duration / dt)) + 1
-    dc, syn = protocol.inputs(steps, dt, values, n)
-    return simulate(p, steps, dt, syn_input=syn, constants=constants, record=True, dc_input=dc)
-
-
-def _sample_index(t: np.ndarray, dt: float) -> np.ndarray:
-    """The recorded step whose state a sample at time ``t`` sees (state after step k is at (k+1) dt;
-    -1: the initial state)."""
-    return np.rint(np.asarray(t) / dt).astype(int) - 1
-
-
-def trace_voltage(result, t: np.ndarray, offset, constants: DPIConstants = CONSTANTS) -> np.ndarray:
-    """The membrane voltage [samples, n] a recording at times ``t`` shows of ``result``'s neurons:
-    ``offset + (U_T / kappa) ln(I_mem / I0)``."""
-    idx = _sample_index(t, result.dt)
-    I = np.where(idx[:, None] >= 0, result.I_mem[np.maximum(idx, 0)], constants.I0)
-    return np.asarray(offset) + constants.U_T / constants.kappa * np.log(I / constants.I0)
-
-
-def synthetic_trace(params: DPIParams, protocol: Protocol, duration: float, sample_interval: float = 1e-3,
-                    offset: float = 0.3, noise: float = 2e-3, seed: int = 0, dt: float = 2e-4,
-                    constants: DPIConstants = CONSTANTS, values: dict | None = None) -> Trace:
-    """What an oscilloscope would record of one neuron ``params`` under ``protocol``: the float
-    reference's voltage every ``sample_interval`` s, plus ``offset`` and Gaussian ``noise`` (V)."""
-    result = simulate_protocol(params, protocol, duration, dt, constants, values)
-    t = np.arange(0.0, duration + sample_interval / 2, sample_interval)
-    v = trace_voltage(result, t, offset, constants)[:, 0]
-    return Trace(t, v + np.random.default_rng(seed).normal(0.0, noise, v.shape), "synthetic")
 
 
 # --- fitting ----------------------------------------------------------------------------------------------
@@ -373,7 +96,7 @@ class _Problem:
         if self.subthreshold and drops.size:        # away from the spikes and the fast rise into them
             mask[drops[0] - 1:] = False
             mask &= v < offset + self.SUBTHRESHOLD * (np.percentile(v, 99.5) - offset)
-        return {"idx": _sample_index(tr.t, self.dt), "v": v, "mask": mask, "drops": drops,
+        return {"idx": sample_index(tr.t, self.dt), "v": v, "mask": mask, "drops": drops,
                 "t_spikes": (tr.t[drops - 1] + tr.t[drops]) / 2, "sigma_t": tr.sample_interval / math.sqrt(12),
                 "offset": offset, "t_end": float(tr.t[-1]), "v_top": float(np.percentile(v, 99.5))}
 
@@ -531,6 +254,8 @@ def _grid_start(first: _Problem, theta: np.ndarray, guess: dict) -> np.ndarray:
 
 
 THRESHOLD_GRID = np.concatenate([np.linspace(-0.6, 0.6, 22), [1.0, 1.5, 2.0]])   # log10 factors around the guess
+
+
 SILENT_GRID = np.linspace(0.0, 2.0, 25)              # and above the nominal threshold, for a neuron that never fires
 
 
@@ -556,8 +281,6 @@ def _levenberg_marquardt(problem: _Problem, theta: np.ndarray, max_iter: int, pr
     """Every trace's θ minimised by damped Gauss-Newton steps, the Jacobians by central differences,
     all traces' trial vectors in one batched run per iteration: (θ, the last (J, r) of each, the
     iterations each took, whether each converged)."""
-    from tqdm import tqdm
-
     n, p = theta.shape
     lam = np.full(n, 1e-2)
     done = np.zeros(n, bool)
