@@ -6,8 +6,10 @@
 (a) The board model (``link.BoardModel``) fed fuzzed frames: random bytes, bit flips of valid
     frames, truncations, wrong CRCs, unknown opcodes, oversize frames, valid frames to addresses out
     of range, and protocol 1.0's undetected class built on purpose (the closing END turned into 0x00,
-    zero bytes after it). Each fuzzed frame is followed by an IDENTIFY, and every 50 by a read-back
-    of the whole core checked against a shadow board that received only the frames as sent.
+    zero bytes after it), line noise cut off mid-escape before a flushing END, and valid requests (so
+    configuration writes land between runs with spikes pending). Each fuzzed frame is followed by an
+    IDENTIFY, and every 50 by a read-back of the whole core checked against a shadow board that
+    received only the frames as sent.
     Counted: frames tried, refused (NACK), executed as sent, executed other than as sent
     (undetected corruptions), hangs (no answer to the IDENTIFY after) and recoveries (an answer
     after one more END).
@@ -16,12 +18,15 @@
 (c) The simulated board killed (SIGKILL) while ``spiketwin run`` loads it: how long the host takes to
     exit, its exit status and its message.
 (d) Mutated network files (truncated, bytes overwritten or inserted, arrays swapped for unsigned,
-    bool or out-of-range ones, meta naming neurons the core lacks): refused in one line, accepted
-    unchanged, accepted changed, or a traceback.
+    bool or out-of-range ones, meta naming neurons the core lacks, a version downgraded under a stale
+    checksum, .npy headers claiming up to 2**40 values, out-of-range values under a recomputed
+    checksum): refused in one line, accepted unchanged, accepted changed, or a traceback.
 
 Targets (issue 18): (a) at least 10^5 frames and (b) 2,000, with 0 frames executed other than as
 sent and 0 hangs; (c) the host exits within its timeout with a one-line message; (d) every changed
-file refused, none accepted changed, no traceback.
+file refused, none accepted changed, no traceback. Issue 39 added the classes of line noise cut off
+mid-escape, valid requests (writes between runs) and, for files, version downgrades, huge headers and
+recomputed checksums: the same targets hold for them.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from spiketwin.host import network_writes, state_read_addresses
 from spiketwin.link.board import BoardModel
 from spiketwin.link.protocol import (
     END,
+    ESC,
     MAX_FRAME,
     FrameDecoder,
     Opcode,
@@ -61,7 +67,7 @@ from spiketwin.link.protocol import (
     write_payload,
     write_requests,
 )
-from spiketwin.netfile import load_network
+from spiketwin.netfile import checksum, load_network
 from spiketwin.network import NetworkFileError
 
 CONFIG = CoreConfig(8, 16, lanes=2, max_axon_events=6)
@@ -109,7 +115,7 @@ def valid_request(rng) -> bytes:
 
 
 FAULTS = ("random bytes", "bit flips", "truncated", "wrong CRC", "unknown opcode", "oversize", "out-of-range address",
-          "END to 0x00 + zeros")
+          "END to 0x00 + zeros", "noise ending in ESC, END", "END ESC END", "valid request")
 
 
 def fuzzed(rng, fault: str) -> tuple[bytes, bytes | None]:
@@ -140,6 +146,13 @@ def fuzzed(rng, fault: str) -> tuple[bytes, bytes | None]:
         bad = int(rng.integers(1 << CONFIG.addr_bits, 1 << 32))
         content = request_content(Opcode.WRITE, write_payload(bad, [1, 2, 3]))
         return encode_frame(seal(content)), content                  # executed as sent: BAD_ADDRESS raised
+    if fault == "noise ending in ESC, END":         # line noise cut off mid-escape, then a host's flushing END
+        noise = rng.integers(0, 256, rng.integers(0, 6)).astype(np.uint8).tobytes().replace(bytes([END]), b"")
+        return noise + bytes([ESC, END]) + wire, content
+    if fault == "END ESC END":
+        return bytes([END, ESC, END]) + wire, content
+    if fault == "valid request":                      # a differential run: writes between runs among them
+        return wire, content
     # protocol 1.0's class: the closing END hit by noise reads 0x00, and zeros follow
     return wire[:-1] + bytes([0x00]) * int(rng.integers(1, 9)) + bytes([END]), content
 
@@ -321,7 +334,8 @@ def mutated_files(original: Path, rng, count: int):
 
     net = load_network(original)
     kinds = ("truncate", "overwrite", "insert", "delete", "zero range", "append", "array in range", "uint64",
-             "bool", "out of range", "meta outputs", "format_version array")
+             "bool", "out of range", "meta outputs", "format_version array", "version downgrade", "huge header",
+             "out of range, checksum recomputed")
     for i in range(count):
         kind = kinds[i % len(kinds)]
         data = bytearray(raw)
@@ -360,6 +374,22 @@ def mutated_files(original: Path, rng, count: int):
         elif kind == "meta outputs":
             meta = dict(net.meta, outputs=[0, net.config.n_neurons + 5])
             yield kind, rezip({"meta.npy": npy(np.array(json.dumps(meta)))})
+        elif kind == "version downgrade":                 # a changed weight, the stale checksum, version 1
+            w = net.weights.copy()
+            w[tuple(rng.integers(0, s) for s in w.shape)] ^= 1
+            yield kind, rezip({"weights.npy": npy(w), "format_version.npy": npy(np.array(1))})
+        elif kind == "huge header":                       # a header claiming up to 2**40 values
+            head = io.BytesIO()
+            shape = (int(2 ** rng.integers(30, 41)),)
+            np.lib.format.write_array_header_1_0(head, {"descr": "<i8", "fortran_order": False, "shape": shape})
+            body = members["weights.npy"][members["weights.npy"].index(b"\n") + 1:]
+            yield kind, rezip({"weights.npy": head.getvalue() + body})
+        elif kind == "out of range, checksum recomputed":   # a checksum made for the damage: the values
+            th = net.threshold.copy()                          # themselves are refused
+            th[int(rng.integers(len(th)))] = int(rng.choice([1 << 20, -(1 << 20)]))
+            with np.load(io.BytesIO(rezip({"threshold.npy": npy(th)}))) as data:
+                arrays = {k: data[k] for k in data.files if k not in ("format_version", "checksum")}
+            yield kind, rezip({"threshold.npy": npy(th), "checksum.npy": npy(np.array(checksum(arrays)))})
         else:
             yield kind, rezip({"format_version.npy": npy(np.array([2, 2]))})
 

@@ -105,7 +105,7 @@ def _build_failure(timing_log: Path, board: str) -> str:
     if missed:
         clock, f = missed[0]
         return (f"{board}: post-route fmax {f['mhz']:.1f} MHz misses the {f['target_mhz']:g} MHz clock {clock!r}; "
-                f"build with --clock-mhz auto (a clock it meets), a lower --clock-mhz, or --seeds K")
+                f"build with `clock_mhz` auto (a clock it meets), a lower `clock_mhz`, or `seeds` K")
     return f"{board}: the Yosys/nextpnr flow failed; its log is in {timing_log.parent}"
 
 
@@ -150,7 +150,7 @@ def build_linked(config, net, board: str, out: Path, baud: int, clock_mhz="auto"
         try:
             target = float(clock_mhz)
         except ValueError:
-            raise InvalidValue(f"--clock-mhz must be 'auto', 'board' or a frequency in MHz, "
+            raise InvalidValue(f"`clock_mhz` must be 'auto', 'board' or a frequency in MHz, "
                                f"not {clock_mhz!r}") from None
         return build(spec.pll(target, f_in), allow_timing_fail)
     first = build(spec.pll(spec.target_mhz, f_in), True)
@@ -180,7 +180,7 @@ def plan_core(board: str, network=None, axons: int | None = None, neurons: int |
     spec = get_board(board)
     if network is not None:
         if lanes is not None:
-            raise InvalidValue("--lanes cannot change a --model's core; train or export it with the lanes you want")
+            raise InvalidValue("`lanes` cannot change a `network`'s core; train or export it with the lanes you want")
         config, note = network.config, "baked in"
         if spec.block_rams_needed(config, True) > spec.block_rams and spec.weights_fit_spram(config):
             network, note = None, "weights in SPRAM, loaded over the link"
@@ -248,7 +248,7 @@ def build_seeds(board: str, out: Path, seeds: list[int], network=None, axons=Non
     from spiketwin.distributed import run_jobs
 
     if not seeds:
-        raise InvalidValue("--seeds must be at least 1")
+        raise InvalidValue("`seeds` must be at least 1")
     spec = get_board(board)
     config, _, _ = plan_core(board, network, axons, neurons, lanes, model, rounding)   # refuse early
     log(f"building for {board}: {config.model.upper()} core, {config.n_axons} axons x {config.n_neurons} neurons, "

@@ -55,7 +55,7 @@ class LinkTop(Elaboratable):
         error = abs(clk_hz / cpb - self.baud) / self.baud
         if error > MAX_BAUD_ERROR:
             raise InvalidValue(f"a {clk_hz / 1e6:g} MHz clock comes no closer than {100 * error:.1f}% to {self.baud} "
-                               f"baud (at most {100 * MAX_BAUD_ERROR:g}%): choose a --baud or --clock-mhz that divide "
+                               f"baud (at most {100 * MAX_BAUD_ERROR:g}%): choose a `baud` or `clock_mhz` that divide "
                                f"evenly")
         return cpb
 

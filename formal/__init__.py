@@ -140,7 +140,7 @@ class Result:
         if self.unreached:
             return f"{head}: cover never reached: {', '.join(self.unreached)}"
         if self.status == "TIMEOUT":
-            return f"{head}: no verdict within the time limit (--timeout), see {self.log}"
+            return f"{head}: no verdict within the time limit (the timeout), see {self.log}"
         if self.status == "ERROR":
             return f"{head}: no verdict, see {self.log}"
         return head
@@ -171,7 +171,7 @@ def jobs(component: str | None = None, depth: int | None = None) -> list[Job]:
     out = [j for mod in _modules() for j in mod.jobs() if component in (None, j.component)]
     if depth is not None:
         if depth < 1:
-            raise UserError(f"--depth must be at least 1, not {depth}")
+            raise UserError(f"`depth` must be at least 1, not {depth}")
         out = [replace(j, depth=depth) if j.mode == "bmc" else j for j in out]
     return out
 

@@ -100,7 +100,10 @@ def receiver_harness(crc_check: bool = True) -> Checks:
         m.d.sync += [stored.eq(0), crc.eq(CRC_INIT)]
     c.require(~rx.wr_en | (got & ~busy), "a byte is stored only when one arrived and no request runs")
     c.require(~rx.wr_en | (rx.wr_addr == stored), "a frame's bytes are stored from address 0 on, in order")
-    c.require(~rx.done | got_end, "a frame is reported only at its END")
+    c.require(~rx.done | got_end | (~got & ~busy), "a frame is reported at its END, or (one dropped while busy) "
+                                                   "in a cycle without a byte once no request runs")
+    late = c.past(rx.done & ~got_end, "late")
+    c.require(~late | (rx.status == Status.OVERRUN), "a report outside an END is an OVERRUN")
     reported, frame_crc, frame_length = (c.past(rx.done, "reported"), c.past(crc, "frame_crc"),
                                          c.past(stored, "frame_length"))
     ok = rx.status == Status.OK
@@ -112,6 +115,7 @@ def receiver_harness(crc_check: bool = True) -> Checks:
     c.cover(reported & (rx.status == Status.BAD_CRC), "a frame with a bad CRC")
     c.cover(reported & (rx.status == Status.BAD_ESCAPE), "a frame with a bad escape")
     c.cover(reported & (rx.status == Status.OVERRUN), "a frame overrun by a request")
+    c.cover(late, "a frame dropped whole while busy, answered after")
     c.cover(rx.wr_en & (rx.wr_data == END), "an escaped END stored")
     return c
 

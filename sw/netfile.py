@@ -72,22 +72,36 @@ _DAMAGED = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyEr
             NotImplementedError, struct.error)
 
 
+#: The largest string member (config, meta, checksum) a network file may hold.
+MAX_TEXT_BYTES = 16 << 20
+#: Deflate's largest expansion: a member claiming more than this times its compressed size is damaged.
+MAX_DEFLATE_RATIO = 1032
+
+
 def _read_arrays(path_arg, path) -> dict:
     """Every array of the file, read now (numpy reads an .npz lazily), or one line naming the file.
-    The archive must end the file: a network file is written whole, so bytes after its end record
-    (which a zip reader would skip) mean it was changed."""
+
+    Nothing is allocated from a claim the file cannot back: each member's ``.npy`` header must
+    describe exactly the bytes the member holds (a stored member's as many as it occupies, a
+    compressed one's within deflate's reach), and when the configuration can be read first, each
+    array's shape must be the core's. The archive must end the file: a network file is written
+    whole, so bytes after its end record (which a zip reader would skip) mean it was changed."""
     raw = Path(path_arg).read_bytes() if isinstance(path_arg, (str, Path)) else path_arg.read()
     end = raw.rfind(b"PK\x05\x06")
     if end >= 0 and len(raw) != end + 22:
         raise NetworkFileError(f"{path}: not a readable network file ({len(raw) - end - 22} bytes after the end "
                                f"of the archive)")
     try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as z:
+            headers = {info.filename.removesuffix(".npy"): _npy_header(z, info, path) for info in z.infolist()}
+        _check_local_headers(raw, path)
         with np.load(io.BytesIO(raw), allow_pickle=False) as data:
             if not isinstance(data, np.lib.npyio.NpzFile):
                 raise NetworkFileError(f"{path}: not a network file (an .npz archive of arrays)")
-            arrays = {key: data[key] for key in data.files}
-        _check_local_headers(raw, path)
-        return arrays
+            config = _early_config(data, headers)
+            if config is not None:
+                _check_shapes(config, headers, path)
+            return {key: data[key] for key in data.files}
     except NetworkFileError:
         raise
     except FileNotFoundError:
@@ -96,6 +110,62 @@ def _read_arrays(path_arg, path) -> dict:
         reason = "it holds pickled objects" if "pickle" in str(e) else (str(e).splitlines()[0] if str(e) else
                                                                          type(e).__name__)
         raise NetworkFileError(f"{path}: not a readable network file (damaged or not an .npz: {reason})") from None
+
+
+def _npy_header(z: zipfile.ZipFile, info: zipfile.ZipInfo, path) -> tuple:
+    """(shape, dtype) of a member's ``.npy`` header, refused unless it describes the member's bytes."""
+    def damaged(why):
+        return NetworkFileError(f"{path}: not a readable network file ({info.filename}: {why})")
+
+    if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
+        raise damaged(f"stored as {info.compress_size} bytes but said to hold {info.file_size}")
+    if info.file_size > MAX_DEFLATE_RATIO * info.compress_size + 1024:
+        raise damaged(f"{info.compress_size} compressed bytes cannot hold {info.file_size}")
+    with z.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise damaged(f".npy version {version[0]}.{version[1]}")
+        start = f.tell()
+    if dtype.hasobject:
+        raise damaged("it holds pickled objects")
+    size = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if size != info.file_size - start:
+        raise damaged(f"its header claims {size} bytes of data, the member holds {info.file_size - start}")
+    if dtype.kind == "U" and size > MAX_TEXT_BYTES:
+        raise damaged(f"{size} bytes of text, over the {MAX_TEXT_BYTES} a network file's text takes")
+    return tuple(shape), dtype
+
+
+def _early_config(data, headers: dict):
+    """The file's configuration when it can be read (a checked, modest text), else None: the
+    arrays' shapes are then checked against it before they are read."""
+    shape, dtype = headers.get("config", ((1,), np.dtype(int)))
+    if shape != () or dtype.kind != "U":
+        return None
+    try:
+        return CoreConfig.from_dict(json.loads(data["config"].item()))
+    except (TypeError, ValueError, KeyError, AttributeError):
+        return None
+
+
+def _check_shapes(config: CoreConfig, headers: dict, path) -> None:
+    """Each array member's shape as the core's (:meth:`NetworkRecord.expected_shape`), and no other
+    member larger than the largest of them."""
+    kind = config.neuron_model.network
+    probe = object.__new__(kind)            # a record with only its configuration, to ask the shapes
+    probe.config = config
+    names = [f.name for f in fields(kind) if f.name not in ("config", "meta")]
+    largest = max(int(np.prod(probe.expected_shape(name))) * 8 for name in names)
+    for name, (shape, dtype) in headers.items():
+        if name in names and shape != probe.expected_shape(name):
+            raise NetworkFileError(f"{path}: {name}: shape {shape} does not match the core, expected "
+                                   f"{probe.expected_shape(name)}")
+        if name not in names and dtype.kind != "U" and int(np.prod(shape, dtype=object)) * dtype.itemsize > largest:
+            raise NetworkFileError(f"{path}: the array {name!r} ({shape}) is larger than any array of the core")
 
 
 _LOCAL_HEADER = struct.Struct("<4s5H3L2H")       # signature, version, flags, method, time, date, CRC, sizes, lengths
@@ -143,9 +213,9 @@ def load_network(path, name=None):
     if version not in READABLE_VERSIONS:
         raise NetworkFileError(f"{path}: format_version {version} is not supported "
                                f"(this spiketwin reads {', '.join(map(str, READABLE_VERSIONS))})")
-    if version >= 2:
-        if "checksum" not in stored:
-            raise NetworkFileError(f"{path}: missing the array 'checksum'")
+    if version >= 2 and "checksum" not in stored:
+        raise NetworkFileError(f"{path}: missing the array 'checksum'")
+    if "checksum" in stored:                # whatever the version says: a version 1 file has none
         content = {k: v for k, v in stored.items() if k not in ("format_version", "checksum")}
         if _scalar(stored, "checksum", "U", path) != checksum(content):
             raise NetworkFileError(f"{path}: the checksum does not match the contents: the file was changed "

@@ -11,7 +11,7 @@ LIF model, also under their earlier names
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -244,7 +244,8 @@ class CoreModel:
     (:func:`power_up_network`). Configuration writes and reads word for word (an unmapped address
     raises ``BAD_ADDRESS``, and a read of one answers 0; a word is cut to its field's width as the
     memories do), steps with events in sending order (:func:`admit_events`: the same drops and
-    flags) and the spikes they produce, with state and pending spikes carried from step to step.
+    flags) and the spikes they produce, with the state carried from run to run and a run's last
+    spikes already in the accumulators (as the gateware replays them when their step ends).
     """
 
     def __init__(self, config: CoreConfig, network: Network | None = None):
@@ -256,6 +257,7 @@ class CoreModel:
         else:
             self.network = power_up_network(config)
         self.state = zero_state(config)
+        self._carried = None          # the last step's spikes through the recurrent weights, as accumulated
         self.errors = ErrorFlag(0)
 
     def _field(self, addr: int) -> tuple[Region, int, np.ndarray, int, bool] | None:
@@ -280,8 +282,9 @@ class CoreModel:
         if region == Region.CONTROL:
             if word & Control.CLEAR_ERRORS:
                 self.errors = ErrorFlag(0)
-            if word & Control.CLEAR_STATE:
+            if word & Control.CLEAR_STATE:                 # the state and the accumulators
                 self.state = zero_state(self.config)
+                self._carried = None
             return
         if region == Region.WEIGHT:
             self.network.set_weight_word(index, word)
@@ -302,9 +305,27 @@ class CoreModel:
         return fx.to_word(value, self.config.data_bits)
 
     def run(self, sequences) -> np.ndarray:
-        """Steps with ``sequences[t]`` the axon indices sent in step t; spikes [steps, n_neurons]."""
-        counts, flags = admit_events(self.config, sequences)
+        """Steps with ``sequences[t]`` the axon indices sent in step t; spikes [steps, n_neurons].
+
+        As in the gateware, the spikes of a run's last step reach the accumulators as that step
+        ends, through the weights of that moment (``docs/memory-map.md``, writes between steps): a
+        weight written before the next run acts on later spikes only."""
+        c, net = self.config, self.network
+        counts, flags = admit_events(c, sequences)
         self.errors |= flags
-        result = simulate(self.config, self.network, counts, state=self.state)
-        self.state = result.state
-        return result.spikes
+        spikes = np.zeros((len(counts), c.n_neurons), bool)
+        if not len(counts):
+            return spikes
+        planes = c.neuron_model.weight_planes(net)
+        acc = _accumulate([_Accumulator(c, w[:c.n_axons]) for w in planes], counts[0])
+        if self._carried is not None:
+            acc = acc + self._carried
+        spikes[0], state = c.neuron_model.step(c, net, self.state, acc)
+        if len(counts) > 1:
+            rest = simulate(c, net, counts[1:], state=state)
+            spikes[1:], state = rest.spikes, rest.state
+        pending = np.asarray(state.spikes, bool)
+        self._carried = (_accumulate([_Accumulator(c, w[c.n_axons:]) for w in planes], pending)
+                         if pending.any() else None)
+        self.state = replace(state, spikes=np.zeros_like(pending))
+        return spikes

@@ -144,7 +144,7 @@ def test_a_model_too_big_for_block_ram_goes_to_spram_on_the_icebreaker():
     assert config is net.config and baked is None and note == "weights in SPRAM, loaded over the link"
     small = Network.random(CoreConfig(16, 32, lanes=1), 0)
     assert plan_core("icebreaker", small)[1] is small
-    with pytest.raises(ValueError, match="--lanes cannot change a --model's core"):
+    with pytest.raises(ValueError, match="`lanes` cannot change a `network`'s core"):
         plan_core("icebreaker", small, lanes=2)
 
 

@@ -259,3 +259,76 @@ def test_random_networks_cover_the_corners_the_cosimulation_needs():
     assert net.refractory.max() > 0 and net.refractory.min() == 0
     r = simulate(config, net, np.random.default_rng(0).poisson(0.1, (200, 64)), record=True)
     assert {fmt.max_raw, fmt.min_raw} <= set(np.unique(r.v)) and {fmt.max_raw, fmt.min_raw} <= set(np.unique(r.i_syn))
+
+
+def _rewritten(path, out, members: dict, compression=None):
+    """``path``'s archive with ``members`` (name -> .npy bytes, or an array) put in place of its own."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        kept = {n: z.read(n) for n in z.namelist()}
+    for name, value in members.items():
+        if not isinstance(value, bytes):
+            buf = io.BytesIO()
+            np.save(buf, value)
+            value = buf.getvalue()
+        kept[f"{name}.npy"] = value
+    with zipfile.ZipFile(out, "w", compression or zipfile.ZIP_STORED) as z:
+        for name, data in kept.items():
+            z.writestr(name, data)
+    return out
+
+
+@pytest.mark.parametrize("shape", [(2 ** 40,), (2 ** 20, 2 ** 20), (4, 8)])
+def test_a_header_claiming_another_size_is_refused_before_anything_is_allocated(tmp_path, shape):
+    """A member's .npy header that claims 2**40 int64 (8 TiB), or a shape that is not the core's,
+    is refused in one line naming the file: nothing is allocated from it (no MemoryError)."""
+    import zipfile
+
+    path = Network.random(CoreConfig(4, 4), 0).save(tmp_path / "net.npz")
+    with zipfile.ZipFile(path) as z:
+        stored = z.read("weights.npy")
+    data = stored[stored.index(b"\n") + 1:]                 # the weights' bytes after their header
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(head, {"descr": "<i8", "fortran_order": False, "shape": shape})
+    bad = _rewritten(path, tmp_path / "huge.npz", {"weights": head.getvalue() + data})
+    with pytest.raises(NetworkFileError, match=r"huge.npz: ") as e:
+        Network.load(bad)
+    wanted = "claims" if shape != (4, 8) else r"weights: shape (4, 8) does not match the core, expected (8, 4)"
+    assert wanted in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_compressed_member_claiming_terabytes_is_refused(tmp_path):
+    """A deflated member whose directory and local header claim 4 GiB behind a few hundred bytes."""
+    import struct
+    import zipfile
+
+    path = Network.random(CoreConfig(4, 4), 0).save(tmp_path / "net.npz")
+    deflated = _rewritten(path, tmp_path / "deflated.npz", {}, zipfile.ZIP_DEFLATED)
+    assert Network.load(deflated).weights.shape == (8, 4)
+    raw = bytearray(deflated.read_bytes())
+    with zipfile.ZipFile(deflated) as z:
+        info = z.getinfo("weights.npy")
+    entry = raw.index(b"PK\x01\x02")                              # the central entries, in turn
+    while raw[entry + 46:entry + 46 + len(b"weights.npy")] != b"weights.npy":
+        entry = raw.index(b"PK\x01\x02", entry + 4)
+    struct.pack_into("<L", raw, entry + 24, 0xFFFFFFF0)             # its uncompressed size
+    struct.pack_into("<L", raw, info.header_offset + 22, 0xFFFFFFF0)   # and the local header's
+    (tmp_path / "bomb.npz").write_bytes(bytes(raw))
+    with pytest.raises(NetworkFileError, match=r"bomb.npz: not a readable network file \(weights.npy: \d+ "
+                                               r"compressed bytes cannot hold 4294967280\)"):
+        Network.load(tmp_path / "bomb.npz")
+
+
+def test_a_downgraded_version_does_not_switch_the_checksum_off(tmp_path):
+    """format_version rewritten to 1 with the stale checksum still in the file: the checksum is
+    checked all the same (a version 1 file has no checksum member)."""
+    net = Network.random(CoreConfig(4, 4), 0)
+    path = net.save(tmp_path / "net.npz")
+    weights = np.load(path)["weights"].copy()
+    weights[1, 2] ^= 1
+    bad = _rewritten(path, tmp_path / "down.npz", {"weights": weights, "format_version": np.array(1)})
+    with pytest.raises(NetworkFileError, match=r"down.npz: the checksum does not match the contents"):
+        Network.load(bad)
+    with pytest.raises(NetworkFileError, match=r"down2.npz: the checksum does not match the contents"):
+        Network.load(_rewritten(bad, tmp_path / "down2.npz", {"format_version": np.array(2)}))

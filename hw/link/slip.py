@@ -29,7 +29,8 @@ class FrameReceiver(wiring.Component):
     that is not empty), ``done`` pulses for one cycle with ``length`` (bytes stored, CRC included)
     and ``status`` (``Status.OK``, or why the frame is refused) registered until the next frame
     ends. While ``busy`` (a request executes), bytes are dropped and their frame is refused with
-    ``OVERRUN``; an END then resynchronises.
+    ``OVERRUN``; an END then resynchronises. A frame that both arrives and ends while busy is
+    reported (``OVERRUN``) in the first cycle without a byte after the request is done.
 
     Members
     -------
@@ -81,10 +82,13 @@ class FrameReceiver(wiring.Component):
             m.d.comb += crc.start.eq(1)
             m.d.sync += [count.eq(0), full.eq(0), esc.eq(0), bad.eq(Status.OK)]
 
+        owed = Signal()                      # a frame that came and ended while busy: its OVERRUN is owed
         with m.If(valid):
             with m.If(self.busy):
                 with m.If(is_end):
-                    restart()                # a frame that ended while busy is dropped unanswered
+                    with m.If(bad != Status.OK):
+                        m.d.sync += owed.eq(1)   # answered once the request is done (an empty one is not a frame)
+                    restart()
                 with m.Else():
                     m.d.sync += bad.eq(Status.OVERRUN)
             with m.Elif(is_end):
@@ -105,6 +109,9 @@ class FrameReceiver(wiring.Component):
                 m.d.sync += esc.eq(1)
             with m.Else():
                 store()
+        with m.Elif(owed & ~self.busy):          # a cycle without a byte, the request done: the owed report
+            m.d.comb += self.done.eq(1)
+            m.d.sync += [owed.eq(0), self.length.eq(count), self.status.eq(Status.OVERRUN)]
         return m
 
 

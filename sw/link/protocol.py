@@ -251,9 +251,10 @@ class FrameDecoder:
 
     def feed(self, data: bytes):
         for b in data:
-            if b == END:
+            if b == END:                  # every END starts afresh, an escape left open included
                 if self._buf or self._bad is not None:
                     yield self._finish()
+                self._esc = False
                 continue
             if self._esc:
                 self._esc = False
