@@ -32,10 +32,10 @@ from dataclasses import replace
 import numpy as np
 from tqdm import tqdm
 
-from spiketwin.data import load_dataset, rate_encode
+from spiketwin.data import load_dataset
 from spiketwin.digital_twin import ChipInstance, FPGAMismatchModel
 from spiketwin.evaluate import sampled_chip, samples_accuracy, twin_accuracy
-from spiketwin.samples import Samples
+from spiketwin.samples import encoded_samples
 from spiketwin.train import (
     DEFAULT_HIDDEN,
     TrainConfig,
@@ -49,9 +49,7 @@ from spiketwin.train import (
 
 def chip_accuracies(net, ds, profile, chips: int, seed: int, desc: str) -> list[float]:
     """The accuracy of ``chips`` sampled chips (``spiketwin evaluate``'s chips) on the test split."""
-    enc = net.meta["encoding"]
-    events = rate_encode(ds.x_test, enc["steps"], enc["max_rate"], enc["method"], np.random.default_rng(seed))
-    samples = Samples(events, ds.y_test, list(net.meta["outputs"]))
+    samples = encoded_samples(net, ds.x_test, ds.y_test, seed=seed)
     accs = []
     for chip in tqdm(range(chips), desc=desc, leave=False):
         instance, model = sampled_chip(net, profile, chip, seed)

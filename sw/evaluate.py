@@ -8,13 +8,12 @@ import json
 
 import numpy as np
 
-from .data import rate_encode
 from .distributed import run_jobs
 from .errors import InvalidValue
 from .mismatch import FPGAMismatchModel
 from .netfile import network_from_bytes
 from .profile import MAX_PROFILE_CV, MismatchProfile
-from .samples import Samples, test_samples
+from .samples import Samples, encoded_samples, test_samples
 from .twin import Network, simulate
 
 __all__ = ["predict", "predict_on_twin", "classify", "evaluate_on_twin", "twin_accuracy", "samples_accuracy",
@@ -60,9 +59,7 @@ def twin_accuracy(net: Network, x: np.ndarray, labels: np.ndarray, *, seed: int 
     ``meta["encoding"]`` says (seeded); with ``mismatch``, the events re-binned by its clock jitter."""
     if net.meta.get("kind") != "classifier":
         raise InvalidValue("The network is not a trained classifier (its meta has no outputs and encoding)")
-    enc = net.meta["encoding"]
-    events = rate_encode(x, enc["steps"], enc["max_rate"], enc["method"], np.random.default_rng(seed))
-    return samples_accuracy(net, Samples(events, np.asarray(labels), list(net.meta["outputs"])), mismatch=mismatch)
+    return samples_accuracy(net, encoded_samples(net, x, labels, seed=seed), mismatch=mismatch)
 
 
 def samples_accuracy(net: Network, samples: Samples, mismatch: FPGAMismatchModel | None = None) -> float:

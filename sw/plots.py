@@ -244,8 +244,7 @@ def plot_characterization(measured: dict, nominal, path: Path, title: str) -> Pa
     return _save(fig, path)
 
 
-def plot_classifier(net, folder: Path, *, samples, predicted: np.ndarray, seed: int = 0,
-                    n_classes: int | None = None) -> list[Path]:
+def plot_classifier(net, folder: Path, *, samples, predicted: np.ndarray, seed: int = 0) -> list[Path]:
     """A classifier's figures into ``folder``: ``training.png`` (its recorded training curve),
     ``confusion.png`` (``predicted``, the twin's classes of labelled ``samples``, a
     :class:`~spiketwin.samples.Samples`) and ``input.png`` (the first sample as the core receives
@@ -262,7 +261,7 @@ def plot_classifier(net, folder: Path, *, samples, predicted: np.ndarray, seed: 
     method = meta.get("encoding", {}).get("method", "given")
     paths = [plot_confusion(labels, predicted, folder / "confusion.png",
                             f"{name}: Q8.8 twin on the {len(labels)} {samples.source} test samples",
-                            n_classes=n_classes or len(samples.outputs)),
+                            n_classes=len(samples.outputs)),
              plot_input_raster(samples.events[0], folder / "input.png", f"test sample 0 (class {labels[0]}), "
                                f"{method} coding, seed {seed}", image)]
     if meta.get("history"):

@@ -15,7 +15,7 @@ import numpy as np
 from .data import Dataset, Encoding, load_dataset, load_events, rate_encode
 from .errors import InvalidValue
 
-__all__ = ["Samples", "test_samples", "own_samples", "core_events", "core_steps", "layer_spikes"]
+__all__ = ["Samples", "test_samples", "encoded_samples", "own_samples", "core_events", "core_steps", "layer_spikes"]
 
 
 @dataclass(frozen=True)
@@ -61,9 +61,16 @@ def test_samples(net, *, dataset: Dataset | None = None, n: int | None = None, s
     n = total if n is None else n
     if not 1 <= n <= total:
         raise InvalidValue(f"{ds.name} has {total} test samples, not {n}")
-    enc = meta["encoding"]
-    events = rate_encode(ds.x_test[:n], enc["steps"], enc["max_rate"], enc["method"], np.random.default_rng(seed))
-    return Samples(events, ds.y_test[:n], list(meta["outputs"]), None, source=ds.name, images=ds.x_test[:n])
+    return encoded_samples(net, ds.x_test[:n], ds.y_test[:n], seed=seed, source=ds.name)
+
+
+def encoded_samples(net, x: np.ndarray, labels, *, seed: int = 0, source: str = "data file") -> Samples:
+    """Intensities ``x`` [samples, features] for a trained classifier, encoded as its
+    ``meta["encoding"]`` says with ``seed``; ``x`` kept as the samples' images."""
+    enc, meta = net.meta["encoding"], net.meta
+    events = rate_encode(x, enc["steps"], enc["max_rate"], enc["method"], np.random.default_rng(seed))
+    return Samples(events, None if labels is None else np.asarray(labels), list(meta["outputs"]), None,
+                   source=source, images=np.asarray(x))
 
 
 def own_samples(net, path, *, n: int | None = None, outputs=None, encoding: Encoding | None = None) -> Samples:

@@ -111,6 +111,11 @@ class _Accumulator:
         return np.rint(sources.astype(self.dtype) @ self.weights).astype(np.int64)
 
 
+def _accumulators(config: CoreConfig, network, rows: slice) -> list:
+    """One :class:`_Accumulator` per synapse type over the weight rows ``rows`` (axons or neurons)."""
+    return [_Accumulator(config, w[rows]) for w in config.neuron_model.weight_planes(network)]
+
+
 def _accumulate(accumulators: list, sources: np.ndarray) -> np.ndarray:
     """One accumulator's sums (LIF), or each synapse type's stacked on a leading axis (DPI)."""
     if len(accumulators) == 1:
@@ -175,10 +180,9 @@ def _run_reference(config: CoreConfig, network, ev: np.ndarray, steps: int, stat
     n_ax = config.n_axons
     model = config.neuron_model
     batch, given = ev.shape[:2]
-    kinds = model.weight_planes(network)
     update = model.step
-    from_axons = [_Accumulator(config, w[:n_ax]) for w in kinds]
-    from_neurons = [_Accumulator(config, w[n_ax:]) for w in kinds]
+    from_axons = _accumulators(config, network, slice(None, n_ax))
+    from_neurons = _accumulators(config, network, slice(n_ax, None))
     spikes = np.zeros((batch, steps, config.n_neurons), bool)
     names = [f.name for f in fields(state) if f.name != "spikes"]
     traces = {name: np.zeros((batch, steps, config.n_neurons), np.int64) for name in names} if record else None
@@ -316,8 +320,7 @@ class CoreModel:
         spikes = np.zeros((len(counts), c.n_neurons), bool)
         if not len(counts):
             return spikes
-        planes = c.neuron_model.weight_planes(net)
-        acc = _accumulate([_Accumulator(c, w[:c.n_axons]) for w in planes], counts[0])
+        acc = _accumulate(_accumulators(c, net, slice(None, c.n_axons)), counts[0])
         if self._carried is not None:
             acc = acc + self._carried
         spikes[0], state = c.neuron_model.step(c, net, self.state, acc)
@@ -325,7 +328,7 @@ class CoreModel:
             rest = simulate(c, net, counts[1:], state=state)
             spikes[1:], state = rest.spikes, rest.state
         pending = np.asarray(state.spikes, bool)
-        self._carried = (_accumulate([_Accumulator(c, w[c.n_axons:]) for w in planes], pending)
+        self._carried = (_accumulate(_accumulators(c, net, slice(c.n_axons, None)), pending)
                          if pending.any() else None)
         self.state = replace(state, spikes=np.zeros_like(pending))
         return spikes
